@@ -1,0 +1,181 @@
+"""Load the effective configuration: CLI > NOMADE_* environment > TOML file > built-in default.
+
+The TOML file is ``--config``, else ``$NOMADE_CONFIG``, else ``/etc/nomade/nomade.toml`` if it
+exists, else none. Every value is validated against its declaration in ``settings.py``; errors are
+one line naming the file, the key and what was expected.
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from .errors import ConfigError
+from .settings import SETTINGS, Setting
+
+if sys.version_info >= (3, 11):
+    import tomllib as _toml
+else:  # pragma: no cover - exercised on the 3.9 runtime pass
+    import tomli as _toml
+
+SYSTEM_CONFIG = Path("/etc/nomade/nomade.toml")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass
+class Config:
+    values: Dict[str, Any]
+    sources: Dict[str, str]
+    file: Optional[Path] = None
+    _derived: Dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["data_dir"]).expanduser()
+
+    @property
+    def store_path(self) -> Path:
+        p = self.values["store.path"]
+        return Path(p).expanduser() if p else self.data_dir / "nomade.db"
+
+    @property
+    def registry_dir(self) -> Path:
+        p = self.values["model.registry_dir"]
+        return Path(p).expanduser() if p else self.data_dir / "models"
+
+    def spool_dir(self, kind: str) -> Path:
+        p = self.values[f"{kind}.spool_dir"]
+        return Path(p).expanduser() if p else self.data_dir / "spool" / ("hooks" if kind == "hooks" else "samples")
+
+    def as_rows(self):
+        """(name, value, source) for every setting, in declaration order."""
+        return [(s.name, self.values[s.name], self.sources[s.name]) for s in SETTINGS]
+
+
+def default_data_dir() -> str:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return "/var/lib/nomade"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "nomade")
+
+
+def coerce(setting: Setting, raw: Any, where: str) -> Any:
+    """Check/convert one value. Strings (from the environment) are parsed; TOML values must
+    already have the right type (ints are accepted for floats)."""
+    t = setting.type
+    if isinstance(raw, str) and t is not str:
+        text = raw.strip()
+        try:
+            if t is bool:
+                if text.lower() in _TRUE:
+                    return True
+                if text.lower() in _FALSE:
+                    return False
+                raise ValueError(text)
+            return t(text)
+        except ValueError:
+            raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected {_tname(t)}") from None
+    if t is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if t is not bool and isinstance(raw, bool):
+        raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected {_tname(t)}")
+    if not isinstance(raw, t):
+        raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected {_tname(t)}, got {type(raw).__name__}")
+    return raw
+
+
+def _tname(t: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[t]
+
+
+def read_toml(path: Path) -> Dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return _toml.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: config file not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+    except _toml.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid UTF-8 text") from None
+
+
+def _flatten(doc: Mapping[str, Any], path: Path) -> Dict[str, Any]:
+    known = {s.name for s in SETTINGS}
+    sections = {s.section for s in SETTINGS if s.section}
+    flat: Dict[str, Any] = {}
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            if k not in sections:
+                raise ConfigError(f"{path}: unknown section [{k}] (known: {', '.join(sorted(sections))})")
+            for kk, vv in v.items():
+                name = f"{k}.{kk}"
+                if name not in known:
+                    raise ConfigError(f"{path}: unknown key {name} in [{k}]")
+                flat[name] = vv
+        else:
+            if k not in known:
+                raise ConfigError(f"{path}: unknown key {k}")
+            flat[k] = v
+    return flat
+
+
+def config_file_path(explicit: Optional[str], environ: Mapping[str, str]) -> Optional[Path]:
+    if explicit:
+        return Path(explicit)
+    if environ.get("NOMADE_CONFIG"):
+        return Path(environ["NOMADE_CONFIG"])
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None
+
+
+def load_config(
+    config_path: Optional[str] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Config:
+    """Build the effective configuration. ``overrides`` are CLI values keyed by setting name."""
+    environ = os.environ if environ is None else environ
+    path = config_file_path(config_path, environ)
+    file_values = _flatten(read_toml(path), path) if path is not None else {}
+    values: Dict[str, Any] = {}
+    sources: Dict[str, str] = {}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for s in SETTINGS:
+        if s.name in overrides:
+            values[s.name] = coerce(s, overrides[s.name], "command line")
+            sources[s.name] = "command line"
+        elif s.env_var in environ:
+            values[s.name] = coerce(s, environ[s.env_var], f"environment {s.env_var}")
+            sources[s.name] = f"env {s.env_var}"
+        elif s.name in file_values:
+            values[s.name] = coerce(s, file_values[s.name], str(path))
+            sources[s.name] = f"file {path}"
+        else:
+            values[s.name] = s.default
+            sources[s.name] = "default"
+    if values["data_dir"] is None:
+        values["data_dir"] = default_data_dir()
+        sources["data_dir"] = "default (derived)"
+    _validate(values, path)
+    return Config(values=values, sources=sources, file=path)
+
+
+def _validate(values: Dict[str, Any], path: Optional[Path]) -> None:
+    where = str(path) if path else "configuration"
+    for name in ("store.busy_timeout_ms", "slurm.overlap_s", "ingest.batch_size", "train.min_jobs"):
+        if values[name] < 0 or (name == "ingest.batch_size" and values[name] == 0):
+            raise ConfigError(f"{where}: {name} = {values[name]}: expected a positive number")
+    for name in ("slurm.command_timeout_s", "hooks.timeout_s", "recorder.interval_s"):
+        if values[name] <= 0:
+            raise ConfigError(f"{where}: {name} = {values[name]}: expected a number > 0")
+    if not 0.0 <= values["model.alert_threshold"] <= 1.0:
+        raise ConfigError(f"{where}: model.alert_threshold = {values['model.alert_threshold']}: expected 0..1")

@@ -1,0 +1,102 @@
+"""Every setting nomade has, declared once: section, key, type, default, help.
+
+Top-level keys (section "") are overridden by ``NOMADE_<KEY>``; the others by
+``NOMADE_<SECTION>_<KEY>``. A default of None means "derived at load" (documented in help).
+Add new settings here only; docs/configuration.md is checked against this list by the tests.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Tuple
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}" if self.section else self.key
+
+    @property
+    def env_var(self) -> str:
+        parts = ["NOMADE"] + ([self.section] if self.section else []) + [self.key]
+        return "_".join(p.upper() for p in parts)
+
+
+SETTINGS: Tuple[Setting, ...] = (
+    # ------------------------------------------------------------------ general
+    Setting("", "data_dir", str, None,
+            "Where the store, model registry, reports and spool live. Default /var/lib/nomade for "
+            "root, else $XDG_DATA_HOME/nomade (~/.local/share/nomade). Also --data-dir."),
+    Setting("", "cluster", str, "",
+            "Cluster name used for jobs ingested from this site's Slurm; empty = the name sacct reports."),
+    # ------------------------------------------------------------------ store
+    Setting("store", "path", str, "",
+            "SQLite store file; empty = <data_dir>/nomade.db."),
+    Setting("store", "busy_timeout_ms", int, 10000,
+            "How long a writer waits for a lock held by another process before giving up (ms)."),
+    # ------------------------------------------------------------------ slurm
+    Setting("slurm", "sacct", str, "sacct", "The sacct executable."),
+    Setting("slurm", "squeue", str, "squeue", "The squeue executable."),
+    Setting("slurm", "scontrol", str, "scontrol", "The scontrol executable."),
+    Setting("slurm", "command_timeout_s", float, 120.0,
+            "Timeout for one Slurm command; it is killed (with its process group) after this."),
+    Setting("slurm", "overlap_s", int, 3600,
+            "Incremental `ingest sacct` re-reads this many seconds before the stored high-water mark, "
+            "so jobs that changed state late are not missed."),
+    Setting("slurm", "initial_lookback_days", int, 7,
+            "On the first `ingest sacct` (no high-water mark yet), how far back to read."),
+    # ------------------------------------------------------------------ ingest
+    Setting("ingest", "batch_size", int, 5000, "Records written per transaction."),
+    # ------------------------------------------------------------------ model
+    Setting("model", "bundle", str, "",
+            "Model bundle used for scoring; empty = the registry's current bundle, else the shipped default."),
+    Setting("model", "registry_dir", str, "",
+            "Model registry directory; empty = <data_dir>/models."),
+    Setting("model", "alert_threshold", float, 0.0,
+            "Risk at or above which users are warned; 0 = the threshold stored in the bundle's manifest."),
+    Setting("model", "owner_cancel_is_failure", bool, False,
+            "Count a job cancelled by its own owner as a failure. Off by default: owners cancel for "
+            "many reasons that are not the job's fault (wrong input noticed, plans changed)."),
+    # ------------------------------------------------------------------ train
+    Setting("train", "window_days", int, 0,
+            "Train on jobs submitted in the last N days; 0 = all history."),
+    Setting("train", "min_jobs", int, 2000,
+            "Fewest ended jobs needed before `nomade train` builds a site model."),
+    Setting("train", "promote_tolerance", float, 0.01,
+            "`train --publish` promotes a new bundle only if its PR-AUC is not lower than the current "
+            "one's by more than this."),
+    Setting("train", "seed", int, 7, "Random seed for training."),
+    # ------------------------------------------------------------------ hooks
+    Setting("hooks", "timeout_s", float, 2.0,
+            "Wall-time bound for Prolog/Epilog/TaskProlog work; after it the hook gives up and exits 0."),
+    Setting("hooks", "spool_dir", str, "",
+            "Durable spool for hook records; empty = <data_dir>/spool/hooks."),
+    Setting("hooks", "log_file", str, "",
+            "Where hooks log (one line per event, with the job id); empty = syslog-style stderr."),
+    # ------------------------------------------------------------------ recorder
+    Setting("recorder", "interval_s", float, 30.0, "Seconds between samples of each running job."),
+    Setting("recorder", "spool_dir", str, "",
+            "Node-local spool for samples; empty = <data_dir>/spool/samples."),
+    Setting("recorder", "spool_max_mb", float, 64.0,
+            "Spool size bound; past it the oldest segments are dropped (and counted)."),
+    Setting("recorder", "fsync_interval_s", float, 60.0, "How often the spool is fsynced."),
+    Setting("recorder", "notify_command", str, "",
+            "Command run once per job when an early warning fires (argv split on spaces; no shell)."),
+    # ------------------------------------------------------------------ privacy / why service
+    Setting("privacy", "admin_group", str, "nomade-admins",
+            "Unix group whose members see every job; others see only their own."),
+    Setting("privacy", "socket", str, "/run/nomade/why.sock",
+            "Unix socket of the local query service used by nomade-why for non-root users."),
+)
+
+
+def find(name: str) -> Setting:
+    for s in SETTINGS:
+        if s.name == name:
+            return s
+    raise KeyError(name)

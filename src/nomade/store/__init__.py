@@ -1,0 +1,5 @@
+"""The SQLite store: connection settings, numbered migrations, and the tables' access helpers."""
+
+from .db import Store, open_store
+
+__all__ = ["Store", "open_store"]

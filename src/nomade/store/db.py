@@ -1,0 +1,99 @@
+"""Opening the store: WAL mode, a busy timeout, migrations, and refusal of newer schemas."""
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+from ..errors import StoreError
+from . import migrations
+
+
+class Store:
+    """A connection to the nomade SQLite store. Use ``open_store`` to get one."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; sqlite errors become StoreError."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: cannot start a write: {exc}",
+                             hint="another nomade may hold the store; retry later") from None
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.conn.execute("ROLLBACK") if self.conn.in_transaction else None
+                raise StoreError(f"{self.path}: commit failed: {exc}") from None
+
+    def schema_status(self) -> Tuple[List[int], List[migrations.Migration]]:
+        return migrations.applied_versions(self.conn), migrations.pending(self.conn)
+
+
+def connect(path: Path, busy_timeout_ms: int = 10000, readonly: bool = False) -> sqlite3.Connection:
+    path = Path(path)
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                   timeout=busy_timeout_ms / 1000)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_ms / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{path}: cannot switch the store to WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the store: {exc}",
+                         hint="check the path, its permissions and free disk space") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create the store's directory: {exc.strerror}") from None
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def open_store(path: Path, busy_timeout_ms: int = 10000, migrate: bool = True,
+               readonly: bool = False) -> Store:
+    """Open (creating if needed) and, unless ``migrate`` is False, bring the schema up to date.
+    A store written by a newer nomade raises StoreError and is left untouched."""
+    path = Path(path)
+    if readonly and not path.exists():
+        raise StoreError(f"{path}: no store here", hint="run `nomade db migrate` or an ingest first")
+    conn = connect(path, busy_timeout_ms, readonly=readonly)
+    try:
+        migrations.check_not_newer(conn, str(path))
+        if migrate and not readonly:
+            migrations.migrate(conn, str(path))
+    except BaseException:
+        conn.close()
+        raise
+    return Store(conn, path)
+
+
+def store_from_config(cfg, migrate: bool = True, readonly: bool = False) -> Store:
+    return open_store(cfg.store_path, cfg.get("store.busy_timeout_ms"), migrate=migrate, readonly=readonly)
+
+

@@ -1,0 +1,128 @@
+"""Writing jobs, steps and quarantined records: idempotent upserts with new/updated/unchanged counts."""
+
+import hashlib
+import time
+from dataclasses import astuple, dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..jobrecord import JOB_COLUMNS, STEP_COLUMNS, JobRecord
+from .db import Store
+
+_JOB_COLS = JOB_COLUMNS + ("source", "record_hash", "ingested_at", "updated_at")
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))}) "
+    "ON CONFLICT (cluster, job_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _JOB_COLS if c not in ("cluster", "job_id", "ingested_at"))
+)
+_STEP_COLS = ("cluster", "job_id") + STEP_COLUMNS
+_INSERT_STEP = f"INSERT OR REPLACE INTO job_steps ({', '.join(_STEP_COLS)}) VALUES ({', '.join('?' * len(_STEP_COLS))})"
+_CHUNK = 500  # SQLite variable limit is 999 on old builds
+
+
+@dataclass
+class IngestCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+
+    def add(self, other: "IngestCounts") -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.quarantined += other.quarantined
+
+    def as_dict(self) -> Dict[str, int]:
+        return {"new": self.new, "updated": self.updated, "unchanged": self.unchanged,
+                "quarantined": self.quarantined}
+
+    def summary(self) -> str:
+        return (f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, "
+                f"{self.quarantined} quarantined")
+
+
+def record_hash(rec: JobRecord) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(astuple(rec)).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _existing(store: Store, keys: Sequence[Tuple[str, str]]) -> Dict[Tuple[str, str], Tuple[str, int]]:
+    """(cluster, job_id) -> (record_hash, is_final) for the keys already stored."""
+    found: Dict[Tuple[str, str], Tuple[str, int]] = {}
+    by_cluster: Dict[str, List[str]] = {}
+    for c, j in keys:
+        by_cluster.setdefault(c, []).append(j)
+    for cluster, ids in by_cluster.items():
+        for i in range(0, len(ids), _CHUNK):
+            part = ids[i:i + _CHUNK]
+            q = f"SELECT job_id, record_hash, is_final FROM jobs WHERE cluster = ? AND job_id IN ({','.join('?' * len(part))})"
+            for row in store.conn.execute(q, [cluster, *part]):
+                found[(cluster, row[0])] = (row[1], row[2])
+    return found
+
+
+def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
+                now: Optional[float] = None) -> IngestCounts:
+    """Insert or update ``records`` (one batch, one transaction). A record identical to the stored
+    one is counted unchanged and not written; a non-final record never replaces a final one
+    (an older snapshot arriving late), and counts as unchanged."""
+    now = time.time() if now is None else now
+    recs = list(records)
+    # the same job twice in one batch: keep the last (newest) snapshot
+    latest: Dict[Tuple[str, str], JobRecord] = {}
+    for r in recs:
+        latest[(r.cluster, r.job_id)] = r
+    counts = IngestCounts()
+    existing = _existing(store, list(latest))
+    job_rows = []
+    step_rows = []
+    for key, rec in latest.items():
+        h = record_hash(rec)
+        prev = existing.get(key)
+        if prev is not None:
+            if prev[0] == h or (prev[1] and not rec.is_final):
+                counts.unchanged += 1
+                continue
+            counts.updated += 1
+        else:
+            counts.new += 1
+        job_rows.append(tuple(getattr(rec, c) for c in JOB_COLUMNS) + (source, h, now, now))
+        for st in rec.steps:
+            step_rows.append((rec.cluster, rec.job_id) + astuple(st))
+    if job_rows:
+        with store.transaction() as conn:
+            conn.executemany(_INSERT_JOB, job_rows)
+            if step_rows:
+                conn.executemany(_INSERT_STEP, step_rows)
+    return counts
+
+
+def quarantine(store: Store, items: Iterable[Tuple[str, Optional[str], str, str]],
+               now: Optional[float] = None) -> int:
+    """Store bad records: (source, location, reason, raw). The same raw text from the same source
+    is kept once. Returns how many were given (each counts, even if already stored)."""
+    now = time.time() if now is None else now
+    rows = []
+    for source, location, reason, raw in items:
+        digest = hashlib.blake2b(raw.encode("utf-8", "replace"), digest_size=16).hexdigest()
+        rows.append((source, location, reason, raw, digest, now))
+    if rows:
+        with store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO quarantine (source, location, reason, raw, raw_hash, created_at) "
+                "VALUES (?,?,?,?,?,?)", rows)
+    return len(rows)
+
+
+def get_high_water(store: Store, source: str) -> Optional[float]:
+    row = store.conn.execute("SELECT high_water FROM ingest_state WHERE source = ?", (source,)).fetchone()
+    return None if row is None else row[0]
+
+
+def set_high_water(store: Store, source: str, value: float) -> None:
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO ingest_state (source, high_water, updated_at) VALUES (?,?,?) "
+            "ON CONFLICT (source) DO UPDATE SET high_water = max(coalesce(high_water, 0), excluded.high_water), "
+            "updated_at = excluded.updated_at", (source, value, time.time()))
