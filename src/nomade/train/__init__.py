@@ -1,0 +1,2 @@
+"""Training: the only package allowed to import torch, torch_geometric, lightgbm, xgboost, sklearn,
+onnx converters and matplotlib."""
