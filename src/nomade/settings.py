@@ -78,6 +78,19 @@ SETTINGS: Tuple[Setting, ...] = (
             "Durable spool for hook records; empty = <data_dir>/spool/hooks."),
     Setting("hooks", "log_file", str, "",
             "Where hooks log (one line per event, with the job id); empty = syslog-style stderr."),
+    Setting("hooks", "runtime_dir", str, "",
+            "Node-local directory where the Prolog leaves each job's start-time risk for the "
+            "TaskProlog (one file per job, readable by its owner); empty = /run/nomade/jobs."),
+    Setting("hooks", "scorer", str, "",
+            "Start-time scorer used by the Prolog: empty = the model bundle's ONNX ensemble; "
+            "\"module:function\" = a site scorer returning (risk, reasons, version) for a request dict."),
+    # ------------------------------------------------------------------ mail (MailProg wrapper)
+    Setting("mail", "smtp_host", str, "",
+            "SMTP server the MailProg wrapper sends through; empty = hand the mail to /usr/sbin/sendmail."),
+    Setting("mail", "smtp_port", int, 25, "SMTP port (plain SMTP, no TLS: a local relay)."),
+    Setting("mail", "from", str, "",
+            "Sender address of job-end mail; empty = slurm@<this host>."),
+    Setting("mail", "sendmail", str, "/usr/sbin/sendmail", "The sendmail executable (when no smtp_host)."),
     # ------------------------------------------------------------------ recorder
     Setting("recorder", "interval_s", float, 30.0, "Seconds between samples of each running job."),
     Setting("recorder", "spool_dir", str, "",

@@ -7,6 +7,7 @@ from .lazy import LazyGroup
 SUBCOMMANDS = {
     "sacct": "ingest_sacct_cmd:sacct",
     "spool": "ingest_spool_cmd:spool",
+    "hooks": "ingest_hooks_cmd:hooks",
 }
 
 

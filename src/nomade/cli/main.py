@@ -74,7 +74,8 @@ def run_cli(command: click.Command, args: Optional[List[str]] = None, prog_name:
     except Exception as exc:  # the one place unexpected errors are caught: never a traceback
         if debug:
             raise
-        click.echo(f"{prog_name}: internal error: {type(exc).__name__}: {exc} "
+        one_line = str(exc).replace("\n", " ")
+        click.echo(f"{prog_name}: internal error: {type(exc).__name__}: {one_line} "
                    f"(re-run with --debug for a traceback)", err=True)
         return 70
 

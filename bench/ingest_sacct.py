@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Time `nomade ingest sacct --file DUMP` into a fresh store against sqlite3's own `.import` of the
+same lines into a plain table, and report peak RSS. Prints figures; not a test.
+
+    python bench/gen_sacct_dump.py --jobs 1000000 --out bench/out/sacct_1m.txt
+    python bench/ingest_sacct.py bench/out/sacct_1m.txt
+
+Both commands run as child processes; wall time, CPU time (user+sys) and peak RSS come from
+os.wait4's rusage of each child. sqlite3 imports ALL lines of the dump (the header too) into a
+31-column TEXT table with `.mode list` / `.separator "|"` inside one transaction (what `.import`
+does). Rows broken by '|' or newlines inside fields are imported anyway (sqlite3 pads or drops
+columns and says so on stderr); nomade re-joins them.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_child(argv, stdin_text=None, env=None):
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_text else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if stdin_text:
+        p.stdin.write(stdin_text.encode())
+        p.stdin.close()
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
+            "rc": p.returncode, "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dump")
+    ap.add_argument("--nomade", default=shutil.which("nomade") or "nomade")
+    ap.add_argument("--sqlite3", default=shutil.which("sqlite3") or "sqlite3")
+    ap.add_argument("--keep", action="store_true", help="keep the stores (printed)")
+    a = ap.parse_args()
+    with open(a.dump, encoding="utf-8", errors="replace") as fh:
+        header = fh.readline().rstrip("\n").split("|")
+    lines = sum(1 for _ in open(a.dump, "rb"))
+    size_mb = os.path.getsize(a.dump) / 1e6
+    work = tempfile.mkdtemp(prefix="nomade-bench-", dir=os.path.dirname(os.path.abspath(a.dump)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOMADE_")}
+
+    nom = run_child([a.nomade, "--data-dir", os.path.join(work, "nomade"), "ingest", "sacct",
+                     "--file", a.dump], env=env)
+    cols = ", ".join(f'"c{i}_{name}" TEXT' for i, name in enumerate(header))
+    script = (f"CREATE TABLE dump ({cols});\n.mode list\n.separator \"|\"\n"
+              f".import '{os.path.abspath(a.dump)}' dump\nSELECT count(*) FROM dump;\n")
+    sq = run_child([a.sqlite3, os.path.join(work, "import.db")], stdin_text=script)
+
+    print(f"dump: {a.dump} ({size_mb:.0f} MB, {lines} lines incl. header, {len(header)} fields)")
+    print(f"nomade ingest sacct --file: wall {nom['wall_s']:.1f} s, cpu {nom['cpu_s']:.1f} s, "
+          f"peak RSS {nom['peak_rss_mb']:.0f} MB, rc {nom['rc']}: {nom['stdout'].strip()}")
+    if nom["rc"]:
+        print(nom["stderr"][-2000:], file=sys.stderr)
+    print(f"sqlite3 .import:            wall {sq['wall_s']:.1f} s, cpu {sq['cpu_s']:.1f} s, "
+          f"peak RSS {sq['peak_rss_mb']:.0f} MB, rc {sq['rc']}, rows {sq['stdout'].strip()}")
+    print(f"ratio nomade/sqlite3: wall {nom['wall_s'] / sq['wall_s']:.2f}x, "
+          f"cpu {nom['cpu_s'] / sq['cpu_s']:.2f}x (target <= 1.5x); "
+          f"peak RSS {'OK' if nom['peak_rss_mb'] <= 300 else 'OVER'} (target <= 300 MB)")
+    if a.keep:
+        print(f"stores kept under {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""``nomade demo``: see nomade work on a real trace, on any machine, in seconds."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from .context import AppContext, echo_json, pass_app
+
+_CLASS_ORDER = ("success", "failed", "timeout", "oom", "system", "cancelled_owner",
+                "cancelled_other", "unknown")
+
+
+@click.command()
+@click.option("--force", is_flag=True,
+              help="With --data-dir: import even if that store already holds jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def demo(app: AppContext, force: bool, as_json: bool) -> None:
+    """Import a bundled real trace into a fresh store and summarize it.
+
+    The trace is the LLNL Atlas log (43,778 jobs, 2006-2007) from the Parallel Workloads Archive.
+
+    The store goes to the global --data-dir if given (refused if it already holds jobs, unless
+    --force), else to a new temporary directory. Nothing else on the machine is touched.
+    """
+    from ..demo import prepare_data_dir, run_demo
+
+    given = app.overrides.get("data_dir")
+    data_dir = prepare_data_dir(Path(given) if given else None, force=force)
+    say = None if as_json else click.echo
+    summary = run_demo(data_dir, out=say, batch_size=app.config.get("ingest.batch_size"))
+    if as_json:
+        echo_json(summary.as_dict())
+        return
+    o = summary.outcomes
+    click.echo(f"jobs:      {o.jobs}")
+    click.echo(f"users:     {o.users}")
+    click.echo(f"submitted: {_day(o.first_submit)} .. {_day(o.last_submit)} (UTC)")
+    click.echo("outcomes:")
+    names = [c for c in _CLASS_ORDER if c in o.by_class] + sorted(set(o.by_class) - set(_CLASS_ORDER))
+    for cls in names:
+        click.echo(f"  {cls:<16} {o.by_class[cls]:>8}  {o.share(cls):5.1f}%")
+    click.echo(f"data dir:  {summary.data_dir}  (store {summary.store_path.name})")
+    click.echo(f"next:      nomade --data-dir {summary.data_dir} jobs --all-users --state failed")
+    click.echo(f"done in {summary.seconds:.1f} s")
+
+
+def _day(ts: Optional[float]) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")

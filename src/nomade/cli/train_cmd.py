@@ -1,0 +1,41 @@
+"""``nomade train [--cluster C] [--publish] [--json]``."""
+
+import click
+
+from .context import AppContext, echo_json, pass_app
+
+
+@click.command()
+@click.option("--cluster", default=None, help="Train on this cluster's jobs only (default: all).")
+@click.option("--publish", is_flag=True,
+              help="Promote the new bundle if it is not worse than the current one beyond "
+                   "train.promote_tolerance (PR-AUC on the newest window).")
+@click.option("--no-full", is_flag=True, help="Only the Lua-compatible lite model (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def train(app: AppContext, cluster, publish: bool, no_full: bool, as_json: bool) -> None:
+    """Train, evaluate on the newest window and write a model bundle (a candidate)."""
+    from ..train.pipeline import publish as do_publish
+    from ..train.pipeline import train_bundle
+
+    cfg = app.config
+    log = None if as_json else (lambda m: click.echo(m, err=True))
+    with app.store() as store:
+        res = train_bundle(store, cfg, cfg.registry_dir, cluster=cluster or cfg.get("cluster") or None,
+                           use_full_features=not no_full, log=log)
+        if publish:
+            do_publish(store, cfg.registry_dir, res, float(cfg.get("train.promote_tolerance")))
+    m = res.manifest
+    if as_json:
+        echo_json({"version": res.version, "path": str(res.path), "promoted": res.promoted,
+                   "promote_reason": res.promote_reason, "metrics": m["metrics"],
+                   "thresholds": m["thresholds"], "primary": m["ensemble"]["primary"]})
+        return
+    click.echo(f"bundle {res.version}: {res.path}")
+    click.echo(f"{'model':<14} {'PR-AUC':>7} {'ROC-AUC':>8} {'ECE':>6} {'n_test':>7}")
+    for name, met in m["metrics"].items():
+        click.echo(f"{name:<14} {met['pr_auc']:>7.3f} {met['roc_auc']:>8.3f} {met['ece']:>6.3f} {met['n_test']:>7}")
+    if publish:
+        click.echo(("promoted: " if res.promoted else "not promoted: ") + res.promote_reason)
+    else:
+        click.echo(f"candidate only; promote with `nomade models promote {res.version}`")

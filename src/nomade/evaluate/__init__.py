@@ -1,0 +1,1 @@
+"""Runtime-safe evaluation metrics and threshold selection (numpy only)."""

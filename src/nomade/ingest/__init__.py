@@ -1,0 +1,1 @@
+"""Readers that turn outside job data (Slurm accounting, workload traces) into JobRecords."""

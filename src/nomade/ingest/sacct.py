@@ -1,0 +1,232 @@
+"""Slurm accounting -> the store: live and incremental (``sacct``), a saved ``sacct -P`` dump, or a
+saved ``sacct --json`` document.
+
+Live ingestion runs ``sacct -a -D -P --delimiter=<US> --format=<FIELDS> -S <start> -E now``
+through ``nomade.command.run_command``. ``-S`` is the stored high-water mark minus
+``slurm.overlap_s`` (first run: ``slurm.initial_lookback_days`` ago); sacct then lists every job
+that was active in the window, so a job that changed after the mark is read again, and the upsert
+makes overlapping windows harmless. The new mark is the time this run asked sacct for "now".
+``-D`` also lists earlier runs of requeued jobs; the last (newest) run of a job id wins.
+``SLURM_TIME_FORMAT=standard`` is forced so times parse the same everywhere.
+
+Records are written ``ingest.batch_size`` at a time (one transaction each); bad rows are
+quarantined with their line and reason, and ingestion goes on.
+"""
+
+import gzip
+import io
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, List, Optional, Sequence, TextIO, Tuple
+
+from ..command import run_command
+from ..errors import IngestError, SlurmCommandError
+from ..jobrecord import JobRecord
+from ..slurm import sacct_json
+from ..slurm.sacct_record import Bad, RowMapper, assemble
+from ..slurm.sacct_text import SacctText
+from ..store.db import Store
+from ..store.jobs import IngestCounts, get_high_water, quarantine, set_high_water, upsert_jobs
+
+# structured fields first, free text (may hold '|' or newlines) last; see slurm/sacct_text.py
+LIVE_FIELDS = (
+    "JobID", "JobIDRaw", "Cluster", "User", "UID", "Group", "Account", "Partition", "QOS",
+    "State", "ExitCode", "DerivedExitCode", "Submit", "Eligible", "Start", "End", "Elapsed",
+    "Timelimit", "ReqMem", "ReqCPUS", "ReqNodes", "ReqTRES", "AllocCPUS", "NNodes", "AllocTRES",
+    "NodeList", "MaxRSS", "TotalCPU", "JobName", "WorkDir", "SubmitLine",
+)
+LIVE_DELIMITER = "\x1f"  # ASCII unit separator: never in names, paths or command lines
+_INVALID_FIELD = re.compile(r'Invalid field requested: "?([A-Za-z]+)')
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class SacctIngestResult:
+    counts: IngestCounts = field(default_factory=IngestCounts)
+    rows: int = 0                      # logical rows read (jobs and steps, good and bad)
+    jobs: int = 0                      # job records produced
+    source: str = ""
+    window: Optional[Tuple[float, float]] = None   # live: (start, end) asked of sacct
+
+    def as_dict(self) -> dict:
+        d = dict(self.counts.as_dict(), rows=self.rows, jobs=self.jobs, source=self.source)
+        if self.window is not None:
+            d["window"] = {"start": self.window[0], "end": self.window[1]}
+        return d
+
+
+def ingest_rows(store: Store, rows: Iterable, mapper: RowMapper, source: str, qsource: str,
+                batch_size: int = 5000, progress: Optional[ProgressFn] = None) -> SacctIngestResult:
+    """Assemble rows into jobs and write them in batches; quarantine bad rows under ``qsource``."""
+    result = SacctIngestResult(source=qsource)
+    # a bigger page cache (64 MiB) keeps the jobs indexes' hot pages in memory; no durability change
+    store.conn.execute("PRAGMA cache_size = -65536")
+    counter = _Counter(rows)
+    bad: List[Bad] = []
+    batch: List[JobRecord] = []
+    for rec in assemble(counter, mapper, bad):
+        batch.append(rec)
+        if len(batch) >= batch_size:
+            _flush(store, batch, bad, source, qsource, result)
+            if progress is not None:
+                progress(counter.n)
+    _flush(store, batch, bad, source, qsource, result)
+    result.rows = counter.n
+    if progress is not None:
+        progress(counter.n)
+    return result
+
+
+def _flush(store: Store, batch: List[JobRecord], bad: List[Bad], source: str, qsource: str,
+           result: SacctIngestResult) -> None:
+    if batch:
+        result.counts.add(upsert_jobs(store, batch, source))
+        result.jobs += len(batch)
+        batch.clear()
+    if bad:
+        result.counts.quarantined += quarantine(store, [(qsource, loc, why, raw) for loc, why, raw in bad])
+        bad.clear()
+
+
+class _Counter:
+    def __init__(self, rows: Iterable):
+        self._rows = rows
+        self.n = 0
+
+    def __iter__(self):
+        for row in self._rows:
+            self.n += 1
+            yield row
+
+
+def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Optional[Sequence[str]] = None,
+                delimiter: str = "|", cluster: Optional[str] = None, batch_size: int = 5000,
+                progress: Optional[ProgressFn] = None) -> SacctIngestResult:
+    """Ingest ``sacct -P`` text (an iterable of lines, read lazily)."""
+    reader = SacctText(lines, fields=fields, delimiter=delimiter, source=qsource)
+    mapper = RowMapper(reader.fields, cluster or None)
+    return ingest_rows(store, reader, mapper, "sacct", qsource, batch_size, progress)
+
+
+def open_text(path: str) -> TextIO:
+    """A saved dump as text lines: ``-`` is stdin, ``*.gz`` is gunzipped; bad bytes become U+FFFD
+    (and such rows are quarantined)."""
+    try:
+        if path == "-":
+            return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
+        if path.endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="\n")
+        return open(path, "r", encoding="utf-8", errors="replace", newline="\n")
+    except FileNotFoundError:
+        raise IngestError(f"{path}: no such file", hint="check the path of the sacct dump") from None
+    except IsADirectoryError:
+        raise IngestError(f"{path}: is a directory, expected a sacct -P dump") from None
+    except PermissionError:
+        raise IngestError(f"{path}: permission denied", hint="run as a user who can read it") from None
+
+
+def ingest_file(store: Store, path: str, *, fields: Optional[Sequence[str]] = None,
+                delimiter: str = "|", cluster: Optional[str] = None, batch_size: int = 5000,
+                progress: Optional[ProgressFn] = None) -> SacctIngestResult:
+    """Ingest a saved ``sacct -P`` dump (with its header line, or with ``fields``)."""
+    qsource = f"sacct-file:{'stdin' if path == '-' else os.path.abspath(path)}"
+    fh = open_text(path)
+    try:
+        return ingest_text(store, fh, qsource=qsource, fields=fields, delimiter=delimiter,
+                           cluster=cluster, batch_size=batch_size, progress=progress)
+    except (OSError, EOFError) as exc:  # gzip/IO errors mid-stream
+        raise IngestError(f"{path}: read failed: {exc}",
+                          hint="batches before the failure are stored; fix the file and re-run") from None
+    finally:
+        if path != "-":
+            fh.close()
+
+
+def ingest_json_file(store: Store, path: str, *, cluster: Optional[str] = None,
+                     batch_size: int = 5000) -> SacctIngestResult:
+    """Ingest a saved ``sacct --json`` document (Slurm 22.05, dbv0.0.38)."""
+    qsource = f"sacct-json:{'stdin' if path == '-' else os.path.abspath(path)}"
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read: {exc.strerror or exc}",
+                          hint="check the path of the sacct --json file") from None
+    jobs = sacct_json.load_jobs(text, path)
+    del text
+    result = SacctIngestResult(source=qsource, rows=len(jobs))
+    bad: List[Bad] = []
+    batch: List[JobRecord] = []
+    for rec in sacct_json.records(jobs, cluster or None, bad):
+        batch.append(rec)
+        if len(batch) >= batch_size:
+            _flush(store, batch, bad, "sacct-json", qsource, result)
+    _flush(store, batch, bad, "sacct-json", qsource, result)
+    return result
+
+
+def high_water_key(cluster: Optional[str]) -> str:
+    return f"sacct:{cluster or 'default'}"
+
+
+def live_start(store: Store, key: str, now: float, overlap_s: int, lookback_days: int) -> float:
+    """Where the next incremental read starts: the mark minus the overlap, else the lookback."""
+    mark = get_high_water(store, key)
+    if mark is None:
+        return now - lookback_days * 86400
+    return min(mark - overlap_s, now)
+
+
+def sacct_argv(sacct: str, fields: Sequence[str], start: float) -> List[str]:
+    from ..slurm.sacct_fields import format_time
+    return [sacct, "-a", "-D", "-P", f"--delimiter={LIVE_DELIMITER}",
+            f"--format={','.join(fields)}", "-S", format_time(start), "-E", "now"]
+
+
+def run_sacct(sacct: str, start: float, timeout: float,
+              fields: Sequence[str] = LIVE_FIELDS) -> Tuple[str, List[str]]:
+    """Run sacct for jobs active since ``start``; returns (stdout, fields used). A field this
+    sacct does not know is dropped and the command re-run (older Slurm lacks e.g. SubmitLine)."""
+    fields = list(fields)
+    env = dict(os.environ, SLURM_TIME_FORMAT="standard")
+    for _ in range(len(fields)):
+        try:
+            res = run_command(sacct_argv(sacct, fields, start), timeout, env=env)
+            return res.stdout, fields
+        except SlurmCommandError as exc:
+            m = _INVALID_FIELD.search(exc.stderr or "")
+            lower = [f.lower() for f in fields]
+            if m is None or m.group(1).lower() not in lower or m.group(1).lower() == "jobid":
+                raise
+            del fields[lower.index(m.group(1).lower())]
+    raise IngestError("sacct rejected every requested field", hint="check `sacct --helpformat`")
+
+
+def ingest_live(store: Store, *, sacct: str = "sacct", cluster: Optional[str] = None,
+                timeout: float = 120.0, overlap_s: int = 3600, lookback_days: int = 7,
+                batch_size: int = 5000, since: Optional[float] = None,
+                progress: Optional[ProgressFn] = None, now: Optional[float] = None) -> SacctIngestResult:
+    """One incremental pass: run sacct from the high-water mark (or ``since``), store the jobs,
+    then move the mark to the time sacct was asked for."""
+    now = time.time() if now is None else now
+    key = high_water_key(cluster)
+    start = since if since is not None else live_start(store, key, now, overlap_s, lookback_days)
+    out, fields = run_sacct(sacct, start, timeout)
+    if out.strip():
+        lines = io.StringIO(out, newline="\n")
+        del out
+        result = ingest_text(store, lines, qsource=key, fields=fields, delimiter=LIVE_DELIMITER,
+                             cluster=cluster, batch_size=batch_size, progress=progress)
+    else:
+        result = SacctIngestResult(source=key)
+    result.window = (start, now)
+    set_high_water(store, key, now)
+    return result

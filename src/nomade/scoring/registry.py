@@ -1,0 +1,132 @@
+"""The model registry: bundle directories under ``<registry_dir>/<version>``, their status in the
+store's ``models`` table (candidate / current / retired) and a ``CURRENT`` pointer file (plus a
+``current`` symlink) written atomically, which hooks read without opening the database.
+
+Which bundle scores: ``model.bundle`` if set, else the registry's current bundle, else the
+default bundle shipped in ``models/default``. Runtime-safe: stdlib only."""
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..errors import ModelError
+
+POINTER = "CURRENT"
+LINK = "current"
+
+
+def default_bundle_dir() -> Path:
+    """The shipped default bundle (models/default in the source tree)."""
+    env = os.environ.get("NOMADE_DEFAULT_BUNDLE")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "models" / "default"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _set_pointer(registry_dir: Path, version: str) -> None:
+    _atomic_write(registry_dir / POINTER, version + "\n")
+    link = registry_dir / LINK
+    tmp = registry_dir / f".{LINK}.tmp{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(version, tmp)
+    os.replace(tmp, link)
+
+
+def current_version(registry_dir: Path) -> Optional[str]:
+    p = Path(registry_dir) / POINTER
+    try:
+        v = p.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ModelError(f"cannot read {p}: {exc.strerror}", hint="check the registry permissions")
+    return v or None
+
+
+def resolve_bundle_path(cfg) -> Path:
+    """The bundle directory scoring should use (see module doc)."""
+    explicit = cfg.get("model.bundle")
+    if explicit:
+        return Path(explicit).expanduser()
+    reg = cfg.registry_dir
+    v = current_version(reg)
+    if v is not None:
+        return reg / v
+    d = default_bundle_dir()
+    if not (d / "manifest.json").is_file():
+        raise ModelError("no model bundle: the registry has no current bundle and the default "
+                         f"bundle is missing ({d})", hint="run `nomade train --publish`")
+    return d
+
+
+def register(store, path: Path, manifest: Dict[str, Any], status: str = "candidate") -> None:
+    with store.transaction() as c:
+        c.execute("INSERT OR REPLACE INTO models (version, path, status, created_at, promoted_at, manifest) "
+                  "VALUES (?, ?, ?, ?, NULL, ?)",
+                  (manifest["version"], str(path), status, float(manifest.get("created_at", time.time())),
+                   json.dumps(manifest)))
+
+
+def list_models(store) -> List[Dict[str, Any]]:
+    rows = store.conn.execute("SELECT version, path, status, created_at, promoted_at, manifest "
+                              "FROM models ORDER BY created_at, version").fetchall()
+    out = []
+    for r in rows:
+        man = json.loads(r[5])
+        out.append({"version": r[0], "path": r[1], "status": r[2], "created_at": r[3],
+                    "promoted_at": r[4], "metrics": man.get("metrics", {}),
+                    "primary": man.get("ensemble", {}).get("primary")})
+    return out
+
+
+def _get(store, version: str):
+    r = store.conn.execute("SELECT version, path, status FROM models WHERE version = ?", (version,)).fetchone()
+    if r is None:
+        raise ModelError(f"no model version {version!r} in the registry",
+                         hint="see `nomade models list`")
+    return r
+
+
+def promote(store, registry_dir: Path, version: str) -> None:
+    """Make ``version`` current (the previous current becomes 'retired', kept for rollback)."""
+    _, path, _ = _get(store, version)
+    if not (Path(path) / "manifest.json").is_file():
+        raise ModelError(f"bundle directory {path} of {version} is gone", hint="retrain the model")
+    now = time.time()
+    with store.transaction() as c:
+        c.execute("UPDATE models SET status = 'retired' WHERE status = 'current'")
+        c.execute("UPDATE models SET status = 'current', promoted_at = ? WHERE version = ?", (now, version))
+    _set_pointer(Path(registry_dir), version)
+
+
+def current_in_store(store) -> Optional[str]:
+    r = store.conn.execute("SELECT version FROM models WHERE status = 'current'").fetchone()
+    return r[0] if r else None
+
+
+def rollback(store, registry_dir: Path) -> str:
+    """Make the most recently promoted retired bundle current again; returns its version."""
+    cur = current_in_store(store)
+    r = store.conn.execute(
+        "SELECT version FROM models WHERE status = 'retired' AND promoted_at IS NOT NULL "
+        "AND version != ? ORDER BY promoted_at DESC LIMIT 1", (cur or "",)).fetchone()
+    if r is None:
+        raise ModelError("nothing to roll back to: no previously promoted bundle",
+                         hint="see `nomade models list`")
+    promote(store, registry_dir, r[0])
+    if cur:
+        with store.transaction() as c:
+            c.execute("UPDATE models SET status = 'retired', promoted_at = NULL WHERE version = ?", (cur,))
+    return r[0]

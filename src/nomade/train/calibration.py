@@ -1,0 +1,102 @@
+"""Probability calibration fitted on a later time slice than the model it calibrates: Platt
+(logistic on the logit) or isotonic (pool-adjacent-violators), chosen by Brier score on the
+second half of the slice after fitting both on the first half. Exported as arrays."""
+
+from typing import Dict, Tuple
+
+import numpy as np
+
+from ..evaluate.metrics import brier
+
+EPS = 1e-6
+TIE_SLOPE = 1e-4
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> Tuple[np.ndarray, float]:
+    """Newton's method for L2-regularised logistic regression; returns (coef, intercept)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n, d = X.shape
+    A = np.hstack([X, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    reg = np.full(d + 1, l2 * n)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        z = np.clip(A @ w, -35, 35)
+        p = 1 / (1 + np.exp(-z))
+        g = A.T @ (p - y) + reg * w
+        H = (A * (p * (1 - p))[:, None]).T @ A + np.diag(reg + 1e-9)
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def fit_isotonic(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Pool-adjacent-violators: breakpoints (x_knots, y_knots) of a non-decreasing map."""
+    order = np.argsort(x, kind="mergesort")
+    xs, ys = np.asarray(x, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
+    vals, wts, xlo, xhi = [], [], [], []
+    for xv, yv in zip(xs, ys):
+        vals.append(yv); wts.append(1.0); xlo.append(xv); xhi.append(xv)
+        while len(vals) > 1 and vals[-2] >= vals[-1]:
+            w = wts[-2] + wts[-1]
+            v = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
+            vals[-2:] = [v]; wts[-2:] = [w]; xhi[-2:] = [xhi[-1]]; xlo[-2:] = [xlo[-2]]
+    kx = np.array([v for a, b in zip(xlo, xhi) for v in (a, b)])
+    ky = np.array([v for v in vals for _ in (0, 1)])
+    return kx, ky
+
+
+class Calibrator:
+    """kind 'platt' (a, b on logit) or 'isotonic' (knots) or 'identity'."""
+
+    def __init__(self, kind: str = "identity", params: Dict[str, np.ndarray] = None):
+        self.kind = kind
+        self.params = params or {}
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        p = np.asarray(p, dtype=np.float64)
+        if self.kind == "platt":
+            z = self.params["a"][0] * logit(p) + self.params["b"][0]
+            return 1 / (1 + np.exp(-np.clip(z, -35, 35)))
+        if self.kind == "isotonic":  # + a tiny slope so that ties never erase the ranking
+            return np.clip(np.interp(p, self.params["x"], self.params["y"]) + TIE_SLOPE * (p - 0.5),
+                           0.0, 1.0)
+        return p
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        return {f"calib_{k}": np.asarray(v, dtype=np.float64) for k, v in self.params.items()}
+
+
+def fit_platt(p, y) -> Calibrator:
+    coef, b = fit_logistic(logit(p)[:, None], y, l2=1e-4)
+    return Calibrator("platt", {"a": np.array([coef[0]]), "b": np.array([b])})
+
+
+def fit_iso(p, y) -> Calibrator:
+    kx, ky = fit_isotonic(p, y)
+    return Calibrator("isotonic", {"x": kx, "y": ky})
+
+
+def choose_calibrator(p: np.ndarray, y: np.ndarray, min_pos: int = 20) -> Calibrator:
+    """Fit Platt and isotonic on the first half (in time order), keep the one with the lower
+    Brier score on the second half, refit it on the whole slice. Too few positives: Platt only,
+    or identity."""
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y).astype(np.int64)
+    if y.sum() < 5 or y.sum() == len(y):
+        return Calibrator("identity")
+    h = len(p) // 2
+    if y[:h].sum() < min_pos or y[h:].sum() < min_pos:
+        return fit_platt(p, y)
+    scores = {}
+    for name, fit in (("platt", fit_platt), ("isotonic", fit_iso)):
+        scores[name] = brier(y[h:], fit(p[:h], y[:h])(p[h:]))
+    best = min(scores, key=scores.get)
+    return fit_platt(p, y) if best == "platt" else fit_iso(p, y)

@@ -1,0 +1,175 @@
+"""The ensemble: base models stacked by a logistic regression learned on a LATER time window than
+the base models' training data, then calibrated on a still later slice.
+
+fit(train):
+  1. cut the labelled training rows by submit time: the first (1 - stack_frac) is the base-fit
+     part A (only jobs whose outcome was known before the cut), the rest the stack window B;
+  2. fit every base model on A, predict B;
+  3. B's first 60 %: logistic regression on the transformed base outputs (probabilities ->
+     logit; raw scores such as reconstruction error -> log1p, standardised) = mode "stacked".
+     With fewer than ``min_stack_pos`` positives there: fixed weights (gnn 0.4, lstm 0.35,
+     autoencoder 0.25 share half of the weight, gbdt the other half; renormalised over the models
+     present) = mode "fallback-weights";
+  4. B's last 40 %: calibration (Platt or isotonic, nomade.train.calibration);
+  5. with ``refit_bases`` the base models are refitted on A + B for prediction.
+"""
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import ModelError
+from ..features.matrix import FeatureMatrix
+from .base import TrainedModel
+from .calibration import Calibrator, choose_calibrator, fit_logistic, logit
+
+FALLBACK_NEURAL = {"gnn": 0.4, "lstm": 0.35, "autoencoder": 0.25}
+MIN_STACK_POSITIVES = 200
+
+
+def subset(fm: FeatureMatrix, idx: np.ndarray) -> FeatureMatrix:
+    """fm.rows(idx) that also subsets the per-row arrays kept in meta."""
+    sub = fm.rows(idx)
+    for key in ("outcome_time",):
+        if key in fm.meta and np.shape(fm.meta[key]) == (len(fm),):
+            sub.meta[key] = np.asarray(fm.meta[key])[idx]
+    return sub
+
+
+def time_cut(fm: FeatureMatrix, frac_after: float):
+    """(A rows, B rows, cut time): labelled rows split by submit time; A keeps only jobs whose
+    outcome was known before the cut."""
+    lab = np.flatnonzero(fm.y >= 0)
+    if len(lab) < 50:
+        raise ModelError(f"only {len(lab)} labelled jobs to train on; ingest more history")
+    cut = float(np.quantile(fm.submit_time[lab], 1.0 - frac_after))
+    known = np.asarray(fm.meta.get("outcome_time", fm.end_time))
+    a = lab[(fm.submit_time[lab] < cut) & (known[lab] < cut)]
+    b = lab[fm.submit_time[lab] >= cut]
+    return a, b, cut
+
+
+class StackedEnsemble(TrainedModel):
+    name = "ensemble"
+
+    def __init__(self, bases: Dict[str, TrainedModel], stack_frac: float = 0.3,
+                 min_stack_pos: int = MIN_STACK_POSITIVES, refit_bases: bool = True):
+        self.bases = dict(bases)
+        self.stack_frac = stack_frac
+        self.min_stack_pos = min_stack_pos
+        self.refit_bases = refit_bases
+        self.mode = "stacked"
+        self.coef = np.zeros(0)
+        self.intercept = 0.0
+        self.mu: Dict[str, float] = {}
+        self.sd: Dict[str, float] = {}
+        self.calibrator = Calibrator()
+        self.dropped: Dict[str, str] = {}
+        self.window_pred: Optional[np.ndarray] = None   # calibrated outputs on the stack window
+        self.window_y: Optional[np.ndarray] = None
+        self.window_base: Dict[str, np.ndarray] = {}   # base outputs on the stack window
+
+    # ---------------------------------------------------------------- transforms
+    def _raw(self, name: str, p: np.ndarray) -> np.ndarray:
+        if getattr(self.bases[name], "is_probability", True):
+            return logit(p)
+        return np.log1p(np.maximum(np.asarray(p, dtype=np.float64), 0.0))
+
+    def _design(self, outs: Dict[str, np.ndarray]) -> np.ndarray:
+        cols = [(self._raw(n, outs[n]) - self.mu[n]) / self.sd[n] for n in self.bases]
+        return np.stack(cols, axis=1)
+
+    def _fallback_weights(self) -> np.ndarray:
+        neural = {n: w for n, w in FALLBACK_NEURAL.items() if n in self.bases}
+        others = [n for n in self.bases if n not in neural]
+        w = {}
+        total_n = sum(neural.values())
+        for n in neural:
+            w[n] = (0.5 if others else 1.0) * neural[n] / total_n
+        for n in others:
+            w[n] = (0.5 if neural else 1.0) / len(others)
+        return np.array([w[n] for n in self.bases])
+
+    # ---------------------------------------------------------------- fit / predict
+    def fit(self, train: FeatureMatrix, seed: int = 7) -> "StackedEnsemble":
+        a, b, _ = time_cut(train, self.stack_frac)
+        fa, fb = subset(train, a), subset(train, b)
+        outs: Dict[str, np.ndarray] = {}
+        for name in list(self.bases):
+            try:
+                self.bases[name].fit(fa, seed)
+                outs[name] = self.bases[name].predict(fb)
+            except ModelError as exc:
+                self.dropped[name] = str(exc)
+                del self.bases[name]
+        if not self.bases:
+            raise ModelError("no base model could be trained: " + "; ".join(self.dropped.values()))
+        for n in self.bases:
+            r = self._raw(n, outs[n])
+            self.mu[n], self.sd[n] = float(np.mean(r)), float(np.std(r) or 1.0)
+        Z = self._design(outs)
+        y = fb.y.astype(np.int64)
+        s = int(0.6 * len(y))
+        if y[:s].sum() >= self.min_stack_pos and (y[:s] == 0).sum() >= self.min_stack_pos:
+            self.mode = "stacked"
+            self.coef, self.intercept = fit_logistic(Z[:s], y[:s], l2=1e-3)
+        else:
+            self.mode = "fallback-weights"
+            self.coef, self.intercept = self._fallback_weights(), 0.0
+        z = Z @ self.coef + self.intercept
+        p = 1 / (1 + np.exp(-np.clip(z, -35, 35)))
+        self.calibrator = choose_calibrator(p[s:], y[s:])
+        self.window_pred, self.window_y = self.calibrator(p), y
+        self.window_base = outs
+        if self.refit_bases:
+            full = subset(train, np.flatnonzero(train.y >= 0))
+            for name in self.bases:
+                self.bases[name].fit(full, seed)
+        return self
+
+    def base_outputs(self, fm: FeatureMatrix) -> Dict[str, np.ndarray]:
+        return {n: m.predict(fm) for n, m in self.bases.items()}
+
+    def combine(self, outs: Dict[str, np.ndarray]) -> np.ndarray:
+        z = self._design(outs) @ self.coef + self.intercept
+        return self.calibrator(1 / (1 + np.exp(-np.clip(z, -35, 35))))
+
+    def predict(self, fm: FeatureMatrix) -> np.ndarray:
+        return self.combine(self.base_outputs(fm))
+
+    # ---------------------------------------------------------------- artifacts
+    def export_arrays(self) -> Dict[str, np.ndarray]:
+        names = list(self.bases)
+        d = {"stack_coef": np.asarray(self.coef, dtype=np.float64),
+             "stack_intercept": np.array([self.intercept]),
+             "stack_mu": np.array([self.mu[n] for n in names]),
+             "stack_sd": np.array([self.sd[n] for n in names])}
+        d.update(self.calibrator.arrays())
+        return d
+
+    def manifest(self) -> Dict[str, object]:
+        return {"mode": self.mode, "bases": list(self.bases),
+                "raw_score_bases": [n for n, m in self.bases.items()
+                                    if not getattr(m, "is_probability", True)],
+                "weights": {n: float(w) for n, w in zip(self.bases, self.coef)},
+                "intercept": float(self.intercept), "calibration": self.calibrator.kind,
+                "min_stack_positives": self.min_stack_pos, "dropped": self.dropped}
+
+
+def default_bases(names: Optional[List[str]] = None) -> Dict[str, TrainedModel]:
+    """The base models that exist in this tree (gbdt; gnn, lstm, autoencoder when present)."""
+    import importlib
+    import inspect
+
+    wanted = names or ["gbdt", "gnn", "lstm", "autoencoder"]
+    out: Dict[str, TrainedModel] = {}
+    for name in wanted:
+        try:
+            mod = importlib.import_module(f"nomade.train.models.{name}")
+        except ImportError:
+            continue
+        cls = [c for _, c in inspect.getmembers(mod, inspect.isclass)
+               if issubclass(c, TrainedModel) and c is not TrainedModel and c.__module__ == mod.__name__]
+        if cls:
+            out[name] = cls[0]()
+    return out

@@ -1,0 +1,243 @@
+"""Compile the submit-time GBDT + history tables + calibration into plain Lua 5.1
+(``submit_model.lua``), following the contract in docs/architecture.md.
+
+The Lua chunk mirrors nomade.scoring.lite_features (features from ``req``) and
+nomade.scoring.trees (tree walk + path contributions) and nomade.scoring.calibration (the
+piecewise-linear map); tests/unit/test_lua_parity.py holds Python and Lua within 1e-6.
+Trees are emitted as nested if/else functions (one per tree) that also add each split's
+contribution to ``c[feature]``: unknown values are ``nil`` in Lua (NaN in Python).
+"""
+
+import math
+from typing import Any, Dict, List, Mapping
+
+from ..scoring.calibration import CalibrationMap
+from ..scoring.lite_features import HISTORY, KEY_SEP, SITE_INDEPENDENT, LiteHistory
+
+LUA_FORMAT = 1
+TABLE_BLOCK = 5000
+
+
+def lua_num(v: float) -> str:
+    if v != v:
+        return "nil"
+    if math.isinf(v):
+        return "math.huge" if v > 0 else "-math.huge"
+    r = repr(float(v))
+    return r
+
+
+def lua_str(s: str) -> str:
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if ch == "\\" or ch == '"':
+            out.append("\\" + ch)
+        elif 32 <= o < 127:
+            out.append(ch)
+        else:
+            out.extend("\\%d" % b for b in ch.encode("utf-8"))
+    return '"' + "".join(out) + '"'
+
+
+def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int) -> None:
+    f = t["feature"][i]
+    if f < 0:
+        out.append(f"{ind}return {lua_num(t['value'][i])}")
+        return
+    fx = f"x[{f + 1}]"
+    thr = lua_num(t["threshold"][i])
+    if t["nan_to_zero"][i]:
+        cond = f"({fx} or 0) <= {thr}"
+    elif t["default_left"][i]:
+        cond = f"{fx} == nil or {fx} <= {thr}"
+    else:
+        cond = f"{fx} ~= nil and {fx} <= {thr}"
+    le, ri = t["left"][i], t["right"][i]
+    out.append(f"{ind}if {cond} then")
+    out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][le] - t['value'][i])}")
+    _tree_lua(t, out, ind + "  ", le)
+    out.append(f"{ind}else")
+    out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][ri] - t['value'][i])}")
+    _tree_lua(t, out, ind + "  ", ri)
+    out.append(f"{ind}end")
+
+
+def _agg_lua(a) -> str:
+    p90 = a.p90()
+    return "{%d,%d,%d,%d,%s}" % (a.n, a.fails, a.last, a.streak, "false" if p90 != p90 else lua_num(p90))
+
+
+_FEATURES_LUA = r"""
+local function request_features(req, x)
+  local cpus = req.cpus
+  local nodes = req.nodes or 1
+  local mem = req.mem_mb
+  local mem_total, mem_pc = nil, nil
+  if mem ~= nil then
+    if req.mem_per_cpu then
+      if cpus ~= nil then mem_total = mem * cpus end
+      mem_pc = mem
+    else
+      mem_total = mem * nodes
+      if cpus ~= nil and cpus > 0 then mem_pc = mem_total / cpus end
+    end
+  end
+  local cpn = nil
+  if cpus ~= nil and nodes > 0 then cpn = cpus / nodes end
+  local t = req.submit_time or 0
+  x[1] = cpus; x[2] = nodes; x[3] = req.gpus; x[4] = mem_total; x[5] = req.timelimit_s
+  x[6] = cpn; x[7] = mem_pc; x[8] = floor(t / 3600) % 24; x[9] = (floor(t / 86400) + 3) % 7
+end
+
+local EMPTY = {0, 0, -1, 0, false}
+local function agg(a, x, i)
+  if a[1] == 0 then
+    x[i] = 0; x[i + 1] = nil; x[i + 2] = nil; x[i + 3] = 0
+  else
+    x[i] = a[1]; x[i + 1] = a[2] / a[1]; x[i + 2] = a[3]; x[i + 3] = a[4]
+  end
+end
+
+local function history_features(req, x)
+  local user = req.user or ""
+  local u = U[user] or EMPTY
+  local k = N[user .. "\031" .. (req.name or "")] or EMPTY
+  x[10] = req.recent_submits
+  agg(u, x, 11)
+  local up90 = u[5] or nil
+  x[15] = up90
+  agg(k, x, 16)
+  local ref = k[5] or up90
+  local tl = x[5]
+  if tl ~= nil and ref ~= nil and ref > 0 then x[20] = tl / ref else x[20] = nil end
+end
+"""
+
+_PREDICT_LUA = r"""
+local function calibrate(p)
+  local xs, ys = CAL_X, CAL_Y
+  local n = #xs
+  if p <= xs[1] then return ys[1] end
+  if p >= xs[n] then return ys[n] end
+  local lo, hi = 1, n
+  while hi - lo > 1 do
+    local mid = floor((lo + hi) / 2)
+    if xs[mid] <= p then lo = mid else hi = mid end
+  end
+  local x0, x1, y0, y1 = xs[lo], xs[hi], ys[lo], ys[hi]
+  if x1 == x0 then return y1 end
+  return y0 + (y1 - y0) * (p - x0) / (x1 - x0)
+end
+
+local function hms(s)
+  s = math.ceil(s / 300) * 300
+  return string.format("%02d:%02d:00", floor(s / 3600), floor(s % 3600 / 60))
+end
+
+local function human(s)
+  s = floor(s + 0.5)
+  if s >= 3600 then return string.format("%dh%02dm", floor(s / 3600), floor(s % 3600 / 60)) end
+  return string.format("%dm", floor(s / 60))
+end
+
+local function reason(f, v, x)
+  if f == 19 or f == 14 then
+    return string.format("your last %d jobs%s failed", v, f == 19 and " with this name" or "")
+  elseif f == 17 or f == 12 then
+    return string.format("%d%% of your past jobs%s failed", floor(v * 100 + 0.5), f == 17 and " with this name" or "")
+  elseif f == 18 or f == 13 then
+    if v == 1 then return "your previous job" .. (f == 18 and " with this name" or "") .. " failed" end
+  elseif f == 20 then
+    if v > 1 then return string.format("time limit %.1fx what your similar jobs needed", v) end
+    return "time limit shorter than your similar jobs needed"
+  elseif f == 5 then return "time limit of " .. human(v)
+  elseif f == 4 then return string.format("memory request of %.1f GiB", v / 1024)
+  elseif f == 1 then return string.format("%d CPUs requested", v)
+  elseif f == 2 then return string.format("%d nodes requested", v)
+  elseif f == 10 then return string.format("%d submissions in the last hour", v)
+  elseif f == 11 or f == 16 then
+    if v < 5 then return "little history for this " .. (f == 16 and "job name" or "user") end
+  elseif f == 8 then return string.format("submitted at %02d:00 UTC", v)
+  end
+  return nil
+end
+
+function M.features(req)
+  local x = {}
+  request_features(req, x)
+  if WITH_HISTORY then history_features(req, x) end
+  return x
+end
+
+function M.raw(req)
+  local x = M.features(req)
+  local c = {}
+  for i = 1, NF do c[i] = 0 end
+  local r = 0
+  for i = 1, #T do r = r + T[i](x, c) end
+  return r, c, x
+end
+
+function M.predict(req)
+  local r, c, x = M.raw(req)
+  local risk = calibrate(1 / (1 + math.exp(-r)))
+  local order = {}
+  for i = 1, NF do if c[i] > 0 and x[i] ~= nil then order[#order + 1] = i end end
+  table.sort(order, function(a, b) return c[a] > c[b] end)
+  local reasons = {}
+  for _, i in ipairs(order) do
+    local s = reason(i, x[i], x)
+    if s ~= nil then reasons[#reasons + 1] = s end
+    if #reasons >= 3 then break end
+  end
+  local suggestion = nil
+  if WITH_HISTORY then
+    local k = N[(req.user or "") .. "\031" .. (req.name or "")] or U[req.user or ""]
+    local p90 = k and k[5] or nil
+    local tl = x[5]
+    if p90 and p90 > 0 and tl ~= nil and tl < p90 then
+      suggestion = "--time=" .. hms(p90 * 1.2) .. " (similar jobs needed " .. human(p90) .. ")"
+    end
+  end
+  return risk, reasons, suggestion
+end
+
+return M
+"""
+
+
+def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibration: CalibrationMap,
+                       version: str, threshold: float, with_history: bool) -> str:
+    """The whole ``submit_model.lua`` text."""
+    names = SITE_INDEPENDENT + (HISTORY if with_history else [])
+    if list(trees["feature_names"]) != names:
+        raise ValueError("the tree model's features are not the lite submit schema; "
+                         "only the lite submit GBDT can be compiled to Lua")
+    out = [f"-- submit_model.lua generated by nomade for bundle {version}; do not edit.",
+           "-- features: " + ", ".join(names),
+           "local M = {}",
+           f"M.format = {LUA_FORMAT}",
+           f"M.version = {lua_str(version)}",
+           f"M.threshold = {lua_num(threshold)}",
+           f"local NF = {len(names)}",
+           f"local WITH_HISTORY = {'true' if with_history else 'false'}",
+           "local floor = math.floor",
+           "local CAL_X = {" + ",".join(lua_num(v) for v in calibration.xs) + "}",
+           "local CAL_Y = {" + ",".join(lua_num(v) for v in calibration.ys) + "}",
+           "local U = {}", "local N = {}"]
+    if with_history:
+        rows = [f"U[{lua_str(k)}] = {_agg_lua(a)}" for k, a in history.users.items()]
+        rows += [f"N[{lua_str(k)}] = {_agg_lua(a)}" for k, a in history.names.items()]
+        for b in range(0, len(rows), TABLE_BLOCK):  # a Lua function holds at most 2^18 constants
+            out.append("(function()")
+            out.extend(rows[b:b + TABLE_BLOCK])
+            out.append("end)()")
+    out.append(_FEATURES_LUA)
+    out.append("local T = {}")
+    for ti, t in enumerate(trees["trees"]):
+        out.append(f"T[{ti + 1}] = function(x, c)")
+        _tree_lua(t, out, "  ", 0)
+        out.append("end")
+    out.append(_PREDICT_LUA)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""Base models trained by ``nomade train`` (each follows nomade.train.base.TrainedModel)."""

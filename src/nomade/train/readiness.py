@@ -1,0 +1,72 @@
+"""Is this site's data enough for a site model? Measured, not a formula: for each model, a
+learning curve over temporal folds - train on the newest 1/8, 1/4, 1/2 and all of the past
+window, test on the newest window - and the PR-AUC gain of the last doubling. A model is
+"ready" when that gain is below ``GAIN_READY`` (more data of the same kind no longer helps much)
+and the test window holds at least ``MIN_TEST_FAILURES`` failures."""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..scoring import lite_features as lite
+from .models.gbdt import GBDTModel
+from .pipeline import lite_requests, windows
+
+GAIN_READY = 0.01
+MIN_TEST_FAILURES = 50
+FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class Readiness:
+    model: str
+    ready: bool
+    verdict: str
+    curve: List[Dict[str, float]] = field(default_factory=list)
+    gain_per_doubling: Optional[float] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"model": self.model, "ready": self.ready, "verdict": self.verdict,
+                "gain_per_doubling": self.gain_per_doubling, "curve": self.curve}
+
+
+def learning_curve(name: str, X: np.ndarray, y: np.ndarray, names: List[str], seed: int,
+                   rounds: int = 100) -> Readiness:
+    from sklearn.metrics import average_precision_score
+
+    w = windows(y)
+    past, test = w["refit"], w["test"]
+    n_fail = int((y[test] == 1).sum())
+    curve = []
+    for f in FRACTIONS:
+        idx = past[len(past) - max(int(len(past) * f), 1):]
+        if len(np.unique(y[idx])) < 2 or len(np.unique(y[test])) < 2:
+            continue
+        m = GBDTModel(name=name, rounds=rounds).fit_arrays(X[idx], y[idx], names, seed)
+        curve.append({"train_jobs": int(len(idx)),
+                      "pr_auc": float(average_precision_score(y[test], m.predict_arrays(X[test])))})
+    if len(curve) < 2:
+        return Readiness(name, False, "not enough: too few labelled jobs of both outcomes to measure", curve)
+    gain = curve[-1]["pr_auc"] - curve[-2]["pr_auc"]
+    if n_fail < MIN_TEST_FAILURES:
+        return Readiness(name, False, f"not enough: only {n_fail} failures in the newest window "
+                         f"(need {MIN_TEST_FAILURES} to measure)", curve, gain)
+    if gain >= GAIN_READY:
+        return Readiness(name, False, f"not enough: PR-AUC still gains {gain:+.3f} per doubling of "
+                         "history; keep collecting (the default bundle scores meanwhile)", curve, gain)
+    return Readiness(name, True, f"ready: PR-AUC {curve[-1]['pr_auc']:.3f}, last doubling "
+                     f"{gain:+.3f}", curve, gain)
+
+
+def measure_readiness(store, cfg, cluster: Optional[str] = None) -> List[Readiness]:
+    from ..features.build import build_matrix
+    from .pipeline import load_training_table
+
+    seed = int(cfg.get("train.seed"))
+    jt, y, _ = load_training_table(store, cfg, cluster)
+    X_lite, _ = lite.build_lite_rows(lite_requests(jt, y), True)
+    out = [learning_curve("gbdt_lite", X_lite, y, lite.lite_names(True), seed)]
+    fm = build_matrix(jt, "submit", cfg)
+    out.append(learning_curve("gbdt_submit", fm.X, y, fm.names, seed))
+    return out

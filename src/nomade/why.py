@@ -1,0 +1,224 @@
+"""Why is this job risky? The library behind ``nomade-why``: risk at submit and at start (from the
+``scores`` table), the main contributing features with their values and direction, the most
+similar past jobs of the same user and how they ended, and concrete recommendations.
+
+Works for pending, running and finished jobs: whatever the store holds (``jobs`` rows from sacct,
+or the Prolog's ``start`` hook record for a job accounting has not delivered yet). Privacy is not
+decided here: see ``nomade.whyservice.access``."""
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from .report import (ALERT_DEFAULT, JobNotFound, ScoreSeen, build_report, human_duration, human_mem,
+                     load_scores, mem_option, slurm_time)
+from .states import FINAL_STATES, failure_class
+
+SIMILAR_LIMIT = 5
+
+
+@dataclass
+class Contribution:
+    feature: str
+    value: Optional[Any]
+    direction: str              # 'raises risk' / 'lowers risk'
+    weight: Optional[float]     # contribution in log-odds when the model gave one
+
+
+@dataclass
+class SimilarJob:
+    job_id: str
+    name: Optional[str]
+    state: Optional[str]
+    outcome: Optional[str]
+    elapsed_s: Optional[float]
+    timelimit_s: Optional[int]
+    max_rss_mb: Optional[float]
+    req_mem_mb: Optional[float]
+    why_similar: str
+
+
+@dataclass
+class WhyAnswer:
+    job_id: str
+    cluster: str
+    user: Optional[str]
+    uid: Optional[int]
+    name: Optional[str]
+    state: Optional[str]
+    outcome: Optional[str]
+    risk_submit: Optional[Dict[str, Any]]
+    risk_start: Optional[Dict[str, Any]]
+    contributions: List[Contribution] = field(default_factory=list)
+    similar: List[SimilarJob] = field(default_factory=list)
+    similar_summary: str = ""
+    recommendations: List[str] = field(default_factory=list)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def parse_reasons(text: Optional[str]) -> List[Contribution]:
+    """``scores.reasons`` JSON: a list of strings (Lua-style reasons) or of objects
+    {feature, value, contribution} (exact tree contributions / ensemble approximation)."""
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+    except (TypeError, ValueError):
+        return [Contribution(str(text), None, "raises risk", None)]
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping):
+            w = item.get("contribution", item.get("weight"))
+            w = float(w) if isinstance(w, (int, float)) else None
+            out.append(Contribution(str(item.get("feature") or item.get("name") or "?"), item.get("value"),
+                                    "lowers risk" if (w is not None and w < 0) else "raises risk", w))
+        else:
+            out.append(Contribution(str(item), None, "raises risk", None))
+    return out
+
+
+def _score_dict(s: ScoreSeen) -> Dict[str, Any]:
+    return {"risk": s.risk, "level": s.level, "model_version": s.model_version}
+
+
+def _job_or_start_record(store, job_id: str, cluster: str) -> Dict[str, Any]:
+    from .report import find_job
+    try:
+        return find_job(store, job_id, cluster)
+    except JobNotFound:
+        row = store.conn.execute("SELECT data FROM hook_records WHERE job_id = ? AND kind = 'start' "
+                                 "ORDER BY written_at DESC LIMIT 1", (job_id,)).fetchone()
+        if row is None:
+            raise
+        req = json.loads(row[0]).get("request") or {}
+        return {"job_id": job_id, "cluster": req.get("cluster", ""), "user": req.get("user"),
+                "uid": req.get("uid"), "name": req.get("name"), "partition": req.get("partition"),
+                "req_cpus": req.get("cpus"), "timelimit_s": req.get("timelimit_s"), "state": "RUNNING",
+                "submit_time": req.get("submit_time"), "source": "prolog"}
+
+
+def job_owner(store, job_id: str, cluster: str = "") -> Dict[str, Any]:
+    """The row used for the privacy check: user and uid of the job."""
+    return _job_or_start_record(store, job_id, cluster)
+
+
+def similar_jobs(store, job: Mapping[str, Any], limit: int = SIMILAR_LIMIT) -> List[SimilarJob]:
+    """The user's most recent ended jobs with the same name; topped up with jobs in the same
+    partition with a comparable core count."""
+    base = ("SELECT job_id, name, state, cancelled_by, uid, exit_code, elapsed_s, timelimit_s, max_rss_mb, "
+            "req_mem_mb FROM jobs WHERE cluster = ? AND user = ? AND job_id != ? AND is_final = 1 ")
+    args = [job.get("cluster") or "", job.get("user"), job["job_id"]]
+    seen: Dict[str, SimilarJob] = {}
+    queries = []
+    if job.get("name"):
+        queries.append((base + "AND name = ? ORDER BY submit_time DESC LIMIT ?",
+                        args + [job["name"], limit], "same name"))
+    cpus = job.get("req_cpus") or 1
+    queries.append((base + "AND coalesce(partition, '') = coalesce(?, '') AND req_cpus BETWEEN ? AND ? "
+                    "ORDER BY submit_time DESC LIMIT ?",
+                    args + [job.get("partition"), max(1, cpus // 2), cpus * 2, limit],
+                    "same partition, similar cores"))
+    for sql, a, why in queries:
+        for r in store.conn.execute(sql, a):
+            if r["job_id"] in seen or len(seen) >= limit:
+                continue
+            seen[r["job_id"]] = SimilarJob(
+                r["job_id"], r["name"], r["state"],
+                failure_class(r["state"], r["cancelled_by"], r["uid"], r["exit_code"]),
+                r["elapsed_s"], r["timelimit_s"], r["max_rss_mb"], r["req_mem_mb"], why)
+    return list(seen.values())
+
+
+def summarize_similar(similar: Sequence[SimilarJob]) -> str:
+    if not similar:
+        return "no similar past jobs in the store"
+    bad = [s for s in similar if s.outcome not in ("success", "cancelled_owner", None)]
+    kinds: Dict[str, int] = {}
+    for s in bad:
+        kinds[s.outcome or "?"] = kinds.get(s.outcome or "?", 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return f"{len(bad)} of {len(similar)} similar past jobs failed" + (f" ({detail})" if detail else "")
+
+
+def recommend(job: Mapping[str, Any], similar: Sequence[SimilarJob]) -> List[str]:
+    recs: List[str] = []
+    ok = [s for s in similar if s.outcome == "success"]
+    timeouts = [s for s in similar if s.outcome == "timeout"]
+    ooms = [s for s in similar if s.outcome == "oom"]
+    if timeouts:
+        need = max([s.elapsed_s or 0 for s in ok + timeouts])
+        recs.append(f"--time={slurm_time(need * 1.3)}: {len(timeouts)} similar job(s) hit their time limit; "
+                    f"the longest similar run took {human_duration(need)}.")
+    if ooms:
+        peak = max([s.max_rss_mb or s.req_mem_mb or 0 for s in ooms + ok])
+        recs.append(f"--mem={mem_option(peak * 1.5)}: {len(ooms)} similar job(s) ran out of memory "
+                    f"(peak seen {human_mem(peak)}).")
+    if not timeouts and job.get("timelimit_s") and ok:
+        longest = max(s.elapsed_s or 0 for s in ok)
+        if longest > job["timelimit_s"]:
+            recs.append(f"--time={slurm_time(longest * 1.3)}: similar successful jobs ran "
+                        f"{human_duration(longest)}, longer than this job's limit.")
+    failed = [s for s in similar if s.outcome == "failed"]
+    if failed and not recs:
+        recs.append(f"{len(failed)} similar job(s) failed with a non-zero exit: run a short test first "
+                    f"(e.g. --time=00:10:00 on a small input) and check their error files.")
+    return recs
+
+
+def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT) -> WhyAnswer:
+    """Everything ``nomade-why`` shows for one job. Raises JobNotFound."""
+    job = _job_or_start_record(store, str(job_id), cluster)
+    clus = job.get("cluster") or ""
+    rows = store.conn.execute("SELECT stage, risk, level, model_version, reasons FROM scores "
+                              "WHERE job_id = ? AND (cluster = ? OR cluster = '') ORDER BY scored_at",
+                              (job["job_id"], clus)).fetchall()
+    by_stage = {r["stage"]: r for r in rows}
+    contributions: List[Contribution] = []
+    for stage in ("start", "submit"):
+        if stage in by_stage and not contributions:
+            contributions = parse_reasons(by_stage[stage]["reasons"])
+    scores = load_scores(store, clus, job["job_id"])
+    sim = similar_jobs(store, job)
+    recs = recommend(job, sim)
+    if job.get("state") in FINAL_STATES:
+        recs += [n for n in build_report(job, scores, None, threshold).notes if n not in recs]
+    state = job.get("state")
+    return WhyAnswer(
+        job_id=str(job["job_id"]), cluster=clus, user=job.get("user"), uid=job.get("uid"),
+        name=job.get("name"), state=state,
+        outcome=failure_class(state, job.get("cancelled_by"), job.get("uid"), job.get("exit_code"))
+        if state in FINAL_STATES else None,
+        risk_submit=_score_dict(ScoreSeen("submit", by_stage["submit"]["risk"], by_stage["submit"]["level"],
+                                          by_stage["submit"]["model_version"])) if "submit" in by_stage else None,
+        risk_start=_score_dict(ScoreSeen("start", by_stage["start"]["risk"], by_stage["start"]["level"],
+                                         by_stage["start"]["model_version"])) if "start" in by_stage else None,
+        contributions=contributions[:5], similar=sim, similar_summary=summarize_similar(sim),
+        recommendations=recs)
+
+
+def format_why(a: Mapping[str, Any]) -> str:
+    """Text for a WhyAnswer.as_dict() (what the service sends)."""
+    def risk(r: Optional[Mapping[str, Any]]) -> str:
+        return "not scored" if not r else f"{r['risk']:.0%} {r.get('level') or ''} (model {r['model_version']})"
+    lines = [f"Job {a['job_id']}" + (f" ({a['name']})" if a.get("name") else "")
+             + f" of {a.get('user') or '?'}: {a.get('state') or '?'}"
+             + (f", outcome {a['outcome']}" if a.get("outcome") else ""),
+             f"Risk at submit: {risk(a.get('risk_submit'))}",
+             f"Risk at start:  {risk(a.get('risk_start'))}"]
+    if a.get("contributions"):
+        lines.append("Main factors:")
+        for c in a["contributions"]:
+            val = "" if c.get("value") is None else f" = {c['value']}"
+            w = "" if c.get("weight") is None else f" ({c['weight']:+.2f})"
+            lines.append(f"  {c['feature']}{val}: {c['direction']}{w}")
+    lines.append(f"Similar past jobs: {a.get('similar_summary')}")
+    for s in a.get("similar") or []:
+        lines.append(f"  {s['job_id']:<10} {(s.get('name') or '')[:20]:<20} {s.get('state') or '?':<13} "
+                     f"ran {human_duration(s.get('elapsed_s'))} of {human_duration(s.get('timelimit_s'))}"
+                     f"  [{s['why_similar']}]")
+    if a.get("recommendations"):
+        lines.append("Recommendations:")
+        lines.extend(f"  {r}" for r in a["recommendations"])
+    return "\n".join(lines)

@@ -1,0 +1,270 @@
+"""`nomade ingest sacct` against the real cluster (tests/slurm/cluster.sh): a matrix of real jobs
+ending in every state nomade cares about, submitted as root and as alice, ingested through the CLI
+(subprocess, as root); the stored rows must match what Slurm did, and a second run must be a no-op.
+
+Run alone: ``python tests/slurm/test_ingest_real.py capture DIR`` runs the matrix and writes the
+real sacct captures (the files in tests/fixtures/sacct/real_*) to DIR."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+
+pytestmark = pytest.mark.slurm
+
+PY = "/usr/bin/python3"  # the system python: readable by the test users, unlike pyenv's shims
+CAPTURE_FIELDS = ("JobID,JobIDRaw,JobName,User,UID,Group,Account,Partition,QOS,State,ExitCode,"
+                  "DerivedExitCode,Submit,Eligible,Start,End,Elapsed,Timelimit,ReqMem,ReqCPUS,"
+                  "ReqNodes,ReqTRES,AllocCPUS,NNodes,AllocTRES,NodeList,MaxRSS,TotalCPU,Cluster,"
+                  "WorkDir,SubmitLine")
+WEIRD_NAME = "naïve ünïcode | job with spaces"
+ALLOC_MB = 200
+BURN = (f"{PY} -c 'import time; b=bytearray({ALLOC_MB}*2**20); b[::4096]=b\"x\"*len(b[::4096]); "
+        "t=time.time()\nwhile time.time()-t<5: pass\ntime.sleep(3)'")
+
+
+def node_fail_case(node: str) -> str:
+    """A running job killed by taking the node down -> NODE_FAIL; the node is resumed after."""
+    harness.wait_queue_empty(timeout=60)  # taking the node down kills every running job on it
+    jid = harness.submit("root", "-J", "nf_root", wrap="sleep 300")
+    harness.wait_state(jid, ["RUNNING"], timeout=60)
+    time.sleep(1)
+    harness.sh(["scontrol", "update", f"nodename={node}", "state=down", "reason=nomade-test-node-fail"])
+    try:
+        harness.wait_done([jid], timeout=60)
+    finally:
+        harness.resume_node(node, timeout=60)
+    return jid
+
+
+def cancel_running_case() -> str:
+    """alice's running job cancelled by root -> 'CANCELLED by 0'."""
+    jid = harness.submit("alice", "-J", "cancel_running_alice", wrap="sleep 300")
+    harness.wait_state(jid, ["RUNNING"], timeout=60)
+    time.sleep(2)
+    harness.sh(["scancel", jid])
+    return jid
+
+
+def cancel_pending_case() -> str:
+    """alice's held job cancelled by alice while pending -> 'CANCELLED by <alice uid>'."""
+    jid = harness.submit("alice", "-J", "cancel_pending_alice", "--hold", wrap="sleep 1")
+    harness.wait_state(jid, ["PENDING"], timeout=30)
+    harness.sh(["scancel", jid], user="alice")
+    return jid
+
+
+def run_state_matrix(cluster: "harness.SlurmCluster") -> Dict[str, str]:
+    """Submit every case; returns {case: job id} once all have ended. About 80-90 s (TIMEOUT)."""
+    jobs = {"node_fail_root": node_fail_case(cluster.node)}
+    jobs["timeout_root"] = harness.submit("root", "-J", "timeout_root", "--time=1", wrap="sleep 600")
+    jobs["completed_root"] = harness.submit(
+        "root", "-J", "completed_root", "--time=5", "--cpus-per-task=2", "--mem=300M", wrap="sleep 2")
+    jobs["completed_alice"] = harness.submit("alice", "-J", "completed_alice", wrap="echo hello")
+    jobs["failed_exit3_alice"] = harness.submit("alice", "-J", "failed_exit3_alice", wrap="exit 3")
+    jobs["oom_root"] = harness.submit(
+        "root", "-J", "oom_root", "--mem=64M",
+        wrap=f"{PY} -c 'b=bytearray(400*2**20); b[::4096]=b\"x\"*len(b[::4096]); import time; time.sleep(5)'")
+    jobs["alloc_cpu_alice"] = harness.submit("alice", "-J", "alloc_cpu_alice", "--mem=1G", wrap=BURN)
+    jobs["array_alice"] = harness.submit(
+        "alice", "-J", "array_alice", "--array=1-3", wrap='sleep 1; exit $(( SLURM_ARRAY_TASK_ID == 2 ))')
+    jobs["srun_steps_root"] = harness.submit(
+        "root", "-J", "srun_steps_root", wrap="srun -n1 sleep 1; srun -n1 false; exit 0")
+    jobs["weird_name_alice"] = harness.submit(
+        "alice", "-J", WEIRD_NAME, wrap="echo 'line one'\necho \"line | two\"")
+    jobs["cancel_pending_alice"] = cancel_pending_case()
+    jobs["cancel_running_alice"] = cancel_running_case()
+    harness.wait_done(list(jobs.values()), timeout=200)
+    time.sleep(2)  # let slurmdbd receive the last step records
+    return jobs
+
+
+def capture(jobs: Dict[str, str], start: str, out_dir: Path) -> None:
+    """Write the real sacct captures for the matrix (fixtures for the parsers)."""
+    ids = ",".join(jobs.values())
+    common = ["sacct", "-a", "-D", "-S", start, "-E", "now", "-j", ids]
+    text = harness.sh(common + ["-P", f"--format={CAPTURE_FIELDS}"]).stdout
+    (out_dir / "real_state_matrix_p.txt").write_text(text, encoding="utf-8")
+    raw = harness.sh(common + ["--json"]).stdout
+    json.loads(raw)  # must be valid JSON
+    (out_dir / "real_state_matrix.json").write_text(raw, encoding="utf-8")
+    (out_dir / "real_helpformat_22.05.txt").write_text(harness.sh(["sacct", "--helpformat"]).stdout,
+                                                       encoding="utf-8")
+    (out_dir / "real_state_matrix_cases.json").write_text(json.dumps(jobs, indent=1) + "\n",
+                                                          encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------- fixtures
+def nomade(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-c", "from nomade.cli.main import main; main()",
+            "--data-dir", str(data_dir)] + list(args)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd="/tmp")
+    assert proc.returncode == 0, f"{argv} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def matrix(slurm_cluster) -> Dict[str, str]:
+    reuse = os.environ.get("NOMADE_TEST_REUSE_MATRIX")  # {case: job id} JSON of an earlier run (dev only)
+    if reuse:
+        return json.loads(Path(reuse).read_text(encoding="utf-8"))
+    return run_state_matrix(slurm_cluster)
+
+
+@pytest.fixture(scope="module")
+def ingested(matrix, tmp_path_factory):
+    """The matrix ingested twice through the CLI; returns (data_dir, first counts, second counts)."""
+    data = tmp_path_factory.mktemp("ingest-real")
+    first = json.loads(nomade(data, "ingest", "sacct", "--json").stdout)
+    second_text = nomade(data, "ingest", "sacct").stdout
+    return data, first, second_text
+
+
+@pytest.fixture(scope="module")
+def rows(ingested, matrix) -> Dict[str, dict]:
+    data = ingested[0]
+    dbs = list(data.glob("*.db"))
+    assert dbs, f"no store under {data}"
+    conn = sqlite3.connect(str(dbs[0]))
+    conn.row_factory = sqlite3.Row
+    out = {}
+    for r in conn.execute("SELECT * FROM jobs"):
+        out[r["job_id"]] = dict(r)
+    steps: Dict[str, List[dict]] = {}
+    for r in conn.execute("SELECT * FROM job_steps"):
+        steps.setdefault(r["job_id"], []).append(dict(r))
+    for jid, rec in out.items():
+        rec["steps"] = {s["step_id"]: s for s in steps.get(jid, [])}
+    conn.close()
+    return out
+
+
+def job(rows, matrix, case) -> dict:
+    jid = matrix[case]
+    assert jid in rows, f"{case}: job {jid} not stored (stored: {sorted(rows)[:20]}...)"
+    return rows[jid]
+
+
+# ---------------------------------------------------------------------------------- tests
+def test_second_run_is_a_no_op(ingested, matrix):
+    _, first, second = ingested
+    assert set(first) >= {"new", "updated", "unchanged", "quarantined"}
+    assert first["new"] >= len(matrix) + 2, first  # the array adds two more task rows
+    assert "sacct: 0 new, 0 updated," in second, second
+    assert ", 0 quarantined" in second, second
+
+
+def test_completed(rows, matrix):
+    r = job(rows, matrix, "completed_root")
+    assert (r["state"], r["exit_code"], r["exit_signal"], r["is_final"]) == ("COMPLETED", 0, 0, 1)
+    assert (r["user"], r["uid"], r["account"], r["partition"]) == ("root", 0, "research", "debug")
+    assert r["req_cpus"] == 2 and r["alloc_cpus"] == 2 and r["req_nodes"] == 1
+    assert r["req_mem_mb"] == 300 and not r["req_mem_per_cpu"]
+    assert r["timelimit_s"] == 300 and r["timelimit_raw"] in ("00:05:00", "5")
+    assert 1 <= r["elapsed_s"] <= 30 and r["end_time"] >= r["start_time"] >= r["submit_time"]
+    assert r["work_dir"] == "/tmp" and r["node_list"] == os.uname().nodename.split(".")[0]
+    a = job(rows, matrix, "completed_alice")
+    assert (a["state"], a["user"], a["uid"]) == ("COMPLETED", "alice", harness.user_uid("alice"))
+    assert a["req_mem_mb"] == 500  # DefMemPerCPU=500 (22.05's sacct -P prints '500M', no per-CPU mark)
+
+
+def test_failed_exit_3(rows, matrix):
+    r = job(rows, matrix, "failed_exit3_alice")
+    assert (r["state"], r["exit_code"], r["exit_signal"], r["user"]) == ("FAILED", 3, 0, "alice")
+
+
+def test_timeout(rows, matrix):
+    r = job(rows, matrix, "timeout_root")
+    assert r["state"] == "TIMEOUT" and r["timelimit_s"] == 60
+    assert 60 <= r["elapsed_s"] <= 150
+
+
+def test_cancelled_pending_by_owner(rows, matrix):
+    if matrix["cancel_pending_alice"] not in rows:
+        pytest.xfail("known gap in `ingest sacct`: `sacct -S .. -E ..` without --state does not return "
+                     "jobs that were never eligible (held, cancelled while pending); see docs/testing.md")
+    r = job(rows, matrix, "cancel_pending_alice")
+    assert r["state"] == "CANCELLED" and r["cancelled_by"] == harness.user_uid("alice")
+    assert r["state_raw"].startswith("CANCELLED by")
+    assert r["elapsed_s"] == 0 and r["total_cpu_s"] in (0, None)  # Start = the cancel time
+    assert r["timelimit_s"] is None and r["timelimit_raw"] == "Partition_Limit"
+
+
+def test_cancelled_running_by_root(rows, matrix):
+    r = job(rows, matrix, "cancel_running_alice")
+    assert (r["state"], r["cancelled_by"], r["user"]) == ("CANCELLED", 0, "alice")
+    assert r["elapsed_s"] >= 2
+
+
+def test_out_of_memory(rows, matrix):
+    r = job(rows, matrix, "oom_root")
+    assert r["state"] == "OUT_OF_MEMORY", r["state_raw"]
+    assert r["req_mem_mb"] == 64 and not r["req_mem_per_cpu"]
+
+
+def test_node_fail(rows, matrix):
+    r = job(rows, matrix, "node_fail_root")
+    assert r["state"] == "NODE_FAIL" and r["is_final"] == 1
+
+
+def test_used_resources(rows, matrix):
+    r = job(rows, matrix, "alloc_cpu_alice")
+    assert r["state"] == "COMPLETED" and r["req_mem_mb"] == 1024
+    assert ALLOC_MB * 0.8 <= r["max_rss_mb"] <= ALLOC_MB * 1.5, r["max_rss_mb"]
+    assert 1.0 <= r["total_cpu_s"] <= 10, r["total_cpu_s"]  # 5 s busy loop on a shared 2-core box
+    assert r["elapsed_s"] >= 7
+    assert "batch" in r["steps"] and r["steps"]["batch"]["max_rss_mb"] >= ALLOC_MB * 0.8
+
+
+def test_array(rows, matrix):
+    base = matrix["array_alice"]
+    tasks = {f"{base}_{i}": rows.get(f"{base}_{i}") for i in (1, 2, 3)}
+    assert all(tasks.values()), f"array tasks missing: {[k for k, v in tasks.items() if not v]}"
+    assert [tasks[f"{base}_{i}"]["state"] for i in (1, 2, 3)] == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert {t["array_job_id"] for t in tasks.values()} == {int(base)}
+    assert sorted(t["array_task_id"] for t in tasks.values()) == ["1", "2", "3"]
+    assert len({t["job_id_raw"] for t in tasks.values()}) == 3
+
+
+def test_srun_steps(rows, matrix):
+    r = job(rows, matrix, "srun_steps_root")
+    assert r["state"] == "COMPLETED" and r["exit_code"] == 0
+    assert {"batch", "0", "1"} <= set(r["steps"]), sorted(r["steps"])
+    assert r["steps"]["0"]["state"] == "COMPLETED"
+    assert r["steps"]["1"]["state"] == "FAILED" and r["steps"]["1"]["exit_code"] == 1
+    assert r["derived_exit_code"] == 1
+
+
+def test_unicode_pipe_name_and_newline_wrap(rows, matrix):
+    r = job(rows, matrix, "weird_name_alice")
+    assert r["name"] == WEIRD_NAME and r["state"] == "COMPLETED"
+    assert r["submit_line"] is None or "sbatch" in r["submit_line"]
+
+
+# ---------------------------------------------------------------------------------- capture
+def main(argv: List[str]) -> int:
+    if len(argv) != 2 or argv[0] != "capture":
+        print("usage: test_ingest_real.py capture OUT_DIR", file=sys.stderr)
+        return 2
+    out = Path(argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))
+    cluster = harness.ensure_cluster()
+    t0 = time.time()
+    jobs = run_state_matrix(cluster)
+    print(f"matrix done in {time.time() - t0:.0f}s: {jobs}")
+    capture(jobs, start, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

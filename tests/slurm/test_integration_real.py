@@ -1,0 +1,175 @@
+"""nomade's Slurm integration on the real cluster (tests/slurm/cluster.sh), as root and as the
+unprivileged users alice, bob and carol (carol is in nomade-admins):
+
+* a job shaped like past failures (test model: name "risky*") gets the message on sbatch's stderr,
+  a safe one none; --comment=nomade:quiet silences it;
+* the TaskProlog's risk line appears in the risky job's output;
+* every outcome (COMPLETED, FAILED, TIMEOUT, CANCELLED, OUT_OF_MEMORY) gets a report;
+* nomade-why works for the owner, refuses another user and shows all to an admin;
+* the MailProg wrapper's mail reaches a real SMTP server (aiosmtpd) with the report in it."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nomade_slurm_setup as S  # noqa: E402
+
+pytestmark = [pytest.mark.slurm,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the real-cluster tests run as root")]
+
+
+class Sink:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    controller = pytest.importorskip("aiosmtpd.controller")
+    port = S.free_port()
+    sink = Sink()
+    ctl = controller.Controller(sink, hostname="127.0.0.1", port=port)
+    ctl.start()
+    yield port, sink
+    ctl.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(smtp):
+    S.reset_state()
+    knobs = S.install(smtp[0])
+    S.cluster_up(dict(knobs, NOMADE_SLURM_SMOKE="0"))
+    yield knobs
+    S.cluster_up({"NOMADE_SLURM_SMOKE": "0"})  # leave the shared cluster without nomade's hooks
+
+
+@pytest.fixture(scope="module")
+def ran(cluster):
+    """Submit the whole matrix once (TIMEOUT takes ~80 s, so everything runs in parallel)."""
+    jobs = {}
+    res = {}
+    for key, user, args in [
+        ("risky", "alice", ["-J", "risky-1", "--wrap", "echo risky-out"]),
+        ("plain", "alice", ["-J", "plain", "--wrap", "echo plain-out"]),
+        ("quiet", "alice", ["-J", "risky-q", "--comment=nomade:quiet", "--wrap", "true"]),
+        ("failed", "alice", ["-J", "fails", "--wrap", "exit 3"]),
+        ("timeout", "bob", ["-J", "slow", "--time=1", "--wrap", "sleep 300"]),
+        ("cancel", "bob", ["-J", "cancelme", "--wrap", "sleep 300"]),
+        ("oom", "alice", ["-J", "hog", "--mem=100M", "--wrap",
+                          "python3 -c 'b = bytearray(900 * 1024 * 1024); import time; time.sleep(2)'"]),
+        ("mail", "alice", ["-J", "mailed", "--mail-type=END", "--mail-user=alice@localhost", "--wrap", "true"]),
+    ]:
+        r = S.sbatch(user, *args)
+        res[key] = r
+        jobs[key] = S.job_id_of(r)
+    res["quiet_env"] = S.as_user("alice", ["sbatch", "--parsable", "-o", str(S.WORK / "%j.out"), "-J",
+                                           "risky-e", "--wrap", "true"], env={"NOMADE_QUIET": "1"})
+    jobs["quiet_env"] = S.job_id_of(res["quiet_env"])
+    time.sleep(3)
+    subprocess.run(["scancel", jobs["cancel"]], check=True)
+    states = S.wait_ended(list(jobs.values()), timeout=240)
+    S.nomade("ingest", "sacct", "--since", time.strftime("%Y-%m-%dT00:00:00"))
+    S.nomade("ingest", "hooks")
+    os.chmod(S.DATA / "nomade.db", 0o600)
+    return {"jobs": jobs, "submit": res, "states": states}
+
+
+def test_message_on_sbatch_stderr(ran):
+    r = ran["submit"]["risky"]
+    assert "sbatch: nomade: HIGH failure risk" in r.stderr
+    assert "jobs named like this one failed before" in r.stderr and "--time=00:10:00" in r.stderr
+    assert r.stdout.strip() == ran["jobs"]["risky"]  # --parsable stdout is just the id
+    assert "nomade" not in ran["submit"]["plain"].stderr
+    assert "nomade" not in ran["submit"]["quiet"].stderr
+    assert "nomade" not in ran["submit"]["quiet_env"].stderr  # job_desc.environment (sbatch)
+
+
+def test_risk_line_in_job_output(ran):
+    risky = (S.WORK / f"{ran['jobs']['risky']}.out").read_text()
+    assert "nomade: HIGH failure risk (91%) at start: jobs named like this failed before" in risky
+    assert "risky-out" in risky
+    plain = (S.WORK / f"{ran['jobs']['plain']}.out").read_text()
+    assert "nomade" not in plain and "plain-out" in plain
+
+
+def test_hooks_logged_every_job(ran):
+    log = S.hook_log()
+    for jid in ran["jobs"].values():
+        assert f"nomade-prolog job={jid}: start recorded" in log
+        assert f"nomade-epilog job={jid}: end recorded" in log
+    assert "drain" not in S.node_states()
+
+
+@pytest.mark.parametrize("key,state,outcome", [
+    ("plain", "COMPLETED", "success"), ("failed", "FAILED", "failed"), ("timeout", "TIMEOUT", "timeout"),
+    ("cancel", "CANCELLED", "cancelled_other"), ("oom", None, None),
+])
+def test_report_for_each_outcome(ran, key, state, outcome):
+    jid = ran["jobs"][key]
+    rep = json.loads(S.nomade("report", jid, "--json").stdout)
+    if key == "oom":  # OUT_OF_MEMORY with cgroups, FAILED 0:9 without
+        assert rep["state"] in ("OUT_OF_MEMORY", "FAILED")
+        assert rep["failure_class"] in ("oom", "failed")
+    else:
+        assert rep["state"] == state and rep["failure_class"] == outcome, rep
+    text = S.nomade("report", jid).stdout
+    assert f"Job ID: {jid}" in text and "CPU efficiency" in text and "Prediction:" in text
+    if key == "timeout":
+        assert any("--time=" in n for n in rep["notes"])
+
+
+def test_report_prediction_for_risky_job(ran):
+    rep = json.loads(S.nomade("report", ran["jobs"]["risky"], "--json").stdout)
+    assert rep["scores"][0]["risk"] == 0.91 and "false alarm" in rep["prediction"]
+
+
+@pytest.fixture(scope="module")
+def why_service(ran):
+    env = dict(os.environ, NOMADE_CONFIG=str(S.CONF), PYTHONPATH=str(S.ROOT / "src"))
+    proc = subprocess.Popen(S.NOMADE + ["serve-why"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    for _ in range(100):
+        if S.SOCK.exists():
+            break
+        time.sleep(0.1)
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_why_owner_other_admin(ran, why_service):
+    jid = ran["jobs"]["risky"]
+    own = S.nomade_why_as("alice", jid)
+    assert own.returncode == 0, own.stderr
+    ans = json.loads(own.stdout)
+    assert ans["risk_start"]["risk"] == 0.91 and ans["user"] == "alice"
+    other = S.nomade_why_as("bob", jid)
+    assert other.returncode == 1 and "belongs to another user" in other.stderr
+    admin = S.nomade_why_as("carol", jid)
+    assert admin.returncode == 0 and json.loads(admin.stdout)["job_id"] == jid
+    # the store itself is closed to users: privacy cannot be bypassed by reading the file
+    direct = S.as_user("alice", ["cat", str(S.DATA / "nomade.db")])
+    assert direct.returncode != 0
+
+
+def test_mailprog_mail_reaches_smtp(ran, smtp):
+    _, sink = smtp
+    jid = ran["jobs"]["mail"]
+    for _ in range(30):
+        if any(f"Job_id={jid} " in m[1] for m in sink.messages):
+            break
+        time.sleep(1)
+    mails = [m for m in sink.messages if f"Job_id={jid} " in m[1]]
+    assert mails, S.hook_log()[-2000:]
+    rcpts, content = mails[-1]
+    assert rcpts == ["alice@localhost"] and "-- nomade job report --" in content

@@ -1,0 +1,102 @@
+"""Bundle format: atomic write, validation errors (newer format, schema mismatch, missing or
+truncated file), the per-version loader table. No training needed."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nomade.errors import ModelError
+from nomade.scoring.bundle import LOADERS, load_bundle
+from nomade.scoring.lite_features import lite_names, schema_hash
+from nomade.train.bundle_writer import write_bundle
+
+
+def _manifest():
+    names = lite_names(False)
+    return {"feature_schema": {"lite": {"names": names, "hash": schema_hash(names)}},
+            "thresholds": {"alert": 0.3, "high": 0.6},
+            "ensemble": {"mode": "single", "primary": {"submit": "m"}},
+            "models": {"m": {"file": "m.onnx", "kind": "gbdt", "inputs": "lite"}}}
+
+
+def _write(tmp_path, version="v1"):
+    files = {"m.onnx": b"not really onnx", "history_lite.json": {"users": {}},
+             "bank.npy": np.arange(6, dtype=np.float32).reshape(2, 3), "submit_model.lua": "return {}"}
+    return write_bundle(tmp_path, version, files, _manifest())
+
+
+def test_write_and_load(tmp_path):
+    p = _write(tmp_path)
+    b = load_bundle(p)
+    assert b.version == "v1" and b.manifest["format_version"] == 1
+    assert set(b.manifest["files"]) == {"m.onnx", "history_lite.json", "bank.npy", "submit_model.lua"}
+    assert b.array("bank.npy").shape == (2, 3)
+    assert not [x for x in tmp_path.iterdir() if x.name.startswith(".tmp")]
+
+
+def test_existing_version_refused(tmp_path):
+    _write(tmp_path)
+    with pytest.raises(ModelError, match="already exists"):
+        _write(tmp_path)
+
+
+def test_newer_format_refused(tmp_path):
+    p = _write(tmp_path)
+    m = json.loads((p / "manifest.json").read_text())
+    m["format_version"] = 2
+    (p / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match=r"bundle format 2 is newer than this nomade \(supports 1\); upgrade nomade"):
+        load_bundle(p)
+
+
+def test_schema_mismatch_refused(tmp_path):
+    p = _write(tmp_path)
+    m = json.loads((p / "manifest.json").read_text())
+    m["feature_schema"]["lite"]["hash"] = "0" * 16
+    (p / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="feature schema 'lite'"):
+        load_bundle(p)
+
+
+def test_missing_file_named(tmp_path):
+    p = _write(tmp_path)
+    (p / "submit_model.lua").unlink()
+    with pytest.raises(ModelError, match="submit_model.lua is missing"):
+        load_bundle(p)
+
+
+def test_truncated_file_named(tmp_path):
+    p = _write(tmp_path)
+    data = (p / "history_lite.json").read_bytes()
+    (p / "history_lite.json").write_bytes(data[:5])
+    with pytest.raises(ModelError, match="history_lite.json has 5 bytes"):
+        load_bundle(p)
+
+
+def test_altered_file_detected(tmp_path):
+    p = _write(tmp_path)
+    (p / "m.onnx").write_bytes(b"NOT really onnx")
+    with pytest.raises(ModelError, match="m.onnx does not match its sha256"):
+        load_bundle(p)
+
+
+def test_truncated_manifest(tmp_path):
+    p = _write(tmp_path)
+    (p / "manifest.json").write_text('{"format_version": 1, "mod')
+    with pytest.raises(ModelError, match="manifest.json is not valid JSON"):
+        load_bundle(p)
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(ModelError, match="is not a model bundle"):
+        load_bundle(tmp_path)
+
+
+def test_every_loader_version_is_tested():
+    assert sorted(LOADERS) == [1]
+
+
+def test_no_pickles(tmp_path):
+    with pytest.raises(ModelError, match="arrays are stored as .npy"):
+        write_bundle(tmp_path, "v2", {"x.pkl": np.zeros(2)}, _manifest())

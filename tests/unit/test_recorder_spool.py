@@ -1,0 +1,105 @@
+"""The node-local spool: append, rotation, size bound with drop counter, write failures."""
+
+import errno
+import json
+
+import pytest
+
+from nomade.recorder import spool as spool_mod
+from nomade.recorder.spool import SpoolWriter, list_segments, read_counters, read_segment
+
+
+def recs(n, start=0):
+    return [{"v": 1, "type": "sample", "job_id": str(i), "node": "n", "ts": float(i), "pad": "x" * 200}
+            for i in range(start, start + n)]
+
+
+def all_records(d):
+    return [r for seg in list_segments(d) for _i, r, _raw in read_segment(seg) if r]
+
+
+def test_append_and_seq_survive_restart(tmp_path):
+    w = SpoolWriter(tmp_path, max_bytes=1 << 20)
+    assert w.write(recs(3)) == 3
+    w.close()
+    w2 = SpoolWriter(tmp_path, max_bytes=1 << 20)
+    w2.write(recs(2, 3))
+    w2.close()
+    got = all_records(tmp_path)
+    assert [r["seq"] for r in got] == [1, 2, 3, 4, 5]
+    assert len(list_segments(tmp_path)) == 2            # a restart starts a new segment
+    assert read_counters(tmp_path)["written_records"] == 5
+
+
+def test_rotation_and_bound_drop_oldest_with_counter(tmp_path):
+    w = SpoolWriter(tmp_path, max_bytes=8192, segment_bytes=2048)
+    for i in range(40):
+        w.write(recs(2, 2 * i))
+    w.close()
+    segs = list_segments(tmp_path)
+    assert sum(p.stat().st_size for p in segs) <= 8192 + 2048 + 1024
+    c = read_counters(tmp_path)
+    kept = len(all_records(tmp_path))
+    assert c["dropped_records"] > 0 and c["dropped_segments"] > 0
+    assert kept + c["dropped_records"] == 80
+    assert all_records(tmp_path)[-1]["job_id"] == "79"  # the newest are kept
+
+
+def test_enospc_drops_and_counts_never_raises(tmp_path, monkeypatch):
+    w = SpoolWriter(tmp_path, max_bytes=1 << 20)
+    w.write(recs(1))
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            self.fh.write(data[:7])                     # a partial write, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    monkeypatch.setattr(spool_mod, "open", lambda *a, **k: FullDisk(real_open(*a, **k)), raising=False)
+    w._fh.close()
+    w._fh = None
+    assert w.write(recs(2, 1)) == 0
+    assert w.write(recs(2, 3)) == 0
+    assert w.counters.write_errors == 2 and w.counters.dropped_records == 4
+    assert "No space left" in w.counters.last_error
+    monkeypatch.undo()
+    assert w.write(recs(1, 5)) == 1                     # space is back: writing resumes
+    w.close()
+    ids = [r["job_id"] for r in all_records(tmp_path)]
+    assert ids == ["0", "5"]                            # torn lines never merge with good ones
+
+
+def test_unwritable_directory_never_raises(tmp_path, monkeypatch):
+    def denied(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(spool_mod, "open", denied, raising=False)
+    w = SpoolWriter(tmp_path / "spool", max_bytes=1 << 20)
+    assert w.write(recs(1)) == 0
+    assert w.counters.dropped_records == 1
+
+
+def test_fsync_interval(tmp_path, monkeypatch):
+    now = [0.0]
+    calls = []
+    monkeypatch.setattr(spool_mod.os, "fsync", lambda fd: calls.append(fd))
+    w = SpoolWriter(tmp_path, max_bytes=1 << 20, fsync_interval_s=60, mono=lambda: now[0])
+    w.write(recs(1))
+    now[0] = 30
+    w.write(recs(1))
+    assert calls == []
+    now[0] = 61
+    w.write(recs(1))
+    assert len(calls) == 1
+
+
+def test_torn_last_line_is_reported_not_parsed(tmp_path):
+    seg = tmp_path / "seg-000000001.jsonl"
+    seg.write_text(json.dumps({"a": 1}) + "\n" + '{"b": ')
+    got = list(read_segment(seg))
+    assert got[0][1] == {"a": 1} and got[1][1] is None and not got[1][2].endswith("\n")

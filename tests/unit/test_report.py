@@ -1,0 +1,109 @@
+"""The seff/jobstats-style report: numbers, outcome classes, prediction verdicts, sbatch notes."""
+
+import json
+
+import pytest
+
+from nomade.jobrecord import JobRecord
+from nomade.report import (JobNotFound, ScoreSeen, build_report, format_report, load_report,
+                           mem_option, slurm_time)
+from nomade.store.db import open_store
+from nomade.store.jobs import upsert_jobs
+
+
+def job(**kw):
+    base = dict(cluster="lab", job_id="100", user="alice", uid=1001, name="sim", state="COMPLETED",
+                is_final=1, exit_code=0, exit_signal=0, elapsed_s=600, timelimit_s=3600, alloc_cpus=4,
+                req_cpus=4, alloc_nodes=1, req_nodes=1, req_mem_mb=8000, req_mem_per_cpu=0,
+                total_cpu_s=2400, max_rss_mb=1000, node_list="n1", submit_time=1000.0)
+    base.update(kw)
+    return base
+
+
+def test_efficiencies():
+    r = build_report(job())
+    assert r.failure_class == "success"
+    assert r.cpu_efficiency == pytest.approx(2400 / (600 * 4))
+    assert r.mem_efficiency == pytest.approx(1000 / 8000) and r.time_used == pytest.approx(600 / 3600)
+    assert any(n.startswith("Memory efficiency 12%") and "--mem=2G" in n for n in r.notes)
+
+
+def test_mem_per_cpu_request():
+    r = build_report(job(req_mem_mb=2000, req_mem_per_cpu=1, max_rss_mb=400))
+    assert r.mem_requested_mb == 8000
+    assert any("--mem-per-cpu=200M" in n for n in r.notes)
+
+
+def test_timeout_note_names_time_option():
+    r = build_report(job(state="TIMEOUT", elapsed_s=3600, exit_code=0))
+    assert r.failure_class == "timeout"
+    assert any("--time=01:30:00" in n for n in r.notes)
+
+
+def test_oom_note_names_mem_option():
+    r = build_report(job(state="OUT_OF_MEMORY", max_rss_mb=7990, exit_code=0, exit_signal=9))
+    assert r.failure_class == "oom" and any("--mem=12G" in n for n in r.notes)
+
+
+def test_failed_and_system_and_cancelled():
+    assert "exited with code 2" in build_report(job(state="FAILED", exit_code=2)).notes[0]
+    assert "--requeue" in build_report(job(state="NODE_FAIL")).notes[0]
+    r = build_report(job(state="CANCELLED", cancelled_by=1001))
+    assert r.failure_class == "cancelled_owner" and r.notes[-1:] != ["--requeue"]
+
+
+def test_low_cpu_efficiency_note():
+    r = build_report(job(total_cpu_s=600))
+    assert any("--cpus-per-task=1" in n for n in r.notes)
+
+
+def test_prediction_verdicts():
+    hi = [ScoreSeen("start", 0.9, "HIGH", "m1")]
+    lo = [ScoreSeen("submit", 0.1, "LOW", "m1")]
+    assert "warned, and it failed (timeout)" in build_report(job(state="TIMEOUT"), hi).prediction
+    assert "false alarm" in build_report(job(), hi).prediction
+    assert "missed" in build_report(job(state="FAILED", exit_code=1), lo).prediction
+    assert build_report(job(), []).prediction == "no risk was recorded for this job"
+    assert "not ended" in build_report(job(state="RUNNING", is_final=0), hi).prediction
+
+
+def test_helpers():
+    assert slurm_time(59) == "00:01:00" and slurm_time(90000) == "1-01:00:00"
+    assert mem_option(300) == "300M" and mem_option(1500) == "2G"
+
+
+def test_load_from_store_and_text(tmp_path):
+    with open_store(tmp_path / "s.db") as store:
+        upsert_jobs(store, [JobRecord(**{k: v for k, v in job(state="TIMEOUT").items() if k != "is_final"},
+                                      is_final=1)], "test")
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO scores VALUES ('lab','100','start','m1',0.85,'HIGH','[]',1.0)")
+        r = load_report(store, "100")
+        assert r.scores[0].risk == 0.85
+        text = format_report(r)
+        assert "State: TIMEOUT" in text and "Outcome: timeout" in text and "--time=" in text
+        assert "Prediction: risk 85% at start (model m1): warned, and it failed (timeout)" in text
+        json.dumps(r.as_dict())
+        with pytest.raises(JobNotFound):
+            load_report(store, "999")
+
+
+def test_report_from_epilog_record_only(tmp_path):
+    with open_store(tmp_path / "s.db") as store:
+        rec = {"job_id": "7", "kind": "end", "job": {"job_id": "7", "uid": 1, "exit_code": 3, "exit_signal": 0,
+                                                     "node": "n1"}}
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO hook_records VALUES ('', '7', 'end', 'n1', 1.0, ?, 1.0)", (json.dumps(rec),))
+        r = load_report(store, "7")
+        assert r.state == "FAILED" and r.exit_code == 3 and r.source == "epilog"
+
+
+def test_report_cli_json(tmp_path):
+    from click.testing import CliRunner
+
+    from nomade.cli.main import cli
+    with open_store(tmp_path / "nomade.db") as store:
+        upsert_jobs(store, [JobRecord(**{k: v for k, v in job().items() if k != "is_final"}, is_final=1)], "t")
+    res = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "report", "100", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["failure_class"] == "success"

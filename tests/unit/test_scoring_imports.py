@@ -1,0 +1,55 @@
+"""The scoring path (bundle loading, features from history tables, onnxruntime, tree
+contributions) never imports the training stack."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ["torch", "lightgbm", "sklearn", "xgboost", "torch_geometric", "onnx", "onnxmltools",
+         "skl2onnx", "matplotlib"]
+
+SCRIPT = r"""
+import json, sys
+from nomade.scoring.bundle import load_bundle
+from nomade.scoring.score import Scorer
+b = load_bundle(sys.argv[1])
+sc = Scorer(b)
+r = sc.score([{"user": "u1", "name": "app3", "cpus": 4, "nodes": 1, "timelimit_s": 3600,
+               "submit_time": 1.75e9}])[0]
+print(json.dumps({"risk": r.risk, "mods": sorted(m.split(".")[0] for m in sys.modules)}))
+"""
+
+
+def _check(bundle: Path):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(bundle)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert 0.0 <= res["risk"] <= 1.0
+    bad = sorted(set(HEAVY) & set(res["mods"]))
+    assert not bad, f"scoring imported {bad}"
+
+
+def test_default_bundle_scores_without_heavy_imports():
+    from nomade.scoring.registry import default_bundle_dir
+
+    d = default_bundle_dir()
+    if not (d / "manifest.json").is_file():
+        pytest.skip("no default bundle in this checkout")
+    _check(d)
+
+
+@pytest.mark.train
+def test_site_bundle_scores_without_heavy_imports(tmp_path):
+    from gbdt_fixtures import make_store
+    from nomade.config import load_config
+    from nomade.train.pipeline import train_bundle
+
+    store = make_store(tmp_path, n=2500)
+    cfg = load_config(None, {"data_dir": str(tmp_path)})
+    res = train_bundle(store, cfg, cfg.registry_dir, rounds=25)
+    store.close()
+    _check(res.path)
