@@ -23,14 +23,18 @@ import time
 
 def run_child(argv, stdin_text=None, env=None):
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_text else subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    if stdin_text:
-        p.stdin.write(stdin_text.encode())
-        p.stdin.close()
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
+    # drain both pipes (sqlite3 writes a warning per odd row to stderr) before reaping the child
+    # with wait4, which gives this child's own rusage (CPU time and peak RSS)
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_text else subprocess.DEVNULL,
+                             stdout=out_f, stderr=err_f, env=env)
+        if stdin_text:
+            p.stdin.write(stdin_text.encode())
+            p.stdin.close()
+        _, status, ru = os.wait4(p.pid, 0)
+        out_f.seek(0)
+        err_f.seek(0)
+        out, err = out_f.read(), err_f.read()
     wall = time.monotonic() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,

@@ -10,6 +10,7 @@ usage (root): python bench/sbatch_throughput.py [--batch 100] [--rounds 6] [--cl
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -47,14 +48,27 @@ def one(i: int) -> str:
     return r.stdout.strip()
 
 
-def batch(n: int, clients: int) -> float:
+CTLD_LOG = Path("/var/log/slurm/slurmctld.log")
+USEC = re.compile(r"_slurm_rpc_submit_batch_job: JobId=(\d+) .*usec=(\d+)")
+
+
+def server_usec(offset: int, ids: set) -> list:
+    """slurmctld's own time for each submit RPC (job_submit.lua runs inside it)."""
+    with open(CTLD_LOG, "rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", "replace")
+    return [int(m.group(2)) for m in USEC.finditer(text) if m.group(1) in ids]
+
+
+def batch(n: int, clients: int):
+    off = CTLD_LOG.stat().st_size
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as ex:
-        list(ex.map(one, range(n)))
+        ids = set(ex.map(one, range(n)))
     dt = time.perf_counter() - t0
     for name in ("bench", "risky-bench", "warm"):  # only this benchmark's held jobs
         subprocess.run(["scancel", "--name", name], check=False)
-    return n / dt
+    return n / dt, server_usec(off, ids)
 
 
 def main() -> None:
@@ -71,15 +85,29 @@ def main() -> None:
     seed.write_text(EMPTY)
     S.cluster_up({"NOMADE_SLURM_JOB_SUBMIT_LUA": str(seed), "NOMADE_SLURM_SMOKE": "0"})
     rates = {"without": [], "with": []}
+    usec = {"without": [], "with": []}
+    pairs = []
     for r in range(a.rounds):
+        got = {}
         for side in (("without", "with") if r % 2 == 0 else ("with", "without")):
             install(nomade_lua() if side == "with" else EMPTY)
-            rates[side].append(batch(a.batch, a.clients))
-            print(f"round {r} {side:>7}: {rates[side][-1]:.1f} jobs/s", flush=True)
+            rate, us = batch(a.batch, a.clients)
+            rates[side].append(rate)
+            usec[side].extend(us)
+            got[side] = rate
+            print(f"round {r} {side:>7}: {rate:.1f} jobs/s, slurmctld submit RPC median "
+                  f"{statistics.median(us) if us else float('nan'):.0f} us", flush=True)
+        pairs.append(got["with"] / got["without"])
     install(EMPTY)
     w, wo = statistics.median(rates["with"]), statistics.median(rates["without"])
-    print(f"median with nomade {w:.1f} jobs/s, without {wo:.1f} jobs/s, ratio {w / wo:.3f} "
-          f"(batch {a.batch}, rounds {a.rounds}, clients {a.clients})")
+    print(f"median with nomade {w:.1f} jobs/s, without {wo:.1f} jobs/s, ratio of medians {w / wo:.3f}, "
+          f"median of per-round ratios {statistics.median(pairs):.3f} "
+          f"(batch {a.batch}, rounds {a.rounds}, clients {a.clients}, load {os.getloadavg()[0]:.1f})")
+    for side in ("without", "with"):
+        us = sorted(usec[side])
+        if us:
+            print(f"slurmctld submit RPC {side:>7}: median {statistics.median(us):.0f} us, "
+                  f"p90 {us[int(0.9 * (len(us) - 1))]} us (n={len(us)})")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ local MAX_MODEL_BYTES = 8 * 1024 * 1024 -- a bigger model file is refused (load 
 local MAX_MODEL_STEPS = 200000  -- VM instructions one prediction may take before it is aborted
 local QUIET_TAG = "nomade:quiet" -- in --comment: no message for this job
 local QUIET_ENV = "NOMADE_QUIET" -- NOMADE_QUIET=1 in the job's environment (sbatch): same
-local ERROR_LOG_EVERY_S = 300   -- at most one error line per this many seconds
+local ERROR_LOG_EVERY_S = 300   -- at most one error line per this many seconds, per kind of error
 local MAX_USERS = 5000          -- bound on the per-user submission counters
 local WINDOW_S = 3600           -- "recent submissions" window
 ---------------------------------------------------------------------- end of settings
@@ -26,24 +26,25 @@ if not ok_lfs then lfs = nil end
 local model = nil               -- the loaded model table M
 local model_stamp = nil         -- "mtime:size" of the file it came from
 local next_check = 0            -- without lfs: os.time() of the next look
-local last_error_at = -1e9
-local suppressed = 0
+local last_error_at = {}        -- message format -> os.time() of its last line
+local suppressed = {}           -- message format -> lines suppressed since
 local counters = {}             -- user -> {t0 = window start, n = count, prev = previous window}
 local n_users = 0
 
--- one rate-limited line in slurmctld's log; never raises
+-- one line in slurmctld's log, at most one per ERROR_LOG_EVERY_S for each kind of error
+-- (kind = the format string, a handful of constants); never raises
 local function log_error(fmt, ...)
   local now = os.time()
-  if now - last_error_at < ERROR_LOG_EVERY_S then
-    suppressed = suppressed + 1
+  if now - (last_error_at[fmt] or -1e9) < ERROR_LOG_EVERY_S then
+    suppressed[fmt] = (suppressed[fmt] or 0) + 1
     return
   end
   local ok, msg = pcall(string.format, fmt, ...)
   if not ok then msg = tostring(fmt) end
-  if suppressed > 0 then
-    msg = msg .. string.format(" (%d similar errors suppressed)", suppressed)
+  if (suppressed[fmt] or 0) > 0 then
+    msg = msg .. string.format(" (%d similar errors suppressed)", suppressed[fmt])
   end
-  last_error_at, suppressed = now, 0
+  last_error_at[fmt], suppressed[fmt] = now, 0
   pcall(slurm.log_error, "nomade: %s", msg)
 end
 

@@ -3,7 +3,7 @@
 local M = {}
 M.format = 1
 M.version = "default"
-M.threshold = 0.205
+M.threshold = 0.20949207452042762
 local NF = 9
 local WITH_HISTORY = false
 local floor = math.floor

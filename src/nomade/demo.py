@@ -78,9 +78,10 @@ def _has_jobs(store_path: Path) -> bool:
 
 
 def run_demo(data_dir: Path, out: Optional[Callable[[str], None]] = None,
-             batch_size: int = 5000) -> DemoSummary:
-    """Import the bundled trace into ``data_dir``/nomade.db and summarize it. ``out(line)``
-    receives progress lines (the CLI prints them; library code does not)."""
+             batch_size: int = 5000, train: bool = True) -> DemoSummary:
+    """Import the bundled trace into ``data_dir``/nomade.db and summarize it; with ``train``, also
+    run the prediction steps (needs the [train] extra). ``out(line)`` receives progress lines
+    (the CLI prints them; library code does not)."""
     say = out or (lambda line: None)
     started = time.monotonic()
     data_dir = Path(data_dir)
@@ -92,7 +93,8 @@ def run_demo(data_dir: Path, out: Optional[Callable[[str], None]] = None,
         say(result.summary())
         outcomes = outcome_counts(store, cluster=result.cluster)
     summary = DemoSummary(data_dir=data_dir, store_path=store_path, trace=result, outcomes=outcomes)
-    from .train.pipeline import demo_step  # prediction engine: train, evaluate, publish (issue 3)
-    summary.extra["model"] = demo_step(data_dir, say)
+    if train:
+        from .train.pipeline import demo_step  # prediction engine: train, evaluate, publish (issue 3)
+        summary.extra["model"] = demo_step(data_dir, say)
     summary.seconds = time.monotonic() - started
     return summary

@@ -1,4 +1,5 @@
-"""`nomade demo`: the bundled trace, a fresh data dir, the summary. The import runs once per module."""
+"""`nomade demo --no-train`: the bundled trace, a fresh data dir, the summary (the model steps are
+tested with nomade.train). The import runs once per module."""
 
 import hashlib
 import json
@@ -32,7 +33,7 @@ def demo_run(tmp_path_factory):
     """`nomade --data-dir D demo --json`, run once: (data dir, parsed JSON)."""
     data_dir = tmp_path_factory.mktemp("demo")
     env = {k: None for k in os.environ if k.startswith("NOMADE_")}
-    res = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "demo", "--json"], env=env)
+    res = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "demo", "--no-train", "--json"], env=env)
     assert res.exit_code == 0, res.output
     return data_dir, json.loads(res.output)
 
@@ -87,7 +88,7 @@ def test_run_demo_reports_progress_lines(demo_run, tmp_path):
     # a second import into the demo's store is all unchanged, and says so through `out`
     data_dir, _ = demo_run
     lines = []
-    summary = run_demo(data_dir, out=lines.append)
+    summary = run_demo(data_dir, out=lines.append, train=False)
     assert summary.trace.counts.unchanged == 43778
     assert lines[0].startswith("importing llnl-atlas-2006.swf.gz")
     assert lines[1].startswith("swf llnl-atlas-2006: 0 new, 0 updated, 43778 unchanged")
@@ -98,7 +99,7 @@ def test_demo_text_output(tmp_path, monkeypatch):
     from nomade.ingest import swf
     small = Path(__file__).resolve().parents[1] / "fixtures" / "swf" / "llnl_atlas_2006_head.swf"
     monkeypatch.setattr(demo_mod, "bundled_trace_path", lambda: small)
-    res = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "d"), "demo"])
+    res = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "d"), "demo", "--no-train"])
     assert res.exit_code == 0, res.output
     out = res.output
     assert "jobs:      30" in out

@@ -242,3 +242,15 @@ def test_real_lua51_binary_loads_script(tmp_path, model):
                         " log_error = function() end, log_user = function() end}",
                         str(JOB_SUBMIT)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_rate_limit_is_per_kind_of_error(tmp_path):
+    p = tmp_path / "m.lua"
+    p.write_text("return {format = 1, version = 'bad', predict = function(r) error('kaboom') end}")
+    s = Slurm(p, settings={"RELOAD_CHECK_S": 0})
+    s.submit()
+    s.submit()
+    p.write_text("return {format = 1, predict = function(r) return 'high' end}\n-- changed")
+    s.submit()
+    s.submit()
+    assert len(s.errors) == 2 and "kaboom" in s.errors[0] and "non-number" in s.errors[1]

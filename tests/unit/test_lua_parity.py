@@ -77,6 +77,11 @@ def test_python_vs_lua_risk(with_history):
                 f"feature {te.feature_names[i]} differs: python {v} lua {lv} for {r}"
         p_py = cal.one(sigmoid(te.raw(np.array([x_py]))[0]))
         risk, reasons, suggestion = M.predict(lt)
+        if len(reqs) and r is reqs[0] or risk >= M.threshold and rng.random() < 0.05:
+            raw_py, c_py = te.contributions_one(x_py)
+            raw_lua, c_lua = M.contributions(x_lua)
+            assert abs(raw_py - raw_lua) < 1e-9
+            assert max(abs(c_py[i] - c_lua[i + 1]) for i in range(len(c_py))) < 1e-9
         worst = max(worst, abs(risk - p_py))
         assert 0.0 <= risk <= 1.0
         n_reasons = len(reasons) if reasons is not None else 0

@@ -103,3 +103,16 @@ def test_torn_last_line_is_reported_not_parsed(tmp_path):
     seg.write_text(json.dumps({"a": 1}) + "\n" + '{"b": ')
     got = list(read_segment(seg))
     assert got[0][1] == {"a": 1} and got[1][1] is None and not got[1][2].endswith("\n")
+
+
+def test_one_writer_per_spool(tmp_path):
+    from nomade.errors import NomadeError
+    a = SpoolWriter(tmp_path, max_bytes=1 << 20)
+    a.acquire()
+    with pytest.raises(NomadeError, match="another nomade record"):
+        SpoolWriter(tmp_path, max_bytes=1 << 20).acquire()
+    a.write(recs(1))
+    a.close()
+    before = read_counters(tmp_path)
+    SpoolWriter(tmp_path, max_bytes=1 << 20).close()        # a writer that never wrote
+    assert read_counters(tmp_path) == before

@@ -15,9 +15,11 @@ _CLASS_ORDER = ("success", "failed", "timeout", "oom", "system", "cancelled_owne
 @click.command()
 @click.option("--force", is_flag=True,
               help="With --data-dir: import even if that store already holds jobs.")
+@click.option("--no-train", "no_train", is_flag=True,
+              help="Only import and summarize the trace; skip training and evaluating a model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
-def demo(app: AppContext, force: bool, as_json: bool) -> None:
+def demo(app: AppContext, force: bool, no_train: bool, as_json: bool) -> None:
     """Import a bundled real trace into a fresh store and summarize it.
 
     The trace is the LLNL Atlas log (43,778 jobs, 2006-2007) from the Parallel Workloads Archive.
@@ -30,7 +32,8 @@ def demo(app: AppContext, force: bool, as_json: bool) -> None:
     given = app.overrides.get("data_dir")
     data_dir = prepare_data_dir(Path(given) if given else None, force=force)
     say = None if as_json else click.echo
-    summary = run_demo(data_dir, out=say, batch_size=app.config.get("ingest.batch_size"))
+    summary = run_demo(data_dir, out=say, batch_size=app.config.get("ingest.batch_size"),
+                       train=not no_train)
     if as_json:
         echo_json(summary.as_dict())
         return

@@ -55,6 +55,8 @@ def record(app: AppContext, once: bool, as_json: bool, interval_s: Optional[floa
     rec = Recorder(opts)
     if no_spool:
         rec.spool.write = lambda records: 0
+    else:
+        rec.spool.acquire()
     if once:
         result = rec.run_once()
         rec.spool.close()

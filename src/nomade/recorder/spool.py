@@ -11,6 +11,7 @@ goes to a fresh segment.
 Readers (``nomade ingest spool``) treat every segment below the highest as closed.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -19,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from ..errors import NomadeError
+
 _SEG = re.compile(r"^seg-(\d{9})\.jsonl$")
 COUNTERS = "counters.json"
+LOCK = "writer.lock"
 
 
 @dataclass
@@ -47,8 +51,27 @@ class SpoolWriter:
         self._seg_size = 0
         self._last_fsync = mono()
         self._started = False
+        self._lock_fd: Optional[int] = None
 
     # ------------------------------------------------------------------ public
+    def acquire(self) -> None:
+        """Become the spool's only writer (an flock on ``writer.lock``, released when the process
+        exits). A second ``nomade record`` on the same spool would make the first one's segment
+        look closed to ``ingest spool``, which deletes closed segments."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise NomadeError(f"{self.dir}: cannot create the spool: {exc.strerror}",
+                              hint="check recorder.spool_dir and its permissions") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise NomadeError(f"{self.dir}: another nomade record is writing this spool",
+                              hint="use --no-spool to only look, or another --spool-dir") from None
+        self._lock_fd = fd
+
     def write(self, records: List[Dict[str, Any]]) -> int:
         """Append records (a seq is added to each). Returns how many were written; never raises
         OSError: failures are counted and the batch is dropped."""
@@ -75,6 +98,15 @@ class SpoolWriter:
             return 0
 
     def close(self) -> None:
+        try:
+            if self._started:         # never wrote: leave the counters of earlier runs alone
+                self._close_segment()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _close_segment(self) -> None:
         if self._fh is not None:
             try:
                 self._fh.flush()

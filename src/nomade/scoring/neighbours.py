@@ -11,8 +11,9 @@ top-k per row, then the mean over the k neighbours of ``[z-features, label chann
 label channel is +1 failed, -1 succeeded, 0 unlabelled. Rows with no neighbour get zeros.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -22,6 +23,14 @@ DEFAULT_K = 16
 QUERY_BLOCK = 1024      # queries per matrix product (keeps the similarity block ~100-200 MB)
 CHUNK = 64              # columns per chunk in the two-stage top-k
 NEG = np.float32(-np.inf)
+TOPK_THREADS = 2        # numpy releases the GIL in the reductions and partitions of the top-k
+_POOL: List[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(TOPK_THREADS, thread_name_prefix="nomade-topk"))
+    return _POOL[0]
 
 
 def zscore(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -110,7 +119,15 @@ def block_topk(Bp: np.ndarray, nb: int, Qt: np.ndarray, k: int, buf: SimilarityB
     if dirty_from is not None and dirty_ok is not None:
         sub = ST[dirty_from:nb]
         sub[~dirty_ok] = NEG
-    idx, vals = topk_bank_major(ST, k)
+    m = ST.shape[1]
+    if m < 256 or TOPK_THREADS < 2:
+        idx, vals = topk_bank_major(ST, k)
+    else:   # query columns split between threads; same result as one call
+        cuts = np.linspace(0, m, TOPK_THREADS + 1).astype(int)
+        parts = [_pool().submit(topk_bank_major, ST[:, a:b], k) for a, b in zip(cuts, cuts[1:])]
+        res = [f.result() for f in parts]
+        idx = np.vstack([r[0] for r in res])
+        vals = np.vstack([r[1] for r in res])
     return idx, np.isfinite(vals)
 
 

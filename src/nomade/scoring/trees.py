@@ -151,26 +151,37 @@ class TreeEnsemble:
             raw += val[i]
         return raw, np.asarray(contrib)
 
+    def _leaf_paths(self) -> np.ndarray:
+        """(total nodes, d): for each leaf, the per-feature sum of value changes on its path."""
+        if getattr(self, "_paths", None) is None:
+            paths = np.zeros((len(self.f), self.n_features))
+            for t, off in zip(self.trees, self._offset):
+                stack = [(0, np.zeros(self.n_features))]
+                while stack:
+                    i, acc = stack.pop()
+                    f = t["feature"][i]
+                    if f < 0:
+                        paths[off + i] = acc
+                        continue
+                    for j in (t["left"][i], t["right"][i]):
+                        nxt = acc.copy()
+                        nxt[f] += t["value"][j] - t["value"][i]
+                        stack.append((j, nxt))
+            self._paths = paths
+        return self._paths
+
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """(n, d) contributions for a batch (vectorised over rows)."""
+        """(n, d) contributions for a batch: leaves found vectorised, then each tree adds its
+        leaves' precomputed path sums."""
         X = np.asarray(X, dtype=np.float64)
-        n = X.shape[0]
-        out = np.zeros((n, self.n_features))
-        node = np.tile(self._offset, (n, 1))
-        rows = np.arange(n)[:, None]
-        while True:
-            f = self.f[node]
-            active = f >= 0
-            if not active.any():
-                return out
-            fx = np.where(active, f, 0)
-            x = X[rows, fx]
-            x = np.where(np.isnan(x) & self.nan0[node], 0.0, x)
-            go_left = np.where(np.isnan(x), self.dleft[node], x <= self.thr[node])
-            nxt = np.where(active, np.where(go_left, self.left[node], self.right[node]), node)
-            delta = np.where(active, self.value[nxt] - self.value[node], 0.0)
-            np.add.at(out, (np.broadcast_to(rows, fx.shape), fx), delta)
-            node = nxt
+        out = np.zeros((X.shape[0], self.n_features))
+        if X.shape[0] == 0:
+            return out
+        paths = self._leaf_paths()
+        leaves = self._leaves(X)
+        for t in range(leaves.shape[1]):
+            out += paths[leaves[:, t]]
+        return out
 
 
 def sigmoid(x: float) -> float:

@@ -20,7 +20,7 @@ from ..states import FINAL_STATES, parse_state
 # values sacct prints for "no value" in time and limit fields
 _NO_TIME = frozenset({"", "Unknown", "None", "N/A"})
 _NO_LIMIT = frozenset({"", "UNLIMITED", "Partition_Limit", "INVALID", "NONE", "None", "Unknown"})
-_CACHE_MAX = 200_000
+_CACHE_MAX = 20_000
 
 _hour_cache: Dict[str, float] = {}
 _time_cache: Dict[str, float] = {}  # whole stamps: a job's times repeat on its step rows

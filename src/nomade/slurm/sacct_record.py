@@ -9,6 +9,7 @@ With ``sacct -D`` a requeued job appears once per run, oldest first; a job row w
 job being assembled starts over (the newer run wins, its steps replace the older run's).
 """
 
+import re
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..jobrecord import JobRecord, StepRecord
@@ -28,6 +29,8 @@ _CHECKS: Dict[str, Callable[[str], object]] = {
 
 _STEP_KEYS = frozenset({"jobid", "state", "exitcode", "start", "end", "elapsed", "alloccpus",
                         "ncpus", "maxrss", "totalcpu"})
+
+_STEP_ID = re.compile(r"[A-Za-z0-9_+\-]+$")
 
 # a quarantined row: (location, reason, raw text)
 Bad = Tuple[str, str, str]
@@ -94,14 +97,14 @@ class RowMapper:
             parse_mem(rss, "K")[0] if rss else None,
         )
 
-    def step(self, v: List[str], jid) -> StepRecord:
+    def step(self, v: List[str], step_id: str) -> StepRecord:
         state, _by, _final = parse_state_field(v[self.i_state])
         code, sig = parse_exit(v[self.i_exit])
         elapsed = parse_duration(v[self.i_elapsed])
         rss = v[self.i_maxrss]
         cpu = v[self.i_totalcpu]
         return StepRecord(
-            jid.step_id, v[self.i_name] or None, state, v[self.i_state] or None, code, sig,
+            step_id, v[self.i_name] or None, state, v[self.i_state] or None, code, sig,
             parse_time(v[self.i_start]), parse_time(v[self.i_end]),
             None if elapsed is None else int(elapsed), parse_int(v[self.i_alloccpus]),
             v[self.i_alloctres] or None, v[self.i_nodelist] or None,
@@ -139,28 +142,32 @@ def assemble(rows: Iterable[RawRow], mapper: RowMapper, bad: List[Bad]) -> Itera
     """Group rows into finished JobRecords. Bad rows are appended to ``bad`` (location, reason,
     raw) and skipped; a step row whose job row is not the one being assembled is bad too."""
     cur: Optional[JobRecord] = None
+    prefix = "\0"  # '<job id>.' of the job being assembled: its step rows skip the JobID regex
+    i_jobid = mapper.i_jobid
     for row in rows:
         if row.values is None:
             bad.append((f"line {row.line}", row.error or "unreadable row", row.text))
             continue
         v = row.values
         v.append("")
+        text = v[i_jobid]
         try:
-            jid = parse_job_id(v[mapper.i_jobid])
+            if text.startswith(prefix) and _STEP_ID.match(text, len(prefix)) is not None:
+                cur.steps.append(mapper.step(v, text[len(prefix):]))  # type: ignore[union-attr]
+                continue
+            jid = parse_job_id(text)
             if jid.step_id is None:
                 rec = mapper.job(v, jid)
             else:
-                step = mapper.step(v, jid)
+                step = mapper.step(v, jid.step_id)
         except ValueError:
-            is_step = "." in v[mapper.i_jobid]
-            bad.append((f"line {row.line}", mapper.explain(v, is_step), row.text))
+            bad.append((f"line {row.line}", mapper.explain(v, "." in text), row.text))
             continue
         if jid.step_id is None:
             if cur is not None and cur.job_id != rec.job_id:
                 yield finish(cur)
             cur = rec
-        elif cur is not None and cur.job_id == jid.job_id:
-            cur.steps.append(step)
+            prefix = rec.job_id + "."
         else:
             bad.append((f"line {row.line}",
                         f"step {jid.job_id}.{jid.step_id} without its job row just before it "

@@ -15,6 +15,7 @@ _INSERT_JOB = (
     "ON CONFLICT (cluster, job_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _JOB_COLS if c not in ("cluster", "job_id", "ingested_at"))
 )
+_INSERT_NEW_JOB = f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))})"
 _STEP_COLS = ("cluster", "job_id") + STEP_COLUMNS
 _INSERT_STEP = f"INSERT OR REPLACE INTO job_steps ({', '.join(_STEP_COLS)}) VALUES ({', '.join('?' * len(_STEP_COLS))})"
 _CHUNK = 500  # SQLite variable limit is 999 on old builds
@@ -80,8 +81,19 @@ def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
     latest: Dict[Tuple[str, str], JobRecord] = {}
     for r in recs:
         latest[(r.cluster, r.job_id)] = r
+    if not latest:
+        return IngestCounts()
+    with store.transaction() as conn:
+        # looked up inside the write transaction: no other writer can add these jobs meanwhile,
+        # so jobs not found can take the plain INSERT (cheaper than the upsert clause)
+        return _write(conn, store, latest, source, now)
+
+
+def _write(conn, store: Store, latest: Dict[Tuple[str, str], JobRecord], source: str,
+           now: float) -> IngestCounts:
     counts = IngestCounts()
     existing = _existing(store, list(latest))
+    new_rows = []
     job_rows = []
     step_rows = []
     for key, rec in latest.items():
@@ -94,16 +106,18 @@ def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
                 counts.unchanged += 1
                 continue
             counts.updated += 1
+            job_rows.append(values + (source, h, now, now))
         else:
             counts.new += 1
-        job_rows.append(values + (source, h, now, now))
+            new_rows.append(values + (source, h, now, now))
         for st in steps:
             step_rows.append(key + st)
+    if new_rows:
+        conn.executemany(_INSERT_NEW_JOB, new_rows)
     if job_rows:
-        with store.transaction() as conn:
-            conn.executemany(_INSERT_JOB, job_rows)
-            if step_rows:
-                conn.executemany(_INSERT_STEP, step_rows)
+        conn.executemany(_INSERT_JOB, job_rows)
+    if step_rows:
+        conn.executemany(_INSERT_STEP, step_rows)
     return counts
 
 

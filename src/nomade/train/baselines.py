@@ -32,8 +32,9 @@ class UserHistoryBaseline(TrainedModel):
 class GbdtHpeBaseline(TrainedModel):
     name = "gbdt_hpe"
 
-    def __init__(self, rounds: int = 200):
+    def __init__(self, rounds: int = 200, threads: int = 1):
         self.rounds = rounds
+        self.threads = threads
         self.model = None
 
     def _X(self, fm: FeatureMatrix) -> np.ndarray:
@@ -49,7 +50,7 @@ class GbdtHpeBaseline(TrainedModel):
             raise ModelError("gbdt_hpe: training data has only one outcome class; use a longer window")
         self.model = xgb.XGBClassifier(
             n_estimators=self.rounds, max_depth=6, learning_rate=0.1, subsample=1.0,
-            scale_pos_weight=(len(y) - pos) / pos, tree_method="hist", n_jobs=2,
+            scale_pos_weight=(len(y) - pos) / pos, tree_method="hist", n_jobs=self.threads,
             random_state=seed, eval_metric="logloss")
         self.model.fit(self._X(train)[m], y)
         return self

@@ -39,19 +39,22 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50
 
 
 def fit_isotonic(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Pool-adjacent-violators: breakpoints (x_knots, y_knots) of a non-decreasing map."""
-    order = np.argsort(x, kind="mergesort")
-    xs, ys = np.asarray(x, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
-    vals, wts, xlo, xhi = [], [], [], []
-    for xv, yv in zip(xs, ys):
-        vals.append(yv); wts.append(1.0); xlo.append(xv); xhi.append(xv)
+    """Pool-adjacent-violators on the distinct x values: knots (x strictly increasing, y
+    non-decreasing) of the map, for np.interp."""
+    ux, inv = np.unique(np.asarray(x, dtype=np.float64), return_inverse=True)
+    w0 = np.bincount(inv).astype(np.float64)
+    v0 = np.bincount(inv, weights=np.asarray(y, dtype=np.float64)) / w0
+    vals: list = []
+    wts: list = []
+    size: list = []
+    for v, w in zip(v0, w0):
+        vals.append(v); wts.append(w); size.append(1)
         while len(vals) > 1 and vals[-2] >= vals[-1]:
-            w = wts[-2] + wts[-1]
-            v = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
-            vals[-2:] = [v]; wts[-2:] = [w]; xhi[-2:] = [xhi[-1]]; xlo[-2:] = [xlo[-2]]
-    kx = np.array([v for a, b in zip(xlo, xhi) for v in (a, b)])
-    ky = np.array([v for v in vals for _ in (0, 1)])
-    return kx, ky
+            w2 = wts[-2] + wts[-1]
+            vals[-2:] = [(vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w2]
+            wts[-2:] = [w2]
+            size[-2:] = [size[-2] + size[-1]]
+    return ux, np.repeat(np.array(vals), size)
 
 
 class Calibrator:
@@ -67,8 +70,7 @@ class Calibrator:
             z = self.params["a"][0] * logit(p) + self.params["b"][0]
             return 1 / (1 + np.exp(-np.clip(z, -35, 35)))
         if self.kind == "isotonic":  # + a tiny slope so that ties never erase the ranking
-            return np.clip(np.interp(p, self.params["x"], self.params["y"]) + TIE_SLOPE * (p - 0.5),
-                           0.0, 1.0)
+            return (1 - TIE_SLOPE) * np.interp(p, self.params["x"], self.params["y"]) + TIE_SLOPE * p
         return p
 
     def arrays(self) -> Dict[str, np.ndarray]:

@@ -156,8 +156,9 @@ class StackedEnsemble(TrainedModel):
                 "min_stack_positives": self.min_stack_pos, "dropped": self.dropped}
 
 
-def default_bases(names: Optional[List[str]] = None) -> Dict[str, TrainedModel]:
-    """The base models that exist in this tree (gbdt; gnn, lstm, autoencoder when present)."""
+def default_bases(names: Optional[List[str]] = None, threads: int = 1) -> Dict[str, TrainedModel]:
+    """The base models that exist in this tree (gbdt; gnn, lstm, autoencoder when present).
+    ``threads``: LightGBM threads (1 is fastest on a busy 2-core machine: OpenMP spin-waits)."""
     import importlib
     import inspect
 
@@ -170,6 +171,8 @@ def default_bases(names: Optional[List[str]] = None) -> Dict[str, TrainedModel]:
             continue
         cls = [c for _, c in inspect.getmembers(mod, inspect.isclass)
                if issubclass(c, TrainedModel) and c is not TrainedModel and c.__module__ == mod.__name__]
-        if cls:
+        if name == "gbdt":
+            out[name] = mod.GBDTModel(params={"num_threads": threads})
+        elif cls:
             out[name] = cls[0]()
     return out

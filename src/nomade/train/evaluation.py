@@ -18,9 +18,9 @@ SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7]
 
 
 def _fold_predictions(fm: FeatureMatrix, train_idx, test_idx, base_names, seed: int,
-                      max_flagged: Optional[float]):
+                      max_flagged: Optional[float], threads: int = 1, refit_bases: bool = True):
     tr, te = subset(fm, train_idx), subset(fm, test_idx)
-    ens = StackedEnsemble(default_bases(base_names))
+    ens = StackedEnsemble(default_bases(base_names, threads), refit_bases=refit_bases)
     ens.fit(tr, seed)
     outs = ens.base_outputs(te)
     preds = {"ensemble": ens.combine(outs)}
@@ -35,14 +35,15 @@ def _fold_predictions(fm: FeatureMatrix, train_idx, test_idx, base_names, seed: 
     uh = UserHistoryBaseline()
     preds["user_history"] = uh.predict(te)
     thr["user_history"] = max_f1_threshold(fb.y, uh.predict(fb), max_flagged)
-    hpe = GbdtHpeBaseline().fit(subset(tr, a), seed)
+    hpe = GbdtHpeBaseline(threads=threads).fit(subset(tr, a), seed)
     thr["gbdt_hpe"] = max_f1_threshold(fb.y, hpe.predict(fb), max_flagged)
-    preds["gbdt_hpe"] = GbdtHpeBaseline().fit(subset(tr, np.flatnonzero(tr.y >= 0)), seed).predict(te)
+    preds["gbdt_hpe"] = GbdtHpeBaseline(threads=threads).fit(subset(tr, np.flatnonzero(tr.y >= 0)), seed).predict(te)
     return preds, thr, ens
 
 
 def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[List[str]] = None,
-                    seed: int = 7, max_flagged: Optional[float] = None) -> Dict[str, object]:
+                    seed: int = 7, max_flagged: Optional[float] = None,
+                    threads: int = 1, refit_bases: bool = True) -> Dict[str, object]:
     """Run every fold; metrics per model pooled over the test windows (each model at its own
     training-side threshold) plus per-fold figures."""
     t0 = time.time()
@@ -52,7 +53,8 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
     ys, clss, fold_info = [], [], []
     last_ens = None
     for f in folds:
-        preds, thr, ens = _fold_predictions(fm, f.train, f.test, base_names, seed, max_flagged)
+        preds, thr, ens = _fold_predictions(fm, f.train, f.test, base_names, seed, max_flagged,
+                                             threads, refit_bases)
         last_ens = ens
         y, cls = fm.y[f.test].astype(np.int64), fm.cls[f.test]
         ys.append(y)

@@ -40,7 +40,7 @@ def lua_str(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int) -> None:
+def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int, contrib: bool) -> None:
     f = t["feature"][i]
     if f < 0:
         out.append(f"{ind}return {lua_num(t['value'][i])}")
@@ -55,11 +55,13 @@ def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int) -> None:
         cond = f"{fx} ~= nil and {fx} <= {thr}"
     le, ri = t["left"][i], t["right"][i]
     out.append(f"{ind}if {cond} then")
-    out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][le] - t['value'][i])}")
-    _tree_lua(t, out, ind + "  ", le)
+    if contrib:
+        out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][le] - t['value'][i])}")
+    _tree_lua(t, out, ind + "  ", le, contrib)
     out.append(f"{ind}else")
-    out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][ri] - t['value'][i])}")
-    _tree_lua(t, out, ind + "  ", ri)
+    if contrib:
+        out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][ri] - t['value'][i])}")
+    _tree_lua(t, out, ind + "  ", ri, contrib)
     out.append(f"{ind}end")
 
 
@@ -143,7 +145,7 @@ end
 
 local function reason(f, v, x)
   if f == 19 or f == 14 then
-    return string.format("your last %d jobs%s failed", v, f == 19 and " with this name" or "")
+    return string.format("your last %d jobs%s failed", floor(v), f == 19 and " with this name" or "")
   elseif f == 17 or f == 12 then
     return string.format("%d%% of your past jobs%s failed", floor(v * 100 + 0.5), f == 17 and " with this name" or "")
   elseif f == 18 or f == 13 then
@@ -153,12 +155,12 @@ local function reason(f, v, x)
     return "time limit shorter than your similar jobs needed"
   elseif f == 5 then return "time limit of " .. human(v)
   elseif f == 4 then return string.format("memory request of %.1f GiB", v / 1024)
-  elseif f == 1 then return string.format("%d CPUs requested", v)
-  elseif f == 2 then return string.format("%d nodes requested", v)
-  elseif f == 10 then return string.format("%d submissions in the last hour", v)
+  elseif f == 1 then return string.format("%d CPUs requested", floor(v))
+  elseif f == 2 then return string.format("%d nodes requested", floor(v))
+  elseif f == 10 then return string.format("%d submissions in the last hour", floor(v))
   elseif f == 11 or f == 16 then
     if v < 5 then return "little history for this " .. (f == 16 and "job name" or "user") end
-  elseif f == 8 then return string.format("submitted at %02d:00 UTC", v)
+  elseif f == 8 then return string.format("submitted at %02d:00 UTC", floor(v))
   end
   return nil
 end
@@ -172,25 +174,25 @@ end
 
 function M.raw(req)
   local x = M.features(req)
+  local r = 0
+  for i = 1, #T do r = r + T[i](x) end
+  return r, x
+end
+
+function M.contributions(x)
   local c = {}
   for i = 1, NF do c[i] = 0 end
   local r = 0
-  for i = 1, #T do r = r + T[i](x, c) end
-  return r, c, x
+  for i = 1, #TC do r = r + TC[i](x, c) end
+  return r, c
 end
 
+-- reasons are computed only for jobs at or above M.threshold (the only ones users are warned
+-- about): the contribution walk costs as much again as the risk itself.
 function M.predict(req)
-  local r, c, x = M.raw(req)
+  local r, x = M.raw(req)
   local risk = calibrate(1 / (1 + math.exp(-r)))
-  local order = {}
-  for i = 1, NF do if c[i] > 0 and x[i] ~= nil then order[#order + 1] = i end end
-  table.sort(order, function(a, b) return c[a] > c[b] end)
   local reasons = {}
-  for _, i in ipairs(order) do
-    local s = reason(i, x[i], x)
-    if s ~= nil then reasons[#reasons + 1] = s end
-    if #reasons >= 3 then break end
-  end
   local suggestion = nil
   if WITH_HISTORY then
     local k = N[(req.user or "") .. "\031" .. (req.name or "")] or U[req.user or ""]
@@ -199,6 +201,16 @@ function M.predict(req)
     if p90 and p90 > 0 and tl ~= nil and tl < p90 then
       suggestion = "--time=" .. hms(p90 * 1.2) .. " (similar jobs needed " .. human(p90) .. ")"
     end
+  end
+  if risk < M.threshold then return risk, reasons, suggestion end
+  local _, c = M.contributions(x)
+  local order = {}
+  for i = 1, NF do if c[i] > 0 and x[i] ~= nil then order[#order + 1] = i end end
+  table.sort(order, function(a, b) return c[a] > c[b] end)
+  for _, i in ipairs(order) do
+    local s = reason(i, x[i], x)
+    if s ~= nil then reasons[#reasons + 1] = s end
+    if #reasons >= 3 then break end
   end
   return risk, reasons, suggestion
 end
@@ -234,10 +246,13 @@ def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibrati
             out.extend(rows[b:b + TABLE_BLOCK])
             out.append("end)()")
     out.append(_FEATURES_LUA)
-    out.append("local T = {}")
-    for ti, t in enumerate(trees["trees"]):
-        out.append(f"T[{ti + 1}] = function(x, c)")
-        _tree_lua(t, out, "  ", 0)
-        out.append("end")
+    # T[i](x): the leaf value only (the fast path for the risk); TC[i](x, c): the same walk that
+    # also credits each split's change of node value to c[feature] (for reasons).
+    for table, contrib in (("T", False), ("TC", True)):
+        out.append(f"local {table} = {{}}")
+        for ti, t in enumerate(trees["trees"]):
+            out.append(f"{table}[{ti + 1}] = function(x, c)")
+            _tree_lua(t, out, "  ", 0, contrib)
+            out.append("end")
     out.append(_PREDICT_LUA)
     return "\n".join(out) + "\n"

@@ -1,0 +1,75 @@
+"""Write an evaluation result as Markdown + HTML (with the plots) under
+<data_dir>/reports/<timestamp>/ and return the JSON-ready summary."""
+
+import html
+import json
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from .plots import write_plots
+
+COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "precision", "recall", "f1", "flagged")
+
+
+def metrics_table(metrics: Dict[str, Dict[str, object]]) -> List[List[str]]:
+    rows = [["model"] + list(COLUMNS)]
+    for name, d in metrics.items():
+        rows.append([name] + [f"{float(d[c]):.3f}" for c in COLUMNS])
+    return rows
+
+
+def to_markdown(result: Dict[str, object], title: str, plots: Dict[str, str]) -> str:
+    rows = metrics_table(result["metrics"])
+    lines = [f"# {title}", "",
+             f"Stage: {result['stage']}. Jobs: {result['n_jobs']}. Folds: {len(result['folds'])} "
+             f"(rolling origin; each model's alert threshold chosen on the training side). "
+             f"Pooled test rows: {next(iter(result['metrics'].values()))['n_test']}.", "",
+             "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines += ["", f"Ensemble: `{json.dumps(result['ensemble'])}`", "", "## Folds", "",
+              "| fold | n_train | n_test | threshold | " + " | ".join(
+                  f"{n} PR-AUC" for n in result["metrics"]) + " |",
+              "|" + "---|" * (4 + len(result["metrics"]))]
+    for f in result["folds"]:
+        lines.append(f"| {f['fold']} | {f['n_train']} | {f['n_test']} | {f['threshold']:.3f} | " + " | ".join(
+            f"{f['metrics'][n]['pr_auc']:.3f}" if n in f["metrics"] else "-" for n in result["metrics"]) + " |")
+    lines += ["", "## Precision/recall of the ensemble at fixed thresholds", "",
+              "| threshold | precision | recall | f1 | flagged |", "|---|---|---|---|---|"]
+    for s in result["metrics"].get("ensemble", {}).get("sweep", []):
+        lines.append(f"| {s['threshold']:.2f} | {s['precision']:.3f} | {s['recall']:.3f} | "
+                     f"{s['f1']:.3f} | {s['flagged']:.3f} |")
+    lines += [""] + [f"![{k}]({v})" for k, v in plots.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(result: Dict[str, object], title: str, plots: Dict[str, str]) -> str:
+    rows = metrics_table(result["metrics"])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+    imgs = "".join(f'<img src="{html.escape(v)}" alt="{html.escape(k)}">' for k, v in plots.items())
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<h1>{html.escape(title)}</h1><p>Stage {html.escape(result['stage'])}, "
+            f"{result['n_jobs']} jobs, {len(result['folds'])} folds.</p>"
+            f"<table border=1 cellpadding=3><tr>{head}</tr>{body}</table>{imgs}\n")
+
+
+def write_report(result: Dict[str, object], reports_dir: Path, title: str = "nomade evaluation") -> Path:
+    out = Path(reports_dir) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    n = 1
+    while out.exists():
+        out = out.with_name(out.name.split("-")[0] + f"-{n}")
+        n += 1
+    out.mkdir(parents=True)
+    plots = write_plots(result["_y"], result["_curves"], out)
+    (out / "report.md").write_text(to_markdown(result, title, plots))
+    (out / "report.html").write_text(to_html(result, title, plots))
+    (out / "metrics.json").write_text(json.dumps(public(result, out), indent=2, default=float))
+    return out
+
+
+def public(result: Dict[str, object], report_dir=None) -> Dict[str, object]:
+    """The result without the private arrays, as `nomade evaluate --json` prints it."""
+    d = {k: v for k, v in result.items() if not k.startswith("_")}
+    d["report"] = str(report_dir) if report_dir is not None else None
+    return d
