@@ -99,6 +99,7 @@ def main() -> None:
                   f"{statistics.median(us) if us else float('nan'):.0f} us", flush=True)
         pairs.append(got["with"] / got["without"])
     install(EMPTY)
+    subprocess.run(["scancel", "--name", "warm"], check=False)
     w, wo = statistics.median(rates["with"]), statistics.median(rates["without"])
     print(f"median with nomade {w:.1f} jobs/s, without {wo:.1f} jobs/s, ratio of medians {w / wo:.3f}, "
           f"median of per-round ratios {statistics.median(pairs):.3f} "

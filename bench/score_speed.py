@@ -41,9 +41,15 @@ def lua_speed(bundle: Path, reqs) -> str:
               f'local req = {{user="{r["user"]}", name="{r["name"]}", cpus={r["cpus"]}, nodes={r["nodes"]}, '
               f'mem_mb={r["mem_mb"]}, mem_per_cpu=false, timelimit_s={r["timelimit_s"]}, '
               f'submit_time={int(r["submit_time"])}, recent_submits=2}}\n'
-              'local t0 = os.clock(); local n = 10000\n'
-              'for i = 1, n do req.cpus = (i % 64) + 1; M.predict(req) end\n'
-              'print(string.format("%.1f", (os.clock() - t0) / n * 1e6))\n')
+              'local n = 10000\n'
+              'local function bench(f) local t0 = os.clock(); for i = 1, n do req.cpus = (i % 64) + 1; f(req) end; '
+              'return (os.clock() - t0) / n * 1e6 end\n'
+              'local th = M.threshold\n'
+              'local p = bench(M.predict)\n'
+              'M.threshold = 2; local low = bench(M.predict)\n'
+              'M.threshold = -1; local high = bench(M.predict); M.threshold = th\n'
+              'print(string.format("%.1f us per M.predict (mixed); %.1f us below the threshold (risk only); '
+              '%.1f us at/above it (risk + reasons + suggestion)", p, low, high))\n')
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     t = time.time()
@@ -51,7 +57,37 @@ def lua_speed(bundle: Path, reqs) -> str:
     load = time.time() - t
     if out.returncode != 0:
         return "lua error: " + out.stderr.strip()[:200]
-    return f"{out.stdout.strip()} us per M.predict (10k calls, lua5.1; process incl. chunk load {load:.2f}s)"
+    return f"{out.stdout.strip()} (10k calls each, lua5.1 os.clock; whole process {load:.2f}s)"
+
+
+SINGLE = r"""
+import resource, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from score_speed import requests
+from nomade.scoring.bundle import load_bundle
+from nomade.scoring.score import Scorer
+sc = Scorer(load_bundle(sys.argv[1]))
+reqs = requests(int(sys.argv[2]))
+lat, cpu = [], []
+for r in reqs:
+    t, c = time.perf_counter(), time.process_time()
+    sc.score([r])
+    lat.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
+lat, cpu = np.array(lat[50:]) * 1e3, np.array(cpu[50:]) * 1e3
+# VmHWM (peak RSS of this program image); ru_maxrss would carry the parent's peak over exec
+rss = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024
+heavy = [x for x in ("torch", "lightgbm", "sklearn", "onnx") if x in sys.modules]
+print(f"single job (warm, fresh process, with reasons): wall p50 {np.percentile(lat, 50):.3f} ms "
+      f"p99 {np.percentile(lat, 99):.3f} ms; cpu-time p99 {np.percentile(cpu, 99):.3f} ms over {len(lat)} calls")
+print(f"scoring process peak RSS {rss:.0f} MB (heavy modules loaded: {heavy or 'none'})")
+"""
+
+
+def single_job(bundle: str, n: int) -> None:
+    out = subprocess.run([sys.executable, "-c", SINGLE, bundle, str(n), str(Path(__file__).parent)],
+                         capture_output=True, text=True, timeout=600)
+    print(out.stdout.strip() or out.stderr.strip()[-500:])
 
 
 def main() -> None:
@@ -68,30 +104,21 @@ def main() -> None:
     m = sc.model_for("submit")
     print(f"bundle {sc.bundle.version} model {m.name}: load {time.time() - t:.3f}s")
     reqs = requests(a.batch)
-    t = time.time()
+    t, c = time.time(), time.process_time()
     X = m.features.rows(reqs)
-    tf = time.time() - t
-    t = time.time()
+    print(f"batch {a.batch}: features (Python) wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
+    m.probability(X[:10])
+    t, c = time.time(), time.process_time()
     m.probability(X)
-    to = time.time() - t
-    print(f"batch {a.batch}: features {tf:.3f}s, onnxruntime {to:.3f}s")
-    t = time.time()
+    print(f"batch {a.batch}: onnxruntime (1 thread) wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
+    t, c = time.time(), time.process_time()
     sc.score(reqs, explain=False)
-    print(f"batch {a.batch}: Scorer.score without reasons {time.time() - t:.3f}s")
-    t = time.time()
-    sc.score(reqs[:20000], explain=True)
-    print(f"batch 20000: Scorer.score with reasons {time.time() - t:.3f}s")
-    lat = []
-    for r in reqs[: a.single]:
-        t = time.perf_counter()
-        sc.score([r])
-        lat.append(time.perf_counter() - t)
-    lat = np.array(lat[50:]) * 1e3
-    print(f"single job (warm, with reasons): p50 {np.percentile(lat, 50):.3f} ms, "
-          f"p99 {np.percentile(lat, 99):.3f} ms over {len(lat)} calls")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    heavy = [x for x in ("torch", "lightgbm", "sklearn", "onnx") if x in sys.modules]
-    print(f"peak RSS {rss:.0f} MB (heavy modules loaded: {heavy or 'none'})")
+    print(f"batch {a.batch}: Scorer.score without reasons wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
+    t, c = time.time(), time.process_time()
+    sc.score(reqs, explain=True)
+    print(f"batch {a.batch}: Scorer.score with reasons wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
+    del X
+    single_job(a.bundle, a.single)
     print("lua:", lua_speed(Path(a.bundle), reqs))
 
 

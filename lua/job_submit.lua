@@ -8,6 +8,7 @@
 local MODEL_PATH = "/etc/nomade/submit_model.lua" -- written by `nomade install-slurm`
 local THRESHOLD = nil           -- nil = the model's M.threshold; else a number in 0..1
 local RELOAD_CHECK_S = 10       -- without lfs: how often to look for a new model
+local LFS_CHECK_S = 1           -- with lfs: how often to stat it (mtime has 1-second resolution)
 local MAX_MODEL_BYTES = 8 * 1024 * 1024 -- a bigger model file is refused (load time holds locks)
 local MAX_MODEL_STEPS = 200000  -- VM instructions one prediction may take before it is aborted
 local QUIET_TAG = "nomade:quiet" -- in --comment: no message for this job
@@ -98,10 +99,8 @@ end
 -- the current model, reloaded when the file changes; keeps the old one if the new one is bad
 local function current_model()
   local now = os.time()
-  if not lfs then
-    if model_stamp ~= nil and now < next_check then return model end
-    next_check = now + RELOAD_CHECK_S
-  end
+  if model_stamp ~= nil and now < next_check then return model end
+  next_check = now + (lfs and LFS_CHECK_S or RELOAD_CHECK_S)
   local stamp, size = file_stamp(MODEL_PATH)
   if stamp == nil then
     if model_stamp ~= "missing" then

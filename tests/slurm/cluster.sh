@@ -70,8 +70,9 @@ node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -1; }
 PKGS="munge slurmctld slurmd slurm-client slurmdbd mariadb-server lua5.1 lua-socket lua-filesystem lua-cjson"
 ensure_packages() {
   local missing="" p
-  missing=$(dpkg-query -W -f='${Package} ${Status}\n' $PKGS 2>/dev/null | awk '$NF=="installed"{print $1}' \
-    | sort | comm -13 - <(tr ' ' '\n' <<<"$PKGS" | sort) | tr '\n' ' ')
+  # dpkg-query exits 1 when a package is unknown: that is the case being detected, not an error
+  missing=$({ dpkg-query -W -f='${Package} ${Status}\n' $PKGS 2>/dev/null || true; } \
+    | awk '$NF=="installed"{print $1}' | sort | comm -13 - <(tr ' ' '\n' <<<"$PKGS" | sort) | tr '\n' ' ')
   [ -z "${missing// /}" ] && return 0
   log "installing: $missing"
   export DEBIAN_FRONTEND=noninteractive

@@ -205,7 +205,7 @@ def test_huge_model_refused(tmp_path):
 
 @pytest.mark.parametrize("with_lfs", [True, False])
 def test_model_replaced_between_submissions(tmp_path, model, with_lfs):
-    s = Slurm(model, with_lfs=with_lfs, settings={"RELOAD_CHECK_S": 0})
+    s = Slurm(model, with_lfs=with_lfs, settings={"RELOAD_CHECK_S": 0, "LFS_CHECK_S": 0})
     s.submit(name="risky")
     assert len(s.user_msgs) == 1
     # a broken replacement keeps the old model
@@ -247,7 +247,7 @@ def test_real_lua51_binary_loads_script(tmp_path, model):
 def test_rate_limit_is_per_kind_of_error(tmp_path):
     p = tmp_path / "m.lua"
     p.write_text("return {format = 1, version = 'bad', predict = function(r) error('kaboom') end}")
-    s = Slurm(p, settings={"RELOAD_CHECK_S": 0})
+    s = Slurm(p, settings={"RELOAD_CHECK_S": 0, "LFS_CHECK_S": 0})
     s.submit()
     s.submit()
     p.write_text("return {format = 1, predict = function(r) return 'high' end}\n-- changed")

@@ -142,3 +142,12 @@ def test_runtime_halves_import_no_heavy_packages():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_single_job_scoring_path_equals_the_batch_path():
+    fm = synthetic_matrix(800, seed=4)
+    g = SimilarityGraph(k=16, window=10 ** 6).fit_scaler(fm.X)
+    bank = g.bank(fm)
+    batch = bank.aggregate(fm.X[:40])
+    one_by_one = np.vstack([bank.aggregate(fm.X[i:i + 1]) for i in range(40)])
+    np.testing.assert_allclose(one_by_one, batch, atol=1e-5)

@@ -279,6 +279,7 @@ def test_live_incremental_high_water_overlap_and_pending_to_final(store, monkeyp
     assert argv[:5] == ["sacct", "-a", "-D", "-P", "--delimiter=\x1f"]
     assert arg_after(argv, "-S") == time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0 - 7 * 86400))
     assert arg_after(argv, "-E") == "now"
+    assert set(arg_after(argv, "-s").split(",")) >= {"CA", "CD", "F", "TO", "OOM", "NF", "PD", "R", "PR"}
     assert r1.counts.as_dict() == {"new": 2, "updated": 0, "unchanged": 0, "quarantined": 0}
     assert get_high_water(store, "sacct:default") == t0
     assert job(store, "1")["submit_line"] == "sbatch j.sh | x"
@@ -352,3 +353,18 @@ def test_progress_is_silent_when_not_a_terminal():
     shown(1234)
     shown.done()
     assert "sacct: 1,234 rows" in buf.getvalue()
+
+
+def test_reader_streams_without_reading_ahead():
+    consumed = []
+
+    def lines():
+        yield "JobID|State|JobName\n"
+        for i in range(1, 10**9):
+            consumed.append(i)
+            yield f"{i}|COMPLETED|n{i}\n"
+
+    it = iter(SacctText(lines()))
+    first = next(it)
+    assert first.values == ["1", "COMPLETED", "n1"]
+    assert len(consumed) <= 2  # one line of look-ahead for continuation lines

@@ -26,7 +26,7 @@ HISTORY_NAMES = (
     "g_fail_rate_recent",
 )
 # known only when the job starts (nomade.features.start)
-START_NAMES = ("queue_wait_log", "running_jobs", "running_cpus_frac", "node_recent_failures")
+START_NAMES = ("queue_wait_log", "running_jobs", "running_cpus_log", "node_recent_failures")
 
 CATEGORICAL = ("partition_code", "qos_code", "account_code", "group_code", "user_code", "name_code")
 SUBMISSION_BASED = ("u_outstanding", "u_subs_1h", "u_subs_1d", "u_since_submit_log")

@@ -1,8 +1,9 @@
 """Slurm accounting -> the store: live and incremental (``sacct``), a saved ``sacct -P`` dump, or a
 saved ``sacct --json`` document.
 
-Live ingestion runs ``sacct -a -D -P --delimiter=<US> --format=<FIELDS> -S <start> -E now``
-through ``nomade.command.run_command``. ``-S`` is the stored high-water mark minus
+Live ingestion runs ``sacct -a -D -P --delimiter=<US> --format=<FIELDS> -s <every state>
+-S <start> -E now`` through ``nomade.command.run_command`` (the explicit state list makes sacct
+return jobs that never became eligible, e.g. held and cancelled while pending). ``-S`` is the stored high-water mark minus
 ``slurm.overlap_s`` (first run: ``slurm.initial_lookback_days`` ago); sacct then lists every job
 that was active in the window, so a job that changed after the mark is read again, and the upsert
 makes overlapping windows harmless. The new mark is the time this run asked sacct for "now".
@@ -39,6 +40,9 @@ LIVE_FIELDS = (
     "Timelimit", "ReqMem", "ReqCPUS", "ReqNodes", "ReqTRES", "AllocCPUS", "NNodes", "AllocTRES",
     "NodeList", "MaxRSS", "TotalCPU", "JobName", "WorkDir", "SubmitLine",
 )
+# every state: with an explicit --state list sacct also returns jobs that were never eligible
+# (held, then cancelled while pending), which `-S/-E` alone leaves out (seen on Slurm 22.05)
+LIVE_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
 LIVE_DELIMITER = "\x1f"  # ASCII unit separator: never in names, paths or command lines
 _INVALID_FIELD = re.compile(r'Invalid field requested: "?([A-Za-z]+)')
 ProgressFn = Callable[[int], None]
@@ -188,7 +192,7 @@ def live_start(store: Store, key: str, now: float, overlap_s: int, lookback_days
 def sacct_argv(sacct: str, fields: Sequence[str], start: float) -> List[str]:
     from ..slurm.sacct_fields import format_time
     return [sacct, "-a", "-D", "-P", f"--delimiter={LIVE_DELIMITER}",
-            f"--format={','.join(fields)}", "-S", format_time(start), "-E", "now"]
+            f"--format={','.join(fields)}", "-s", LIVE_STATES, "-S", format_time(start), "-E", "now"]
 
 
 def run_sacct(sacct: str, start: float, timeout: float,

@@ -23,6 +23,7 @@ DEFAULT_K = 16
 QUERY_BLOCK = 1024      # queries per matrix product (keeps the similarity block ~100-200 MB)
 CHUNK = 64              # columns per chunk in the two-stage top-k
 NEG = np.float32(-np.inf)
+SMALL_BATCH = 8         # up to this many queries: per-query dot products instead of BLAS
 TOPK_THREADS = 2        # numpy releases the GIL in the reductions and partitions of the top-k
 _POOL: List[ThreadPoolExecutor] = []
 
@@ -113,8 +114,14 @@ def block_topk(Bp: np.ndarray, nb: int, Qt: np.ndarray, k: int, buf: SimilarityB
     """Top-k bank rows for a block of queries. Bp: unit bank rows (padded to a multiple of CHUNK,
     nb real ones), Qt: unit query rows transposed (d, m). Bank rows from ``dirty_from`` on are
     candidates only where ``dirty_ok`` (rows x queries) is True. Returns idx (m, k), valid."""
-    ST = buf.block(Bp.shape[0], Qt.shape[1])
-    np.matmul(Bp, Qt, out=ST)
+    if Qt.shape[1] <= SMALL_BATCH:
+        # a few jobs (the warm scorer): numpy's own dot loop - a multi-threaded BLAS call costs
+        # milliseconds of thread wake-up for a matrix-vector product. May differ from the BLAS
+        # product in the last bit, which can only swap near-tied neighbours.
+        ST = np.stack([np.einsum("ij,j->i", Bp, Qt[:, c]) for c in range(Qt.shape[1])], axis=1)
+    else:
+        ST = buf.block(Bp.shape[0], Qt.shape[1])
+        np.matmul(Bp, Qt, out=ST)
     ST[nb:] = NEG
     if dirty_from is not None and dirty_ok is not None:
         sub = ST[dirty_from:nb]
@@ -174,7 +181,7 @@ class NeighbourBank:
         Bp, feats = self._prepared
         Zq = zscore(X, self.mean, self.std)
         idx, valid = search(unit_rows(Zq), Bp, self.k, n_bank=self.Z.shape[0])
-        return neighbour_mean(idx, valid, feats[:, :-1], feats[:, -1])
+        return mean_of_rows(idx, valid, feats)
 
 
 def padded(B: np.ndarray) -> np.ndarray:
@@ -212,6 +219,11 @@ def neighbour_mean(idx: np.ndarray, valid: np.ndarray, Zbank: np.ndarray,
     """Mean over valid neighbours of [z-features, label channel]; zeros where none is valid
     (the same as torch_geometric's mean aggregation over an empty neighbourhood)."""
     feats = np.concatenate([Zbank, label[:, None]], axis=1).astype(np.float32)
+    return mean_of_rows(idx, valid, feats)
+
+
+def mean_of_rows(idx: np.ndarray, valid: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """Mean of ``feats`` rows over each query's valid neighbours; zeros where none is valid."""
     if feats.shape[0] == 0:
         return np.zeros((idx.shape[0], feats.shape[1]), dtype=np.float32)
     w = valid.astype(np.float32)

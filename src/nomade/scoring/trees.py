@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ModelError
 
 TREES_FORMAT = "nomade-trees-1"
+CHUNK = 4096
 
 
 def _flatten_tree(root: Mapping[str, Any]) -> Dict[str, list]:
@@ -122,9 +123,8 @@ class TreeEnsemble:
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
-        if X.shape[0] == 0:
-            return np.zeros(0)
-        return self.value[self._leaves(X)].sum(axis=1)
+        return np.concatenate([np.zeros(0)] + [self.value[self._leaves(X[a:a + CHUNK])].sum(axis=1)
+                                               for a in range(0, X.shape[0], CHUNK)])
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         r = self.raw(X)
@@ -178,9 +178,11 @@ class TreeEnsemble:
         if X.shape[0] == 0:
             return out
         paths = self._leaf_paths()
-        leaves = self._leaves(X)
-        for t in range(leaves.shape[1]):
-            out += paths[leaves[:, t]]
+        for a in range(0, X.shape[0], CHUNK):  # bounded memory: (CHUNK, n_trees) index arrays
+            leaves = self._leaves(X[a:a + CHUNK])
+            part = out[a:a + CHUNK]
+            for t in range(leaves.shape[1]):
+                part += paths[leaves[:, t]]
         return out
 
 

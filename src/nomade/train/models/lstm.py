@@ -121,8 +121,8 @@ class SequenceLSTM(TrainedModel):
         with torch.no_grad():
             for s in range(0, len(X), 16384):
                 sl = slice(s, s + 16384)
-                out[sl] = torch.sigmoid(self.net(torch.from_numpy(seq[sl]),
-                                                 torch.from_numpy(np.ascontiguousarray(X[sl], dtype=np.float32)))).numpy()
+                x = torch.from_numpy(np.ascontiguousarray(X[sl], dtype=np.float32))
+                out[sl] = torch.sigmoid(self.net(torch.from_numpy(seq[sl]), x)).numpy()
         return out
 
     def export_onnx(self) -> bytes:
