@@ -93,8 +93,18 @@ def run_demo(data_dir: Path, out: Optional[Callable[[str], None]] = None,
         say(result.summary())
         outcomes = outcome_counts(store, cluster=result.cluster)
     summary = DemoSummary(data_dir=data_dir, store_path=store_path, trace=result, outcomes=outcomes)
-    if train:
-        from .train.pipeline import demo_step  # prediction engine: train, evaluate, publish (issue 3)
-        summary.extra["model"] = demo_step(data_dir, say)
     summary.seconds = time.monotonic() - started
+    if train:
+        train_step(summary, say)
+    return summary
+
+
+def train_step(summary: DemoSummary, out: Optional[Callable[[str], None]] = None) -> DemoSummary:
+    """The prediction part of the demo: train and evaluate on the imported trace, publish the
+    bundle (nomade.train.pipeline.demo_step); adds ``model`` to the summary."""
+    from .train.pipeline import demo_step
+
+    started = time.monotonic()
+    summary.extra["model"] = demo_step(summary.data_dir, out)
+    summary.seconds += time.monotonic() - started
     return summary

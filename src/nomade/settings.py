@@ -71,6 +71,21 @@ SETTINGS: Tuple[Setting, ...] = (
             "`train --publish` promotes a new bundle only if its PR-AUC is not lower than the current "
             "one's by more than this."),
     Setting("train", "seed", int, 7, "Random seed for training."),
+    Setting("train", "stages", str, "submit,start",
+            "Scoring stages to train an ensemble for (comma-separated: submit, start). The start "
+            "stage feeds the Prolog; without it the Prolog scores with the submit-stage ensemble."),
+    Setting("train", "models", str, "gbdt,lite,gnn,lstm,autoencoder",
+            "Base models of the ensemble (comma-separated subset of gbdt, lite, gnn, lstm, "
+            "autoencoder; lite = the Lua model's features and trees, uncalibrated)."),
+    Setting("train", "folds", int, 4,
+            "Rolling-origin folds of the evaluation that ends every `nomade train`; 0 = no evaluation "
+            "(the manifest then has no metrics and `--publish` refuses to compare)."),
+    Setting("train", "calibration", str, "platt",
+            "Calibration of the stacked ensemble: platt, isotonic, or auto (the lower Brier score on "
+            "the second half of the stack window)."),
+    Setting("train", "alert_budget", float, 0.0,
+            "Choose the alert threshold so that at most this share of jobs is flagged (e.g. 0.1); "
+            "0 = the threshold with the best F1 on the stack window."),
     # ------------------------------------------------------------------ hooks
     Setting("hooks", "timeout_s", float, 2.0,
             "Wall-time bound for Prolog/Epilog/TaskProlog work; after it the hook gives up and exits 0."),

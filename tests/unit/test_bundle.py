@@ -20,10 +20,20 @@ def _manifest():
             "models": {"m": {"file": "m.onnx", "kind": "gbdt", "inputs": "lite"}}}
 
 
-def _write(tmp_path, version="v1"):
+def _write(tmp_path, version="v1", format_version=1, manifest=None):
     files = {"m.onnx": b"not really onnx", "history_lite.json": {"users": {}},
              "bank.npy": np.arange(6, dtype=np.float32).reshape(2, 3), "submit_model.lua": "return {}"}
-    return write_bundle(tmp_path, version, files, _manifest())
+    return write_bundle(tmp_path, version, files, manifest or _manifest(), format_version=format_version)
+
+
+def _stack_manifest(bases=("m",), arrays=("bank.npy",)):
+    man = _manifest()
+    man["models"]["m"]["arrays"] = list(arrays)
+    man["ensemble"] = {"mode": "stacked", "primary": {"submit": "ensemble_submit"},
+                       "stacks": {"ensemble_submit": {
+                           "stage": "submit", "bases": list(bases), "coef": [1.0], "intercept": 0.0,
+                           "mu": [0.0], "sd": [1.0], "calibration": {"kind": "identity"}}}}
+    return man
 
 
 def test_write_and_load(tmp_path):
@@ -44,9 +54,9 @@ def test_existing_version_refused(tmp_path):
 def test_newer_format_refused(tmp_path):
     p = _write(tmp_path)
     m = json.loads((p / "manifest.json").read_text())
-    m["format_version"] = 2
+    m["format_version"] = 3
     (p / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(ModelError, match=r"bundle format 2 is newer than this nomade \(supports 1\); upgrade nomade"):
+    with pytest.raises(ModelError, match=r"bundle format 3 is newer than this nomade \(supports 2\); upgrade nomade"):
         load_bundle(p)
 
 
@@ -93,8 +103,25 @@ def test_not_a_bundle(tmp_path):
         load_bundle(tmp_path)
 
 
+def test_format_2_stacked_bundle_loads(tmp_path):
+    b = load_bundle(_write(tmp_path, "v2", 2, _stack_manifest()))
+    assert b.manifest["format_version"] == 2
+    assert b.manifest["ensemble"]["stacks"]["ensemble_submit"]["bases"] == ["m"]
+
+
+def test_format_2_stack_with_a_missing_base_refused(tmp_path):
+    with pytest.raises(ModelError, match=r"stack ensemble_submit names base models \['gone'\]"):
+        load_bundle(_write(tmp_path, "v2", 2, _stack_manifest(bases=("m", "gone"))))
+
+
+def test_format_2_model_with_an_unlisted_array_refused(tmp_path):
+    with pytest.raises(ModelError, match="model m names array 'knn_x.npy'"):
+        load_bundle(_write(tmp_path, "v2", 2, _stack_manifest(arrays=("knn_x.npy",))))
+
+
 def test_every_loader_version_is_tested():
-    assert sorted(LOADERS) == [1]
+    # format 1 by the tests above and the shipped models/default (tests/unit/test_scoring_imports.py)
+    assert sorted(LOADERS) == [1, 2]
 
 
 def test_no_pickles(tmp_path):

@@ -77,6 +77,7 @@ def test_parse_scontrol_fixture():
     assert req["timelimit_s"] == 60 and req["cpus"] == 2 and req["nodes"] == 1
     assert req["mem_mb"] == 500 and req["mem_per_cpu"] is True and req["gpus"] == 0
     assert req["submit_time"] is not None
+    assert req["node_list"] == "node1" and req["group"] == "alice"   # start-stage features
 
 
 def test_job_from_epilog_env():

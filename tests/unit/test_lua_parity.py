@@ -19,7 +19,7 @@ def _build(with_history: bool, n: int = 3000):
     from nomade.scoring.lite_features import build_lite_rows, lite_names
     from nomade.train.lua_compile import compile_submit_lua
     from nomade.train.models.gbdt import GBDTModel
-    from nomade.train.pipeline import isotonic_map
+    from nomade.train.lite_model import isotonic_map
 
     jobs = lite_jobs(n, seed=11)
     X, hist = build_lite_rows(jobs, with_history)

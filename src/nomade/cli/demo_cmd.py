@@ -27,16 +27,24 @@ def demo(app: AppContext, force: bool, no_train: bool, as_json: bool) -> None:
     The store goes to the global --data-dir if given (refused if it already holds jobs, unless
     --force), else to a new temporary directory. Nothing else on the machine is touched.
     """
-    from ..demo import prepare_data_dir, run_demo
+    from ..demo import prepare_data_dir, run_demo, train_step
 
     given = app.overrides.get("data_dir")
     data_dir = prepare_data_dir(Path(given) if given else None, force=force)
     say = None if as_json else click.echo
-    summary = run_demo(data_dir, out=say, batch_size=app.config.get("ingest.batch_size"),
-                       train=not no_train)
+    summary = run_demo(data_dir, out=say, batch_size=app.config.get("ingest.batch_size"), train=False)
+    if not as_json:
+        _print_summary(summary)
+    if not no_train:
+        train_step(summary, say)
     if as_json:
         echo_json(summary.as_dict())
         return
+    click.echo(f"next:      nomade --data-dir {summary.data_dir} jobs --all-users --state failed")
+    click.echo(f"done in {summary.seconds:.1f} s")
+
+
+def _print_summary(summary) -> None:
     o = summary.outcomes
     click.echo(f"jobs:      {o.jobs}")
     click.echo(f"users:     {o.users}")
@@ -46,8 +54,6 @@ def demo(app: AppContext, force: bool, no_train: bool, as_json: bool) -> None:
     for cls in names:
         click.echo(f"  {cls:<16} {o.by_class[cls]:>8}  {o.share(cls):5.1f}%")
     click.echo(f"data dir:  {summary.data_dir}  (store {summary.store_path.name})")
-    click.echo(f"next:      nomade --data-dir {summary.data_dir} jobs --all-users --state failed")
-    click.echo(f"done in {summary.seconds:.1f} s")
 
 
 def _day(ts: Optional[float]) -> str:

@@ -24,20 +24,16 @@ from .context import AppContext, echo_json, pass_app
 def evaluate(app: AppContext, cluster: Optional[str], n_folds: int, stage: str, models: str,
              max_jobs: Optional[int], alert_budget: Optional[float], as_json: bool) -> None:
     """Train on the past, test on the following window; report every model and both baselines."""
-    from ..features.build import build_matrix
-    from ..features.jobtable import load_jobs
-    from ..train.evaluation import evaluate_matrix
-    from ..train.report import public, write_report
+    from ..train.evaluation import evaluate_store
 
     cfg = app.config
-    with app.store(readonly=True) as store:
-        jt = load_jobs(store, cluster or None, max_jobs)
-    fm = build_matrix(jt, stage, cfg)
     names = [m.strip() for m in models.split(",") if m.strip()] or None
-    result = evaluate_matrix(fm, n_folds, names, seed=cfg.get("train.seed"), max_flagged=alert_budget)
-    out = write_report(result, cfg.data_dir / "reports",
-                       title=f"nomade evaluation ({cluster or 'all clusters'}, {stage})")
+    log = None if as_json else (lambda m: click.echo(m, err=True))
+    with app.store(readonly=True) as store:
+        result, out = evaluate_store(store, cfg, cluster or None, stage, n_folds, names, max_jobs,
+                                     alert_budget, log=log)
     if as_json:
+        from ..train.report import public
         echo_json(public(result, out))
         return
     click.echo(f"{'model':<14}{'ROC-AUC':>9}{'PR-AUC':>9}{'Brier':>8}{'ECE':>8}{'prec':>7}{'recall':>8}")

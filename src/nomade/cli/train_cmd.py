@@ -10,11 +10,13 @@ from .context import AppContext, echo_json, pass_app
 @click.option("--publish", is_flag=True,
               help="Promote the new bundle if it is not worse than the current one beyond "
                    "train.promote_tolerance (PR-AUC on the newest window).")
-@click.option("--no-full", is_flag=True, help="Only the Lua-compatible lite model (faster).")
+@click.option("--no-full", is_flag=True,
+              help="Only the Lua-compatible lite model, on one temporal split (fast; no ensemble).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def train(app: AppContext, cluster, publish: bool, no_full: bool, as_json: bool) -> None:
-    """Train, evaluate on the newest window and write a model bundle (a candidate)."""
+    """Evaluate (rolling-origin folds: ensemble, base models, Lua model, baselines), train the
+    ensemble for each stage on all history and write a model bundle (a candidate)."""
     from ..train.pipeline import publish as do_publish
     from ..train.pipeline import train_bundle
 
@@ -29,12 +31,21 @@ def train(app: AppContext, cluster, publish: bool, no_full: bool, as_json: bool)
     if as_json:
         echo_json({"version": res.version, "path": str(res.path), "promoted": res.promoted,
                    "promote_reason": res.promote_reason, "metrics": m["metrics"],
-                   "thresholds": m["thresholds"], "primary": m["ensemble"]["primary"]})
+                   "thresholds": m["thresholds"], "primary": m["ensemble"]["primary"],
+                   "stage_metrics": {st: ev.get("metrics") for st, ev in m["evaluation"].items()},
+                   "reports": res.reports or {}})
         return
+    from ..scoring.ensemble import describe
+    from ..train.pipeline import headline_rows
+
     click.echo(f"bundle {res.version}: {res.path}")
-    click.echo(f"{'model':<14} {'PR-AUC':>7} {'ROC-AUC':>8} {'ECE':>6} {'n_test':>7}")
-    for name, met in m["metrics"].items():
-        click.echo(f"{name:<14} {met['pr_auc']:>7.3f} {met['roc_auc']:>8.3f} {met['ece']:>6.3f} {met['n_test']:>7}")
+    click.echo(f"ensemble: {describe(m)}")
+    for line in headline_rows(m):
+        click.echo(line)
+    for stage, why in m["ensemble"].get("skipped_stages", {}).items():
+        click.echo(f"{stage} stage not trained: {why}")
+    for stage, rep in (res.reports or {}).items():
+        click.echo(f"report ({stage} stage): {rep}/report.html")
     if publish:
         click.echo(("promoted: " if res.promoted else "not promoted: ") + res.promote_reason)
     else:

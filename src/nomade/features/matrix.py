@@ -58,5 +58,9 @@ class FeatureMatrix:
         sub.meta["parent"] = self.meta.get("parent", self)
         return sub
 
+    def categorical_columns(self) -> List[int]:
+        """Positions of the integer-coded category columns (the neural models ignore them)."""
+        return [i for i, n in enumerate(self.names) if n in self.categorical]
+
     def column(self, name: str) -> np.ndarray:
         return self.X[:, self.names.index(name)]

@@ -1,6 +1,7 @@
 """Start-time extras: what the scheduler knows when a job starts (queue wait, cluster load, the
 recent failure record of the nodes it got). Vectorised over a JobTable. Runtime-safe."""
 
+import math
 import re
 from bisect import bisect_left
 from typing import Dict, List
@@ -10,6 +11,7 @@ import numpy as np
 from .. import states
 
 NODE_WINDOW_S = 7 * 86400.0
+NAN = float("nan")
 _RANGE = re.compile(r"^(.*?)\[([^\]]+)\](.*)$")
 
 
@@ -93,3 +95,73 @@ def _node_failures(jt, cls: np.ndarray, has: np.ndarray) -> np.ndarray:
                 c += bisect_left(lst, t) - bisect_left(lst, t - NODE_WINDOW_S)
         res[i] = c
     return res
+
+
+CONTEXT_FORMAT = 1
+LOAD_WINDOW_S = 7 * 86400.0   # a job "running" at the snapshot started at most this long before
+
+
+class StartContext:
+    """What the start-time extras need when a single job is scored (the Prolog), shipped in a
+    bundle as ``start_context.json`` and rebuilt by every history refresh: the cluster's load at
+    the snapshot time (running jobs and CPUs) and, per node, the end times of system-class
+    failures in the last ``NODE_WINDOW_S``. A request may carry ``running_jobs`` and
+    ``running_cpus`` measured at its start; otherwise the snapshot's load stands in for it."""
+
+    def __init__(self, time_s: float, running_jobs: float, running_cpus: float,
+                 node_failures: Dict[str, List[float]]):
+        self.time_s = float(time_s)
+        self.running_jobs = float(running_jobs)
+        self.running_cpus = float(running_cpus)
+        self.node_failures = {n: sorted(float(t) for t in v) for n, v in node_failures.items()}
+
+    @classmethod
+    def from_table(cls, jt, cls_arr: np.ndarray, now: float = None) -> "StartContext":
+        """The snapshot at ``now`` (default: the latest submit/start/end time in the table)."""
+        sub, start, end = jt["submit_time"], jt["start_time"], jt["end_time"]
+        if now is None:
+            times = np.concatenate([sub, start, end])
+            times = times[np.isfinite(times)]
+            now = float(times.max()) if len(times) else 0.0
+        cpus = np.where(np.isnan(jt["alloc_cpus"]), jt["req_cpus"], jt["alloc_cpus"])
+        cpus = np.nan_to_num(cpus, nan=1.0)
+        with np.errstate(invalid="ignore"):
+            run = (start < now) & (start >= now - LOAD_WINDOW_S) & ~(end < now)
+        fails: Dict[str, List[float]] = {}
+        for i in range(len(jt)):
+            e = end[i]
+            if cls_arr[i] == states.SYSTEM and e == e and now - NODE_WINDOW_S <= e < now:
+                for nd in expand_nodes(jt["node_list"][i]):
+                    fails.setdefault(nd, []).append(float(e))
+        return cls(now, float(run.sum()), float(cpus[run].sum()), fails)
+
+    def extras(self, req: Dict[str, object], at_time: float) -> List[float]:
+        """The four START_NAMES values for one request scored at its start ``at_time``."""
+        sub = req.get("submit_time")
+        wait = math.log1p(max(at_time - float(sub), 0.0)) if sub is not None and sub == sub else NAN
+        jobs = req.get("running_jobs")
+        cpus = req.get("running_cpus")
+        jobs = self.running_jobs if jobs is None else float(jobs)
+        cpus = self.running_cpus if cpus is None else float(cpus)
+        nodes = expand_nodes(req.get("node_list"))
+        if nodes:
+            fails = 0.0
+            for nd in nodes:
+                lst = self.node_failures.get(nd)
+                if lst:
+                    fails += bisect_left(lst, at_time) - bisect_left(lst, at_time - NODE_WINDOW_S)
+        else:
+            fails = NAN
+        return [wait, jobs, math.log1p(max(cpus, 0.0)), fails]
+
+    def to_json(self) -> Dict[str, object]:
+        return {"format": CONTEXT_FORMAT, "time": self.time_s, "running_jobs": self.running_jobs,
+                "running_cpus": self.running_cpus, "node_failures": self.node_failures}
+
+    @classmethod
+    def from_json(cls, obj: Dict[str, object]) -> "StartContext":
+        from ..errors import ModelError
+        if obj.get("format") != CONTEXT_FORMAT:
+            raise ModelError(f"start context has format {obj.get('format')!r}, this nomade reads "
+                             f"{CONTEXT_FORMAT}", hint="retrain the model with this nomade (`nomade train`)")
+        return cls(obj["time"], obj["running_jobs"], obj["running_cpus"], obj["node_failures"])

@@ -77,7 +77,12 @@ def parse_scontrol_job(text: str) -> Dict[str, Any]:
         m = re.match(r"^([^(]*)\((\d+)\)$", kv["UserId"])
         if m:
             out["user"], out["uid"] = m.group(1), int(m.group(2))
-    for key, name in (("Account", "account"), ("Partition", "partition"), ("QOS", "qos")):
+    if "GroupId" in kv:
+        m = re.match(r"^([^(]*)\((\d+)\)$", kv["GroupId"])
+        if m:
+            out["group"] = m.group(1)
+    for key, name in (("Account", "account"), ("Partition", "partition"), ("QOS", "qos"),
+                      ("NodeList", "node_list")):
         if kv.get(key) and kv[key] != "(null)":
             out[name] = kv[key]
     out["timelimit_s"] = parse_duration(kv.get("TimeLimit", ""))

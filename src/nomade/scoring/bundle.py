@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ModelError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: stacked ensembles per stage (ensemble.stacks); 1: single calibrated GBDTs
 MANIFEST = "manifest.json"
 
 
@@ -110,7 +110,27 @@ def _load_v1(path: Path, manifest: Dict[str, Any], verify_hashes: bool) -> Bundl
     return Bundle(path=path, manifest=manifest)
 
 
-LOADERS: Dict[int, Callable[[Path, Dict[str, Any], bool], Bundle]] = {1: _load_v1}
+def _load_v2(path: Path, manifest: Dict[str, Any], verify_hashes: bool) -> Bundle:
+    """Format 2 = format 1 + ``ensemble.stacks`` (per stage: bases, weights, calibration) and
+    models that name ``.npy`` arrays; every base and array must be in the bundle."""
+    bundle = _load_v1(path, manifest, verify_hashes)
+    for name, m in manifest["models"].items():
+        for arr in m.get("arrays", []):
+            if arr not in manifest["files"]:
+                raise ModelError(f"bundle {path}: model {name} names array {arr!r} that the bundle "
+                                 "does not list", hint="retrain the model")
+    for name, st in manifest["ensemble"].get("stacks", {}).items():
+        for key in ("stage", "bases", "coef", "intercept", "mu", "sd", "calibration"):
+            if key not in st:
+                raise ModelError(f"bundle {path}: stack {name} lacks {key!r}", hint="retrain the model")
+        missing = [b for b in st["bases"] if b not in manifest["models"]]
+        if missing:
+            raise ModelError(f"bundle {path}: stack {name} names base models {missing} that the "
+                             "bundle does not have", hint="retrain the model")
+    return bundle
+
+
+LOADERS: Dict[int, Callable[[Path, Dict[str, Any], bool], Bundle]] = {1: _load_v1, 2: _load_v2}
 
 
 def load_bundle(path, verify_hashes: bool = True) -> Bundle:

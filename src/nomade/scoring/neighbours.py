@@ -13,7 +13,7 @@ label channel is +1 failed, -1 succeeded, 0 unlabelled. Rows with no neighbour g
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,6 +23,7 @@ DEFAULT_K = 16
 QUERY_BLOCK = 1024      # queries per matrix product (keeps the similarity block ~100-200 MB)
 CHUNK = 64              # columns per chunk in the two-stage top-k
 NEG = np.float32(-np.inf)
+Z_CLIP = 5.0            # |z| bound of every scaled feature (zscore, and ZScore in the ONNX graphs)
 SMALL_BATCH = 8         # up to this many queries: per-query dot products instead of BLAS
 TOPK_THREADS = 2        # numpy releases the GIL in the reductions and partitions of the top-k
 _POOL: List[ThreadPoolExecutor] = []
@@ -35,14 +36,18 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def zscore(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(X - mean) / std as float32, unknown (NaN) values -> 0 (= the mean)."""
+    """(X - mean) / std as float32, unknown (NaN) values -> 0 (= the mean), clipped to
+    +-Z_CLIP so that one extreme request cannot dominate a distance or a network input."""
     Z = (np.asarray(X, dtype=np.float32) - mean.astype(np.float32)) / std.astype(np.float32)
     np.nan_to_num(Z, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(Z, -Z_CLIP, Z_CLIP, out=Z)
     return Z
 
 
-def fit_scaler(X: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Column mean and std ignoring NaN; std of constant or empty columns is 1."""
+def fit_scaler(X: np.ndarray, ignore: Sequence[int] = ()) -> Tuple[np.ndarray, np.ndarray]:
+    """Column mean and std ignoring NaN; std of constant or empty columns is 1. Columns in
+    ``ignore`` (integer-coded categories: their order means nothing to a distance or a network)
+    get mean 0 and std inf, so that they z-score to 0 for every job."""
     X = np.asarray(X, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(X)
@@ -52,6 +57,8 @@ def fit_scaler(X: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         var = np.where(finite, (X - mean) ** 2, 0.0).sum(axis=0) / np.maximum(cnt, 1)
     std = np.sqrt(var)
     std = np.where(std > 1e-12, std, 1.0)
+    ign = np.asarray(list(ignore), dtype=np.int64)
+    mean[ign], std[ign] = 0.0, np.inf
     return mean.astype(np.float32), std.astype(np.float32)
 
 

@@ -1,5 +1,7 @@
 """Score jobs with a bundle: features from the bundle's history tables, ONNX model(s) through
-onnxruntime, the calibration map, and reasons from exact tree contributions.
+onnxruntime, the calibration, and reasons from exact tree contributions. A format-2 bundle's
+primary model per stage is a stacked ensemble (nomade.scoring.ensemble); a format-1 bundle's is a
+single calibrated GBDT.
 
 Runtime-safe: stdlib + numpy + onnxruntime only (a test asserts it); Python 3.9.
 
@@ -19,6 +21,7 @@ import numpy as np
 from ..errors import ModelError
 from .bundle import Bundle
 from .calibration import CalibrationMap
+from .ensemble import StackedScorer, stack_specs
 from .lite_features import LiteHistory
 from .trees import TreeEnsemble, sigmoid
 
@@ -90,18 +93,23 @@ class Scorer:
         self.bundle = bundle
         man = bundle.manifest
         self.thresholds = man["thresholds"]
+        self.stage_thresholds = dict(man.get("stage_thresholds", {}))
         self.primary = dict(man["ensemble"].get("primary", {}))
-        self._models: Dict[str, _GBDT] = {}
+        self._stacks = stack_specs(man)
+        self._models: Dict[str, Any] = {}
 
-    def model_for(self, stage: str) -> _GBDT:
+    def model_for(self, stage: str):
         name = self.primary.get(stage)
         if name is None:
             raise ModelError(f"bundle {self.bundle.version} has no model for the {stage} stage",
                              hint="score at the submit stage or retrain")
         return self.model(name)
 
-    def model(self, name: str) -> _GBDT:
+    def model(self, name: str):
         if name not in self._models:
+            if name in self._stacks:
+                self._models[name] = StackedScorer(self.bundle, name, self._stacks[name])
+                return self._models[name]
             spec = self.bundle.models.get(name)
             if spec is None or spec.get("kind") != "gbdt":
                 raise ModelError(f"bundle {self.bundle.version}: model {name!r} cannot be scored by "
@@ -109,10 +117,14 @@ class Scorer:
             self._models[name] = _GBDT(self.bundle, name, spec)
         return self._models[name]
 
-    def level(self, risk: float) -> str:
-        if risk >= self.thresholds["high"]:
+    def thresholds_for(self, stage: str) -> Mapping[str, float]:
+        return self.stage_thresholds.get(stage, self.thresholds)
+
+    def level(self, risk: float, stage: str = "submit") -> str:
+        th = self.thresholds_for(stage)
+        if risk >= th["high"]:
             return "high"
-        if risk >= self.thresholds["alert"]:
+        if risk >= th["alert"]:
             return "elevated"
         return "low"
 
@@ -121,24 +133,30 @@ class Scorer:
         m = self.model_for(stage)
         if not requests:
             return []
-        X = m.features.rows(requests)
-        p = m.probability(X)
-        risk = m.calibration(p)
-        if not explain:
-            contrib = None
-        elif len(requests) <= SINGLE_EXPLAIN_MAX:
-            contrib = np.vstack([m.trees.contributions_one(list(x))[1] for x in X])
+        if isinstance(m, StackedScorer):
+            ev = m.evaluate(requests)
+            risk = m.risk(ev)
+            names, contrib, values = m.contributions(ev) if explain else ([], None, ev.X)
         else:
-            contrib = m.trees.contributions(X)
-        names = m.trees.feature_names
+            X = m.features.rows(requests)
+            risk = m.calibration(m.probability(X))
+            names = m.trees.feature_names
+            if not explain:
+                contrib = None
+            elif len(requests) <= SINGLE_EXPLAIN_MAX:
+                contrib = np.vstack([m.trees.contributions_one(list(x))[1] for x in X])
+            else:
+                contrib = m.trees.contributions(X)
+            values = X
         out = []
         for i in range(len(requests)):
             reasons = []
             if contrib is not None:
                 order = np.argsort(-contrib[i])[:top]
-                reasons = [(names[j], float(X[i, j]), float(contrib[i, j])) for j in order if contrib[i, j] > 0]
+                reasons = [(names[j], float(values[i, j]), float(contrib[i, j]))
+                           for j in order if contrib[i, j] > 0]
             r = float(risk[i])
-            out.append(RiskScore(risk=r, level=self.level(r), reasons=reasons,
+            out.append(RiskScore(risk=r, level=self.level(r, stage), reasons=reasons,
                                  model_version=self.bundle.version, model=m.name))
         return out
 

@@ -69,9 +69,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_bundle(registry_dir: Path, version: str, files: Mapping[str, Content],
-                 manifest: Dict[str, Any]) -> Path:
+                 manifest: Dict[str, Any], format_version: int = FORMAT_VERSION) -> Path:
     """Write ``files`` + manifest.json as ``<registry_dir>/<version>``; returns that path.
-    The manifest gets format_version, nomade_version, version, created_at and files (sha256)."""
+    The manifest gets format_version, nomade_version, version, created_at and files (sha256).
+    ``format_version``: a history refresh keeps the format of the bundle it refreshes."""
     registry_dir = Path(registry_dir)
     registry_dir.mkdir(parents=True, exist_ok=True)
     final = registry_dir / version
@@ -90,7 +91,7 @@ def write_bundle(registry_dir: Path, version: str, files: Mapping[str, Content],
             _write_synced(tmp / name, data)
             sums[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         man = json_safe(dict(manifest))
-        man.update({"format_version": FORMAT_VERSION, "nomade_version": __version__,
+        man.update({"format_version": int(format_version), "nomade_version": __version__,
                     "version": version, "created_at": man.get("created_at", time.time()),
                     "files": sums})
         _write_synced(tmp / MANIFEST, json.dumps(man, indent=1, allow_nan=False).encode())

@@ -2,7 +2,7 @@
 (logistic on the logit) or isotonic (pool-adjacent-violators), chosen by Brier score on the
 second half of the slice after fitting both on the first half. Exported as arrays."""
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -17,19 +17,25 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> Tuple[np.ndarray, float]:
-    """Newton's method for L2-regularised logistic regression; returns (coef, intercept)."""
+def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50,
+                 prior: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
+    """Newton's method for L2-regularised logistic regression; returns (coef, intercept).
+    The penalty ``l2 * n * |coef - prior|^2`` pulls the coefficients toward ``prior`` (default 0);
+    the intercept is not penalised."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n, d = X.shape
     A = np.hstack([X, np.ones((n, 1))])
-    w = np.zeros(d + 1)
+    centre = np.zeros(d + 1)
+    if prior is not None:
+        centre[:d] = np.asarray(prior, dtype=np.float64)
+    w = centre.copy()
     reg = np.full(d + 1, l2 * n)
     reg[-1] = 0.0
     for _ in range(iters):
         z = np.clip(A @ w, -35, 35)
         p = 1 / (1 + np.exp(-z))
-        g = A.T @ (p - y) + reg * w
+        g = A.T @ (p - y) + reg * (w - centre)
         H = (A * (p * (1 - p))[:, None]).T @ A + np.diag(reg + 1e-9)
         step = np.linalg.solve(H, g)
         w -= step

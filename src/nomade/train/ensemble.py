@@ -1,16 +1,20 @@
 """The ensemble: base models stacked by a logistic regression learned on a LATER time window than
-the base models' training data, then calibrated on a still later slice.
+the base models' training data, then calibrated.
 
 fit(train):
   1. cut the labelled training rows by submit time: the first (1 - stack_frac) is the base-fit
      part A (only jobs whose outcome was known before the cut), the rest the stack window B;
   2. fit every base model on A, predict B;
-  3. B's first 60 %: logistic regression on the transformed base outputs (probabilities ->
-     logit; raw scores such as reconstruction error -> log1p, standardised) = mode "stacked".
-     With fewer than ``min_stack_pos`` positives there: fixed weights (gnn 0.4, lstm 0.35,
-     autoencoder 0.25 share half of the weight, gbdt the other half; renormalised over the models
-     present) = mode "fallback-weights";
-  4. B's last 40 %: calibration (Platt or isotonic, nomade.train.calibration);
+  3. on B: logistic regression on the standardised base outputs (probabilities -> logit; raw
+     scores such as reconstruction error -> log1p) with a ridge penalty that pulls the weights
+     toward EQUAL weights (``STACK_SHRINK`` per row) = mode "stacked". On the shared traces,
+     freely learned weights chased the stack window's quirks and lost to equal weights in the
+     following window (docs/evaluation.md, "Stacking"); the shrunk weights keep what B says
+     firmly and no more. With fewer than ``min_stack_pos`` positives (or negatives) in B: the
+     original design's fixed weights (gnn 0.4, lstm 0.35, autoencoder 0.25 share half of the
+     weight, gbdt the other half; renormalised over the models present) = "fallback-weights";
+  4. calibration of the stacked output on B: Platt by default (``calibration="auto"`` chooses
+     Platt or isotonic by Brier score on B's second half);
   5. with ``refit_bases`` the base models are refitted on A + B for prediction.
 """
 
@@ -21,17 +25,21 @@ import numpy as np
 from ..errors import ModelError
 from ..features.matrix import FeatureMatrix
 from .base import TrainedModel
-from .calibration import Calibrator, choose_calibrator, fit_logistic, logit
+from .calibration import Calibrator, choose_calibrator, fit_iso, fit_logistic, fit_platt, logit
 
 FALLBACK_NEURAL = {"gnn": 0.4, "lstm": 0.35, "autoencoder": 0.25}
+DEFAULT_BASES = ("gbdt", "lite", "gnn", "lstm", "autoencoder")
 MIN_STACK_POSITIVES = 200
+ROW_META = ("outcome_time", "lite_X")   # per-row arrays in FeatureMatrix.meta, subset with the rows
+STACK_SHRINK = 1.0     # ridge strength (per row) toward equal stacking weights
+CALIBRATIONS = ("platt", "isotonic", "auto")
 
 
 def subset(fm: FeatureMatrix, idx: np.ndarray) -> FeatureMatrix:
     """fm.rows(idx) that also subsets the per-row arrays kept in meta."""
     sub = fm.rows(idx)
-    for key in ("outcome_time",):
-        if key in fm.meta and np.shape(fm.meta[key]) == (len(fm),):
+    for key in ROW_META:
+        if key in fm.meta and np.shape(fm.meta[key])[:1] == (len(fm),):
             sub.meta[key] = np.asarray(fm.meta[key])[idx]
     return sub
 
@@ -53,7 +61,12 @@ class StackedEnsemble(TrainedModel):
     name = "ensemble"
 
     def __init__(self, bases: Dict[str, TrainedModel], stack_frac: float = 0.3,
-                 min_stack_pos: int = MIN_STACK_POSITIVES, refit_bases: bool = True):
+                 min_stack_pos: int = MIN_STACK_POSITIVES, refit_bases: bool = True,
+                 shrink: float = STACK_SHRINK, calibration: str = "platt"):
+        if calibration not in CALIBRATIONS:
+            raise ModelError(f"unknown calibration {calibration!r}; use one of {', '.join(CALIBRATIONS)}")
+        self.shrink = shrink
+        self.calibration = calibration
         self.bases = dict(bases)
         self.stack_frac = stack_frac
         self.min_stack_pos = min_stack_pos
@@ -109,16 +122,16 @@ class StackedEnsemble(TrainedModel):
             self.mu[n], self.sd[n] = float(np.mean(r)), float(np.std(r) or 1.0)
         Z = self._design(outs)
         y = fb.y.astype(np.int64)
-        s = int(0.6 * len(y))
-        if y[:s].sum() >= self.min_stack_pos and (y[:s] == 0).sum() >= self.min_stack_pos:
+        equal = np.full(len(self.bases), 1.0 / len(self.bases))
+        if y.sum() >= self.min_stack_pos and (y == 0).sum() >= self.min_stack_pos:
             self.mode = "stacked"
-            self.coef, self.intercept = fit_logistic(Z[:s], y[:s], l2=1e-3)
+            self.coef, self.intercept = fit_logistic(Z, y, l2=self.shrink, prior=equal)
         else:
             self.mode = "fallback-weights"
             self.coef, self.intercept = self._fallback_weights(), 0.0
         z = Z @ self.coef + self.intercept
         p = 1 / (1 + np.exp(-np.clip(z, -35, 35)))
-        self.calibrator = choose_calibrator(p[s:], y[s:])
+        self.calibrator = self._calibrate(p, y)
         self.window_pred, self.window_y = self.calibrator(p), y
         self.window_base = outs
         if self.refit_bases:
@@ -126,6 +139,13 @@ class StackedEnsemble(TrainedModel):
             for name in self.bases:
                 self.bases[name].fit(full, seed)
         return self
+
+    def _calibrate(self, p: np.ndarray, y: np.ndarray) -> Calibrator:
+        if y.sum() < 5 or (y == 0).sum() < 5:
+            return Calibrator("identity")
+        if self.calibration == "auto":
+            return choose_calibrator(p, y)
+        return fit_platt(p, y) if self.calibration == "platt" else fit_iso(p, y)
 
     def base_outputs(self, fm: FeatureMatrix) -> Dict[str, np.ndarray]:
         return {n: m.predict(fm) for n, m in self.bases.items()}
@@ -153,18 +173,24 @@ class StackedEnsemble(TrainedModel):
                                     if not getattr(m, "is_probability", True)],
                 "weights": {n: float(w) for n, w in zip(self.bases, self.coef)},
                 "intercept": float(self.intercept), "calibration": self.calibrator.kind,
+                "shrink_to_equal": self.shrink,
                 "min_stack_positives": self.min_stack_pos, "dropped": self.dropped}
 
 
 def default_bases(names: Optional[List[str]] = None, threads: int = 1) -> Dict[str, TrainedModel]:
-    """The base models that exist in this tree (gbdt; gnn, lstm, autoencoder when present).
+    """The base models that exist in this tree (gbdt, lite; gnn, lstm, autoencoder when present).
     ``threads``: LightGBM threads (1 is fastest on a busy 2-core machine: OpenMP spin-waits)."""
     import importlib
     import inspect
 
-    wanted = names or ["gbdt", "gnn", "lstm", "autoencoder"]
+    wanted = names or list(DEFAULT_BASES)
     out: Dict[str, TrainedModel] = {}
     for name in wanted:
+        if name == "lite":   # the Lua model's features and trees, uncalibrated (needs meta['lite_X'])
+            from ..scoring.lite_features import lite_names
+            from .lite_model import LiteGBDT
+            out[name] = LiteGBDT(lite_names(True), threads=threads, calibrated=False)
+            continue
         try:
             mod = importlib.import_module(f"nomade.train.models.{name}")
         except ImportError:

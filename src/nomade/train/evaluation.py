@@ -3,24 +3,28 @@ and on the same folds. Thresholds are chosen on the training side (the ensemble'
 max F1, optionally within an alert budget), never on the test window."""
 
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from ..evaluate import metrics as M
 from ..evaluate.thresholds import max_f1_threshold, sweep
 from ..features.matrix import FeatureMatrix
+from .base import TrainedModel
 from .baselines import GbdtHpeBaseline, UserHistoryBaseline
 from .ensemble import StackedEnsemble, default_bases, subset, time_cut
-from .folds import rolling_folds
+from .folds import MIN_TRAIN, rolling_folds
 
 SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7]
 
 
 def _fold_predictions(fm: FeatureMatrix, train_idx, test_idx, base_names, seed: int,
-                      max_flagged: Optional[float], threads: int = 1, refit_bases: bool = True):
+                      max_flagged: Optional[float], threads: int = 1, refit_bases: bool = True,
+                      extras: Optional[Dict[str, Callable[[], TrainedModel]]] = None,
+                      calibration: str = "platt"):
     tr, te = subset(fm, train_idx), subset(fm, test_idx)
-    ens = StackedEnsemble(default_bases(base_names, threads), refit_bases=refit_bases)
+    ens = StackedEnsemble(default_bases(base_names, threads), refit_bases=refit_bases,
+                          calibration=calibration)
     ens.fit(tr, seed)
     outs = ens.base_outputs(te)
     preds = {"ensemble": ens.combine(outs)}
@@ -35,15 +39,20 @@ def _fold_predictions(fm: FeatureMatrix, train_idx, test_idx, base_names, seed: 
     uh = UserHistoryBaseline()
     preds["user_history"] = uh.predict(te)
     thr["user_history"] = max_f1_threshold(fb.y, uh.predict(fb), max_flagged)
-    hpe = GbdtHpeBaseline(threads=threads).fit(subset(tr, a), seed)
-    thr["gbdt_hpe"] = max_f1_threshold(fb.y, hpe.predict(fb), max_flagged)
-    preds["gbdt_hpe"] = GbdtHpeBaseline(threads=threads).fit(subset(tr, np.flatnonzero(tr.y >= 0)), seed).predict(te)
+    side: Dict[str, Callable[[], TrainedModel]] = {"gbdt_hpe": lambda: GbdtHpeBaseline(threads=threads)}
+    side.update(extras or {})
+    full = subset(tr, np.flatnonzero(tr.y >= 0))
+    for name, make in side.items():   # threshold from the part-A fit on B, test from the full fit
+        thr[name] = max_f1_threshold(fb.y, make().fit(subset(tr, a), seed).predict(fb), max_flagged)
+        preds[name] = make().fit(full, seed).predict(te)
     return preds, thr, ens
 
 
 def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[List[str]] = None,
                     seed: int = 7, max_flagged: Optional[float] = None,
-                    threads: int = 1, refit_bases: bool = True) -> Dict[str, object]:
+                    threads: int = 1, refit_bases: bool = True,
+                    extras: Optional[Dict[str, Callable[[], TrainedModel]]] = None,
+                    calibration: str = "platt", log=None) -> Dict[str, object]:
     """Run every fold; metrics per model pooled over the test windows (each model at its own
     training-side threshold) plus per-fold figures."""
     t0 = time.time()
@@ -53,8 +62,10 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
     ys, clss, fold_info = [], [], []
     last_ens = None
     for f in folds:
+        if log:
+            log(f"evaluation fold {f.k + 1}/{n_folds}: train on {len(f.train)} jobs, test on {len(f.test)}")
         preds, thr, ens = _fold_predictions(fm, f.train, f.test, base_names, seed, max_flagged,
-                                             threads, refit_bases)
+                                             threads, refit_bases, extras, calibration)
         last_ens = ens
         y, cls = fm.y[f.test].astype(np.int64), fm.cls[f.test]
         ys.append(y)
@@ -97,3 +108,38 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
             "ensemble": last_ens.manifest() if last_ens else {},
             "stage": fm.stage, "n_jobs": int(len(fm)), "seconds": round(time.time() - t0, 1),
             "_curves": curves, "_y": y_all}
+
+
+def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
+                   base_names: Optional[List[str]] = None, max_jobs: Optional[int] = None,
+                   alert_budget: Optional[float] = None, log=None):
+    """``nomade evaluate``: the store's jobs -> features (the stage's matrix and the Lua model's
+    lite rows) -> evaluate_matrix with the Lua model as an extra -> report. Returns (result,
+    report directory)."""
+    from ..features.build import build_matrix
+    from ..features.jobtable import load_jobs
+    from ..features.labels import make_labels
+    from ..scoring import lite_features as lite
+    from .lite_model import LiteGBDT
+    from .pipeline import csv_setting, lite_requests, BASE_MODELS
+    from .report import write_report
+
+    jt = load_jobs(store, cluster, max_jobs)
+    fm = build_matrix(jt, stage, cfg)
+    if stage == "start" and int((fm.y >= 0).sum()) < 2 * MIN_TRAIN:
+        from ..errors import ModelError
+        raise ModelError(f"only {int((fm.y >= 0).sum())} labelled jobs have a start time; the start "
+                         "stage cannot be evaluated on this data",
+                         hint="traces without wait times (SWF wait = -1) have none; use --stage submit")
+    extras = {}
+    if stage == "submit":
+        y, _ = make_labels(jt, bool(cfg.get("model.owner_cancel_is_failure")))
+        fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)
+        extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True))
+    names = base_names or csv_setting(cfg, "train.models", BASE_MODELS)
+    result = evaluate_matrix(fm, n_folds, names, seed=int(cfg.get("train.seed")),
+                             max_flagged=alert_budget, extras=extras,
+                             calibration=str(cfg.get("train.calibration")), log=log)
+    out = write_report(result, cfg.data_dir / "reports",
+                       title=f"nomade evaluation ({cluster or 'all clusters'}, {stage} stage)")
+    return result, out

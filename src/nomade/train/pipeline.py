@@ -1,11 +1,17 @@
-"""``nomade train`` end to end: load jobs -> features -> fit + calibrate -> evaluate on the newest
-window -> write a bundle into the registry (as a candidate; ``publish`` promotes it when it is
-not worse than the current bundle beyond ``train.promote_tolerance``).
+"""``nomade train`` end to end: load jobs -> features -> honest evaluation (rolling-origin folds:
+the ensemble, each base model, the Lua model and both baselines, on the same folds) -> fit the
+shipped models on all labelled history -> write a bundle into the registry (as a candidate;
+``publish`` promotes it when it is not worse than the current bundle beyond
+``train.promote_tolerance``).
 
-Windows, over labelled jobs in submit order: evaluation fits on the first 70 %, calibrates on the
-next 15 % and tests on the newest 15 %; the shipped models are then refitted on the first 85 %
-and calibrated on the newest 15 %. Metrics in the manifest are the evaluation's (never on
-training rows).
+A full bundle (format 2) holds, per stage in ``train.stages``: the stacked ensemble of
+``train.models`` (nomade.train.ensemble) as ONNX graphs + arrays + stack spec, and the stage's
+history state; plus the Lua submit model ``gbdt_lite`` (history tables compiled to
+submit_model.lua). Metrics in the manifest are the evaluation's - never on training rows.
+
+The site-independent cold-start bundle (``use_full_features=False``: models/default) is only the
+lite GBDT, evaluated on one temporal split: fit on the oldest 70 %, calibrate on the next 15 %,
+test on the newest 15 %, then refitted on the oldest 85 % and calibrated on the newest 15 %.
 """
 
 import json
@@ -24,10 +30,14 @@ from ..scoring import lite_features as lite
 from ..scoring.calibration import CalibrationMap
 from ..scoring.registry import current_in_store, promote, register
 from .bundle_writer import new_version, write_bundle
+from .lite_model import LiteGBDT, isotonic_map
 from .lua_compile import compile_submit_lua
 from .models.gbdt import DEFAULT_ROUNDS, GBDTModel
 
 FIT, CAL = 0.70, 0.85
+STAGES = ("submit", "start")
+BASE_MODELS = ("gbdt", "lite", "gnn", "lstm", "autoencoder")
+MIN_STAGE_JOBS = 1000   # labelled jobs a later stage (start) needs to be trained at all
 
 
 @dataclass
@@ -37,6 +47,8 @@ class TrainResult:
     manifest: Dict[str, Any]
     promoted: bool = False
     promote_reason: str = ""
+    reports: Optional[Dict[str, str]] = None
+    fitted: Optional[Dict[str, Any]] = None   # stage -> the native StackedEnsemble (not in the bundle)
 
 
 # ---------------------------------------------------------------- data
@@ -86,25 +98,19 @@ def windows(y: np.ndarray) -> Dict[str, np.ndarray]:
     return {"fit": lab[:a], "cal": lab[a:b], "test": lab[b:], "refit": lab[:b], "recal": lab[b:]}
 
 
+def csv_setting(cfg, name: str, allowed: Tuple[str, ...]) -> List[str]:
+    """A comma-separated setting as a list, every item checked against ``allowed``."""
+    from ..errors import ConfigError
+
+    items = [x.strip() for x in str(cfg.get(name)).split(",") if x.strip()]
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise ConfigError(f"{name} = {cfg.get(name)!r}: expected a comma-separated list of "
+                          f"{', '.join(allowed)}")
+    return items
+
+
 # ---------------------------------------------------------------- model pieces
-def isotonic_map(p: np.ndarray, y: np.ndarray) -> CalibrationMap:
-    """Centred isotonic regression: fit isotonic regression, then put one knot at the mean
-    score of each constant block and interpolate linearly between knots. Unlike the raw step
-    function it is strictly increasing between the first and last knot, so it keeps the
-    model's ranking (PR-AUC) instead of creating ties."""
-    from sklearn.isotonic import IsotonicRegression
-
-    p = np.asarray(p, dtype=np.float64)
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
-    fitted = iso.predict(p)
-    levels = np.unique(fitted)
-    xs = [float(p[fitted == v].mean()) for v in levels]
-    ys = [float(v) for v in levels]
-    if len(xs) == 1:
-        return CalibrationMap([0.0, 1.0], [ys[0], ys[0]])
-    return CalibrationMap(xs, ys)
-
-
 def metrics(y: np.ndarray, p: np.ndarray, threshold: float, cls=None) -> Dict[str, Any]:
     """The evaluation's metrics (nomade.evaluate.metrics.summary) for one model's test window."""
     from ..evaluate.metrics import summary
@@ -128,8 +134,8 @@ def fit_calibrated(name: str, X: np.ndarray, y: np.ndarray, names: List[str], fi
 def evaluate_and_fit(name: str, X: np.ndarray, y: np.ndarray, names: List[str],
                      w: Dict[str, np.ndarray], seed: int, rounds: int = DEFAULT_ROUNDS,
                      cls=None) -> Tuple[GBDTModel, CalibrationMap, Dict, float]:
-    """Honest evaluation on the newest window, then the shipped refit. Returns (model, map,
-    test metrics, alert threshold)."""
+    """One temporal split (the cold-start bundle): evaluation on the newest window, then the
+    shipped refit. Returns (model, map, test metrics, alert threshold)."""
     m, cal = fit_calibrated(name, X, y, names, w["fit"], w["cal"], seed, rounds)
     p_cal = cal(m.predict_arrays(X[w["cal"]]))
     thr = best_f1_threshold(y[w["cal"]], p_cal)
@@ -139,17 +145,9 @@ def evaluate_and_fit(name: str, X: np.ndarray, y: np.ndarray, names: List[str],
     return final, final_cal, met, thr
 
 
-def user_history_baseline(X_lite: np.ndarray, y: np.ndarray, w: Dict[str, np.ndarray],
-                          thr: float) -> Dict:
-    rate = X_lite[:, lite.lite_names(True).index("user_fail_rate")]
-    prior = float(y[w["fit"]].mean())
-    p = np.where(np.isnan(rate), prior, rate)[w["test"]]
-    return metrics(y[w["test"]], p, thr)
-
-
 # ---------------------------------------------------------------- bundle
 def _gbdt_files(name: str, model: GBDTModel, cal: CalibrationMap, inputs: str, history_file: str,
-                 files: Dict[str, Any], models: Dict[str, Any]) -> Dict[str, Any]:
+                files: Dict[str, Any], models: Dict[str, Any]) -> Dict[str, Any]:
     trees = model.dump_trees()
     files[f"{name}.onnx"] = model.export_onnx()
     files[f"trees_{name}.json"] = trees
@@ -159,69 +157,151 @@ def _gbdt_files(name: str, model: GBDTModel, cal: CalibrationMap, inputs: str, h
     return trees
 
 
+@dataclass
+class LuaPart:
+    """The Lua submit model and what the bundle records about it."""
+    trees: Dict[str, Any]
+    calibration: CalibrationMap
+    threshold: float
+    metrics: Optional[Dict[str, Any]] = None
+
+
+def _fit_lite_single_split(X_lite, y, cls, names, w, seed, rounds, files, models, inputs) -> LuaPart:
+    m, cal, met, thr = evaluate_and_fit("gbdt_lite", X_lite, y, names, w, seed, rounds, cls)
+    trees = _gbdt_files("gbdt_lite", m, cal, inputs, "history_lite.json", files, models)
+    return LuaPart(trees, cal, thr, met)
+
+
+def _fit_lite(fm, names, seed, rounds, files, models, inputs) -> LuaPart:
+    from .ensemble import subset
+
+    lm = LiteGBDT(names, rounds).fit(fm, seed)
+    p_cal = lm.predict(subset(fm, lm.cal_rows))
+    thr = best_f1_threshold(fm.y[lm.cal_rows], p_cal)
+    trees = _gbdt_files("gbdt_lite", lm.model, lm.calibration, inputs, "history_lite.json", files, models)
+    return LuaPart(trees, lm.calibration, thr)
+
+
+def _evaluate_stage(fm, cfg, base_names, names_lite, rounds, reports_dir, version, say):
+    from .evaluation import evaluate_matrix
+    from .report import public, write_report
+
+    extras = {"gbdt_lite": (lambda: LiteGBDT(names_lite, rounds))} if "lite_X" in fm.meta else {}
+    budget = float(cfg.get("train.alert_budget")) or None
+    res = evaluate_matrix(fm, int(cfg.get("train.folds")), base_names, seed=int(cfg.get("train.seed")),
+                          max_flagged=budget, extras=extras, calibration=str(cfg.get("train.calibration")),
+                          log=say)
+    out = write_report(res, reports_dir, title=f"nomade train {version}: {fm.stage} stage")
+    pub = public(res, out)
+    return {"protocol": f"rolling origin, {len(res['folds'])} folds over the newest half of the "
+                        "history; each fold trains on jobs that ended before its test window",
+            "folds": pub["folds"], "metrics": pub["metrics"], "report": str(out),
+            "seconds": pub["seconds"]}
+
+
+def _fit_stage(fm, jt, cls, cfg, base_names, say) -> "StageArtifacts":
+    from ..features.start import StartContext
+    from .ensemble import StackedEnsemble, default_bases
+    from .stage_bundle import stage_artifacts
+
+    n = int((fm.y >= 0).sum())
+    say(f"fitting the {fm.stage}-stage ensemble ({', '.join(base_names)}) on {n} labelled jobs")
+    ens = StackedEnsemble(default_bases(base_names, threads=2),
+                          calibration=str(cfg.get("train.calibration"))).fit(fm, int(cfg.get("train.seed")))
+    ctx = StartContext.from_table(jt, cls) if fm.stage == "start" else None
+    return stage_artifacts(ens, fm, ctx, float(cfg.get("train.alert_budget")) or None)
+
+
 def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
                  with_history: bool = True, use_full_features: bool = True,
                  version: Optional[str] = None, log=None, rounds: int = DEFAULT_ROUNDS) -> TrainResult:
     """Train, evaluate and write a candidate bundle (registered in the store when given)."""
+    from ..features.build import build_matrix
+
     t0 = time.time()
     say = log or (lambda msg: None)
     seed = int(cfg.get("train.seed"))
+    version = version or new_version()
     jt, y, cls = load_training_table(store, cfg, cluster)
-    w = windows(y)
-    say(f"{len(jt)} jobs, {len(w['refit']) + len(w['recal'])} labelled; building features")
-    reqs = lite_requests(jt, y)
-    X_lite, hist = lite.build_lite_rows(reqs, with_history)
+    say(f"{len(jt)} jobs, {int(((y == 0) | (y == 1)).sum())} labelled; building the Lua model's features")
+    X_lite, hist = lite.build_lite_rows(lite_requests(jt, y), with_history)
     names_lite = lite.lite_names(with_history)
     inputs_lite = "lite_history" if with_history else "lite"
     files: Dict[str, Any] = {}
     models: Dict[str, Any] = {}
-    all_metrics: Dict[str, Any] = {}
     schemas = {inputs_lite: {"names": names_lite, "hash": lite.schema_hash(names_lite)}}
-
-    say("fitting gbdt_lite (the Lua submit model)")
-    m_lite, cal_lite, met_lite, thr_lite = evaluate_and_fit("gbdt_lite", X_lite, y, names_lite, w, seed, rounds, cls)
-    all_metrics["gbdt_lite"] = met_lite
+    evaluation: Dict[str, Any] = {}
+    stacks: Dict[str, Any] = {}
+    stage_thr: Dict[str, Dict[str, float]] = {}
+    reports: Dict[str, str] = {}
+    fitted: Dict[str, Any] = {}
+    if not use_full_features:
+        say("fitting gbdt_lite (the Lua submit model) on one temporal split")
+        lua = _fit_lite_single_split(X_lite, y, cls, names_lite, windows(y), seed, rounds, files,
+                                     models, inputs_lite)
+        evaluation["lua"] = {"protocol": "fit oldest 70%, calibrate next 15%, test newest 15% of "
+                                         "labelled jobs (submit order); shipped model refitted on "
+                                         "the oldest 85%", "metrics": {"gbdt_lite": lua.metrics}}
+        metrics_all = {"gbdt_lite": lua.metrics}
+        primary = {"submit": "gbdt_lite"}
+        thresholds = {"alert": lua.threshold, "high": lua.threshold + (1 - lua.threshold) / 2}
+        ensemble = {"mode": "single", "primary": primary, "weights": {"gbdt_lite": 1.0},
+                    "note": "cold-start bundle: the site-independent lite GBDT alone"}
+    else:
+        base_names = csv_setting(cfg, "train.models", BASE_MODELS)
+        stages = csv_setting(cfg, "train.stages", STAGES)
+        lua = None
+        skipped: Dict[str, str] = {}
+        for stage in stages:
+            say(f"building the {stage}-stage feature matrix")
+            fm = build_matrix(jt, stage, cfg)
+            fm.meta["lite_X"] = X_lite
+            n_lab = int((fm.y >= 0).sum())
+            if stage != stages[0] and n_lab < MIN_STAGE_JOBS:
+                skipped[stage] = (f"only {n_lab} labelled jobs have a start time (need "
+                                  f"{MIN_STAGE_JOBS}); the {stages[0]}-stage ensemble scores there")
+                say(f"skipping the {stage} stage: {skipped[stage]}")
+                continue
+            schemas[stage] = {"names": list(fm.names), "hash": fm.schema_hash}
+            if lua is None:
+                say("fitting gbdt_lite (the Lua submit model)")
+                lua = _fit_lite(fm, names_lite, seed, rounds, files, models, inputs_lite)
+            if int(cfg.get("train.folds")) > 0:
+                evaluation[stage] = _evaluate_stage(fm, cfg, base_names, names_lite, rounds,
+                                                    cfg.data_dir / "reports", version, say)
+                reports[stage] = evaluation[stage]["report"]
+            art = _fit_stage(fm, jt, cls, cfg, base_names, say)
+            files.update(art.files)
+            models.update(art.models)
+            stacks[f"ensemble_{stage}"] = art.stack
+            stage_thr[stage] = art.thresholds
+            fitted[stage] = art.ensemble
+        metrics_all = dict(evaluation.get("submit", {}).get("metrics", {}))
+        primary = {stage: f"ensemble_{stage}" for stage in stages if stage not in skipped}
+        thresholds = stage_thr[stages[0]]
+        ensemble = {"mode": stacks[f"ensemble_{stages[0]}"]["mode"], "primary": primary,
+                    "stacks": stacks, "skipped_stages": skipped}
     if not with_history:  # site-independent model: ship no per-user data
         hist = lite.LiteHistory()
     files["history_lite.json"] = hist.to_json()
-    trees_lite = _gbdt_files("gbdt_lite", m_lite, cal_lite, inputs_lite, "history_lite.json", files, models)
-    if with_history:
-        all_metrics["user_history"] = user_history_baseline(X_lite, y, w, thr_lite)
-    primary, thr = "gbdt_lite", thr_lite
-
-    if use_full_features:
-        from ..features.build import build_matrix
-        say("building the full submit feature matrix; fitting gbdt_submit")
-        fm = build_matrix(jt, "submit", cfg)
-        m_sub, cal_sub, met_sub, thr_sub = evaluate_and_fit("gbdt_submit", fm.X, y, fm.names, w, seed, rounds, cls)
-        all_metrics["gbdt_submit"] = met_sub
-        files["history.json"] = fm.meta["history"].to_json()
-        _gbdt_files("gbdt_submit", m_sub, cal_sub, "submit", "history.json", files, models)
-        schemas["submit"] = {"names": list(fm.names), "hash": fm.schema_hash}
-        if met_sub["pr_auc"] >= met_lite["pr_auc"]:
-            primary, thr = "gbdt_submit", thr_sub
-
-    version = version or new_version()
-    high = thr + (1.0 - thr) / 2.0
-    files["submit_model.lua"] = compile_submit_lua(trees_lite, hist, cal_lite, version, thr_lite, with_history)
+    files["submit_model.lua"] = compile_submit_lua(lua.trees, hist, lua.calibration, version,
+                                                   lua.threshold, with_history)
     sub = jt["submit_time"]
     manifest = {
         "cluster": cluster or "",
         "feature_schema": schemas,
         "training_window": {"first_submit": float(np.nanmin(sub)), "last_submit": float(np.nanmax(sub))},
         "data_counts": {"jobs": int(len(jt)), "labelled": int(((y == 0) | (y == 1)).sum()),
-                        "failed": int((y == 1).sum()), "fit": int(len(w["refit"])),
-                        "calibration": int(len(w["recal"])), "test": int(len(w["test"]))},
-        "metrics": all_metrics,
-        "evaluation": {"protocol": "fit oldest 70%, calibrate next 15%, test newest 15% of labelled jobs "
-                                   "(submit order); shipped models refitted on the oldest 85%",
-                       "test_first_submit": float(sub[w["test"][0]]) if len(w["test"]) else None},
-        "thresholds": {"alert": float(thr), "high": float(high)},
-        "ensemble": {"mode": "single", "primary": {"submit": primary}, "weights": {primary: 1.0},
-                     "note": "risk = isotonic-calibrated GBDT; neural models and stacking not in this bundle"},
+                        "failed": int((y == 1).sum())},
+        "metrics": metrics_all,
+        "evaluation": evaluation,
+        "thresholds": thresholds,
+        "stage_thresholds": stage_thr,
+        "ensemble": ensemble,
         "models": models,
-        "lua": {"file": "submit_model.lua", "model": "gbdt_lite", "threshold": float(thr_lite),
-                "note": "Lua risk = calibrated gbdt_lite (features Lua can compute); metrics under gbdt_lite"},
+        "lua": {"file": "submit_model.lua", "model": "gbdt_lite", "threshold": float(lua.threshold),
+                "note": "Lua risk = calibrated gbdt_lite (the features Lua can compute); its "
+                        "metrics are under gbdt_lite"},
         "train_seconds": round(time.time() - t0, 2),
     }
     path = write_bundle(registry_dir, version, files, manifest)
@@ -229,18 +309,20 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
     if store is not None:
         register(store, path, manifest, "candidate")
     say(f"wrote {path} in {time.time() - t0:.1f}s")
-    return TrainResult(version=version, path=path, manifest=manifest)
+    return TrainResult(version=version, path=path, manifest=manifest, reports=reports, fitted=fitted)
 
 
-def primary_pr_auc(manifest: Dict[str, Any]) -> float:
+def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
+    """The recorded test PR-AUC of the bundle's primary submit model (None: not evaluated)."""
     prim = manifest["ensemble"]["primary"]["submit"]
-    return float(manifest["metrics"][prim]["pr_auc"])
+    key = "ensemble" if prim in manifest["ensemble"].get("stacks", {}) else prim
+    met = manifest.get("metrics", {}).get(key)
+    return None if met is None else float(met["pr_auc"])
 
 
 def publish(store, registry_dir: Path, result: TrainResult, tolerance: float) -> TrainResult:
     """Promote ``result`` unless the current bundle is better by more than ``tolerance`` PR-AUC.
-    Both are compared on the new bundle's newest window when the current one can be re-scored
-    there; otherwise on their own recorded test metrics (said in the reason)."""
+    The numbers compared are each bundle's own recorded evaluation (its newest windows)."""
     cur = current_in_store(store)
     new = primary_pr_auc(result.manifest)
     if cur is None:
@@ -249,6 +331,11 @@ def publish(store, registry_dir: Path, result: TrainResult, tolerance: float) ->
         return result
     row = store.conn.execute("SELECT manifest FROM models WHERE version = ?", (cur,)).fetchone()
     old = primary_pr_auc(json.loads(row[0]))
+    if new is None or old is None:
+        which = "the new bundle" if new is None else f"the current bundle {cur}"
+        result.promote_reason = (f"kept {cur}: {which} has no evaluation metrics to compare "
+                                 "(train.folds = 0); promote by hand with `nomade models promote`")
+        return result
     if new + tolerance >= old:
         promote(store, registry_dir, result.version)
         result.promoted = True
@@ -276,10 +363,39 @@ def prune_refreshes(store, registry_dir: Path, base: str, keep: int = KEEP_REFRE
     return gone
 
 
+def _refresh_stack(files: Dict[str, Any], bundle, stack: Dict[str, Any], jt, cls, cfg) -> None:
+    """New history state (and start context), neighbour bank and sequence table of one stage,
+    from the store; the stage's models and scalers stay as trained."""
+    from ..features.build import build_matrix
+    from ..features.start import StartContext
+    from ..scoring.neighbours import NeighbourBank
+    from ..scoring.sequences import SequenceTable
+    from .stage_bundle import CONTEXT_FILE, neighbour_bank, sequence_table
+
+    stage = stack["stage"]
+    fm = build_matrix(jt, stage, cfg)
+    files[f"history_{stage}.json"] = fm.meta["history"].to_json()
+    if stage == "start":
+        files[CONTEXT_FILE] = StartContext.from_table(jt, cls).to_json()
+    for name in stack["bases"]:
+        spec = bundle.models[name]
+        prefix = spec.get("array_prefix", "")
+        arrays = {n[:-4]: bundle.array(n) for n in spec.get("arrays", [])}
+        if spec["kind"] == "gnn":
+            old = NeighbourBank.from_arrays(arrays, prefix)
+            new = neighbour_bank(fm, old.mean, old.std, old.k, int(spec.get("window", len(old.Z))))
+        elif spec["kind"] == "lstm":
+            new = sequence_table(fm, SequenceTable.from_arrays(arrays, prefix).k)
+        else:
+            continue
+        files.update({f"{prefix}{k}.npy": v for k, v in new.to_arrays("").items()})
+
+
 def refresh_history(store, cfg, registry_dir: Path, log=None) -> TrainResult:
-    """Rebuild the current bundle's history tables (history.json, history_lite.json and
-    submit_model.lua) from the store, keeping its models; writes it as a new version
-    ``<version>.h<UTC time>`` and makes that current."""
+    """Rebuild the current bundle's history tables from the store, keeping its models: the Lua
+    model's tables and submit_model.lua, and per ensemble stage its history state, start
+    context, neighbour bank and sequence table. Written as a new version
+    ``<version>.h<UTC time>`` and made current."""
     from ..scoring.bundle import load_bundle
     from ..scoring.registry import current_version
 
@@ -295,9 +411,11 @@ def refresh_history(store, cfg, registry_dir: Path, log=None) -> TrainResult:
     with_history = lite_spec["inputs"] == "lite_history"
     _, hist = lite.build_lite_rows(lite_requests(jt, y), with_history)
     files["history_lite.json"] = hist.to_json()
-    if "history.json" in files:
+    if "history.json" in files:  # format-1 bundles: the full submit GBDT's history state
         from ..features.build import build_matrix
         files["history.json"] = build_matrix(jt, "submit", cfg).meta["history"].to_json()
+    for stack in man["ensemble"].get("stacks", {}).values():
+        _refresh_stack(files, b, stack, jt, cls, cfg)
     base = cur.split(".h")[0]
     version = f"{base}.h{new_version()}"
     files["submit_model.lua"] = compile_submit_lua(
@@ -307,7 +425,7 @@ def refresh_history(store, cfg, registry_dir: Path, log=None) -> TrainResult:
                                                       "format_version", "nomade_version")}
     keep["history_refreshed_from"] = cur
     keep["history_last_end"] = None if hist.last_end != hist.last_end else hist.last_end
-    path = write_bundle(registry_dir, version, files, keep)
+    path = write_bundle(registry_dir, version, files, keep, format_version=man["format_version"])
     manifest = json.loads((path / "manifest.json").read_text())
     register(store, path, manifest, "candidate")
     promote(store, registry_dir, version)
@@ -318,37 +436,53 @@ def refresh_history(store, cfg, registry_dir: Path, log=None) -> TrainResult:
                        promote_reason="history refresh of the current bundle")
 
 
+ROLES = {"ensemble": "stacked + calibrated (Prolog, nomade-why)", "gbdt": "base model",
+         "gnn": "base model", "lstm": "base model", "autoencoder": "base model (raw error)",
+         "user_history": "baseline", "gbdt_hpe": "baseline (HPE recipe)",
+         "gbdt_lite": "the Lua model (sbatch)"}
+
+
 def headline_rows(manifest: Dict[str, Any]) -> List[str]:
     """The metrics table as text lines (model, PR-AUC, ROC-AUC, ECE, recall at the alert threshold)."""
-    rows = [f"{'model':<14} {'PR-AUC':>7} {'ROC-AUC':>8} {'ECE':>6} {'recall':>7} {'n_test':>7}"]
+    rows = [f"{'model':<13} {'PR-AUC':>7} {'ROC-AUC':>8} {'ECE':>6} {'recall':>7} {'n_test':>7}  role"]
     for name, met in manifest["metrics"].items():
         def f(k):
             v = met.get(k)
             return float("nan") if v is None else float(v)
-        rows.append(f"{name:<14} {f('pr_auc'):>7.3f} {f('roc_auc'):>8.3f} {f('ece'):>6.3f} "
-                    f"{f('recall'):>7.3f} {met.get('n_test', 0):>7}")
+        rows.append(f"{name:<13} {f('pr_auc'):>7.3f} {f('roc_auc'):>8.3f} {f('ece'):>6.3f} "
+                    f"{f('recall'):>7.3f} {met.get('n_test', 0):>7}  {ROLES.get(name, '')}")
     return rows
 
 
-def demo_step(data_dir: Path, say=None, rounds: int = 100) -> Dict[str, Any]:
+def demo_step(data_dir: Path, say=None, rounds: int = DEFAULT_ROUNDS) -> Dict[str, Any]:
     """The prediction part of ``nomade demo``: train on the imported trace, publish, print the
     headline table. Returns what the demo summary records."""
-    from ..config import load_config
-    from ..store.db import store_from_config
-
     import importlib.util
+
+    from ..config import load_config
+    from ..scoring.ensemble import describe
+    from ..store.db import store_from_config
 
     out = say or (lambda m: None)
     if importlib.util.find_spec("lightgbm") is None:
         out("training skipped: the [train] extra is not installed (pip install 'nomade[train]')")
         return {"skipped": "train extra not installed"}
     cfg = load_config(None, {"data_dir": str(data_dir)})
-    out("training (GBDT on submit-time features, temporal evaluation on the newest 15%) ...")
+    out("training the ensemble (GBDT + similarity GNN + LSTM + autoencoder, stacked and calibrated) "
+        "with a rolling-origin evaluation against the baselines ...")
     with store_from_config(cfg) as store:
         res = train_bundle(store, cfg, cfg.registry_dir, log=out, rounds=rounds)
         publish(store, cfg.registry_dir, res, float(cfg.get("train.promote_tolerance")))
+    ev = res.manifest["evaluation"].get("submit", {})
+    out(f"honest evaluation, submit stage: {ev.get('protocol', '')}; "
+        f"pooled over the test windows, each model at its own training-side alert threshold:")
     for line in headline_rows(res.manifest):
-        out(line)
-    out(f"model bundle: {res.path} (metrics in manifest.json; Lua model: submit_model.lua)")
+        out("  " + line)
+    out(f"ensemble: {describe(res.manifest)}")
+    for stage, why in res.manifest["ensemble"].get("skipped_stages", {}).items():
+        out(f"{stage} stage not trained: {why}")
+    for stage, rep in (res.reports or {}).items():
+        out(f"report ({stage} stage): {rep}/report.html")
+    out(f"model bundle: {res.path} (published as current; Lua model: submit_model.lua)")
     return {"bundle": str(res.path), "version": res.version, "metrics": res.manifest["metrics"],
-            "train_seconds": res.manifest["train_seconds"]}
+            "train_seconds": res.manifest["train_seconds"], "reports": res.reports or {}}

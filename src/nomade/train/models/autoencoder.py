@@ -50,7 +50,7 @@ class Autoencoder(TrainedModel):
         rows = training_rows(train.y == 0, self.max_train_rows, seed)
         if len(rows) == 0:
             rows = training_rows(np.ones(len(train), dtype=bool), self.max_train_rows, seed)
-        mean, std = fit_scaler(train.X[rows])
+        mean, std = fit_scaler(train.X[rows], train.categorical_columns())
         self.net = ReconstructionError(ZScore(mean, std), train.X.shape[1], self.hidden, self.code)
         X = torch.from_numpy(np.ascontiguousarray(train.X[rows], dtype=np.float32))
         fit_i, val_i = temporal_split(len(rows))

@@ -94,7 +94,7 @@ class SimilarityGNN(TrainedModel):
 
     def fit(self, train: FeatureMatrix, seed: int = 7) -> "SimilarityGNN":
         gen = deterministic(seed)
-        self.graph.fit_scaler(train.X)
+        self.graph.fit_scaler(train.X, train.categorical_columns())
         self.zs = ZScore(self.graph.mean, self.graph.std)
         rows = training_rows(train.y >= 0, self.max_train_rows, seed)
         Zq, idx, valid, src = self._inputs(train, rows)

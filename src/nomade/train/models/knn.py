@@ -92,8 +92,8 @@ class SimilarityGraph:
         self.mean: Optional[np.ndarray] = None
         self.std: Optional[np.ndarray] = None
 
-    def fit_scaler(self, X: np.ndarray) -> "SimilarityGraph":
-        self.mean, self.std = fit_scaler(X)
+    def fit_scaler(self, X: np.ndarray, ignore=()) -> "SimilarityGraph":
+        self.mean, self.std = fit_scaler(X, ignore)
         return self
 
     def z(self, X: np.ndarray) -> np.ndarray:

@@ -90,7 +90,7 @@ class SequenceLSTM(TrainedModel):
         rows = training_rows(train.y >= 0, self.max_train_rows, seed)
         sub = train.rows(rows)
         S = torch.from_numpy(self._seq(sub))
-        mean, std = fit_scaler(train.X[rows])
+        mean, std = fit_scaler(train.X[rows], train.categorical_columns())
         self.net = SequenceNet(S.shape[2], ZScore(mean, std), self.hidden)
         X = torch.from_numpy(np.ascontiguousarray(sub.X, dtype=np.float32))
         y = torch.from_numpy(sub.y.astype(np.float32))

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ...errors import ModelError
+from ...scoring.neighbours import Z_CLIP
 
 TORCH_THREADS = 1   # measured: for these small nets 2 threads are slower (thread sync)
 OPSET = 17
@@ -63,7 +64,8 @@ class ZScore(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (x - self.mean) / self.std
-        return torch.where(torch.isfinite(z), z, torch.zeros_like(z))
+        z = torch.where(torch.isfinite(z), z, torch.zeros_like(z))
+        return torch.clamp(z, -Z_CLIP, Z_CLIP)
 
 
 def fit_loop(loss_fn: Callable[[np.ndarray], torch.Tensor], params, n_fit: int,
