@@ -135,7 +135,7 @@ def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
     if stage == "submit":
         y, _ = make_labels(jt, bool(cfg.get("model.owner_cancel_is_failure")))
         fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)
-        extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True))
+        extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True), threads=1)
     names = base_names or csv_setting(cfg, "train.models", BASE_MODELS)
     result = evaluate_matrix(fm, n_folds, names, seed=int(cfg.get("train.seed")),
                              max_flagged=alert_budget, extras=extras,

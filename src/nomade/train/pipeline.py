@@ -186,7 +186,7 @@ def _evaluate_stage(fm, cfg, base_names, names_lite, rounds, reports_dir, versio
     from .evaluation import evaluate_matrix
     from .report import public, write_report
 
-    extras = {"gbdt_lite": (lambda: LiteGBDT(names_lite, rounds))} if "lite_X" in fm.meta else {}
+    extras = {"gbdt_lite": (lambda: LiteGBDT(names_lite, rounds, threads=1))} if "lite_X" in fm.meta else {}
     budget = float(cfg.get("train.alert_budget")) or None
     res = evaluate_matrix(fm, int(cfg.get("train.folds")), base_names, seed=int(cfg.get("train.seed")),
                           max_flagged=budget, extras=extras, calibration=str(cfg.get("train.calibration")),
