@@ -44,9 +44,10 @@ class InstallPlan:
 
 
 def source_dir() -> Path:
-    """Where lua/ and slurm_plugins/ are: the source checkout this nomade runs from."""
+    """Where lua/ and slurm_plugins/ are: the source checkout this nomade runs from, else
+    <prefix>/share/nomade where `pip install` puts them (pyproject's data-files)."""
     here = Path(__file__).resolve().parent
-    for base in (here.parents[1], here / "data" / "slurm"):
+    for base in (here.parents[1], Path(sys.prefix) / "share" / "nomade"):
         if (base / "lua" / "job_submit.lua").is_file() and (base / "slurm_plugins").is_dir():
             return base
     raise ConfigError("cannot find nomade's lua/job_submit.lua and slurm_plugins/",
@@ -130,6 +131,9 @@ def plan_install(cfg: Config, *, conf_path: Path = Path("/etc/slurm/slurm.conf")
     else:
         plan.notes.append(f"no bundle with submit_model.lua yet ({bundle_model}): job_submit.lua lets every "
                           f"job through silently until one is published to {model_path}.")
+    if str(cfg.get("model.lua_path")) != str(model_path):
+        plan.notes.append(f'set model.lua_path = "{model_path}" in {config_file}: then every promotion '
+                          "and history refresh publishes the new submit_model.lua to job_submit.lua.")
     plan.notes.append("then: restart slurmctld (JobSubmitPlugins needs it) and `scontrol reconfigure`; "
                       "run `nomade serve-why` as the store's owner and `nomade ingest hooks` from a timer.")
     return plan

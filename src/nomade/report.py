@@ -54,6 +54,7 @@ class JobReport:
     scores: List[ScoreSeen] = field(default_factory=list)
     prediction: str = ""
     notes: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)   # the node recorder's early warnings
     source: str = "store"
 
     def as_dict(self) -> Dict[str, Any]:
@@ -241,12 +242,34 @@ def load_scores(store, cluster: str, job_id: str) -> List[ScoreSeen]:
     return [ScoreSeen(r["stage"], float(r["risk"]), r["level"], r["model_version"]) for r in rows]
 
 
+def load_warnings(store, cluster: str, job_id: str) -> List[str]:
+    """The recorder's early-warning events for a job (``events`` table), as one line each."""
+    try:
+        rows = store.conn.execute("SELECT kind, node, created_at, detail FROM events WHERE job_id = ? "
+                                  "AND (cluster = ? OR cluster = '') ORDER BY created_at",
+                                  (job_id, cluster)).fetchall()
+    except sqlite3.OperationalError as exc:  # a store from before the recorder's migration
+        if "no such table" in str(exc):
+            return []
+        raise
+    out = []
+    for r in rows:
+        try:
+            detail = json.loads(r["detail"] or "{}")
+        except ValueError:
+            detail = {}
+        msg = detail.get("message") or f"{r['kind']} on {r['node']}"
+        out.append(f"{r['kind']}: {msg}")
+    return out
+
+
 def load_report(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT) -> JobReport:
     job = find_job(store, str(job_id), cluster)
     summary = _row(store.conn, "SELECT * FROM job_summaries WHERE cluster = ? AND job_id = ?",
                    (job.get("cluster") or "", job["job_id"]))
     report = build_report(job, load_scores(store, job.get("cluster") or "", job["job_id"]),
                           summary, threshold)
+    report.warnings = load_warnings(store, job.get("cluster") or "", job["job_id"])
     report.source = job.get("source") or "store"
     return report
 
@@ -272,6 +295,8 @@ def format_report(r: JobReport) -> str:
     if r.gpu_utilization is not None:
         lines.append(f"GPU utilization: {r.gpu_utilization:.0%}")
     lines.append(f"Prediction: {r.prediction}")
+    for w in r.warnings:
+        lines.append(f"Early warning: {w}")
     for note in r.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)

@@ -57,6 +57,10 @@ SETTINGS: Tuple[Setting, ...] = (
             "Model bundle used for scoring; empty = the registry's current bundle, else the shipped default."),
     Setting("model", "registry_dir", str, "",
             "Model registry directory; empty = <data_dir>/models."),
+    Setting("model", "lua_path", str, "",
+            "Where job_submit.lua reads its model (its MODEL_PATH, e.g. /etc/nomade/submit_model.lua): "
+            "every promotion, rollback and history refresh publishes the bundle's submit_model.lua "
+            "there atomically. Empty = do not publish (set it on the host that runs the timers)."),
     Setting("model", "alert_threshold", float, 0.0,
             "Risk at or above which users are warned; 0 = the threshold stored in the bundle's manifest."),
     Setting("model", "owner_cancel_is_failure", bool, False,

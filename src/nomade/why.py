@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .report import (ALERT_DEFAULT, JobNotFound, ScoreSeen, build_report, human_duration, human_mem,
-                     load_scores, mem_option, slurm_time)
+                     load_scores, load_warnings, mem_option, slurm_time)
+from .features.words import reason_text
 from .states import FINAL_STATES, failure_class
 
 SIMILAR_LIMIT = 5
@@ -23,6 +24,7 @@ class Contribution:
     value: Optional[Any]
     direction: str              # 'raises risk' / 'lowers risk'
     weight: Optional[float]     # contribution in log-odds when the model gave one
+    text: str = ""              # the reason in words (nomade.features.words)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class WhyAnswer:
     similar: List[SimilarJob] = field(default_factory=list)
     similar_summary: str = ""
     recommendations: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)    # the node recorder's early warnings
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -72,10 +75,12 @@ def parse_reasons(text: Optional[str]) -> List[Contribution]:
         if isinstance(item, Mapping):
             w = item.get("contribution", item.get("weight"))
             w = float(w) if isinstance(w, (int, float)) else None
-            out.append(Contribution(str(item.get("feature") or item.get("name") or "?"), item.get("value"),
-                                    "lowers risk" if (w is not None and w < 0) else "raises risk", w))
+            feat = str(item.get("feature") or item.get("name") or "?")
+            out.append(Contribution(feat, item.get("value"),
+                                    "lowers risk" if (w is not None and w < 0) else "raises risk", w,
+                                    reason_text(feat, item.get("value"))))
         else:
-            out.append(Contribution(str(item), None, "raises risk", None))
+            out.append(Contribution(str(item), None, "raises risk", None, str(item)))
     return out
 
 
@@ -195,7 +200,7 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFA
         risk_start=_score_dict(ScoreSeen("start", by_stage["start"]["risk"], by_stage["start"]["level"],
                                          by_stage["start"]["model_version"])) if "start" in by_stage else None,
         contributions=contributions[:5], similar=sim, similar_summary=summarize_similar(sim),
-        recommendations=recs)
+        recommendations=recs, warnings=load_warnings(store, clus, str(job["job_id"])))
 
 
 def format_why(a: Mapping[str, Any]) -> str:
@@ -210,9 +215,12 @@ def format_why(a: Mapping[str, Any]) -> str:
     if a.get("contributions"):
         lines.append("Main factors:")
         for c in a["contributions"]:
-            val = "" if c.get("value") is None else f" = {c['value']}"
-            w = "" if c.get("weight") is None else f" ({c['weight']:+.2f})"
-            lines.append(f"  {c['feature']}{val}: {c['direction']}{w}")
+            val = "" if c.get("value") is None else f" = {c['value']:.3g}" if isinstance(c["value"], float) \
+                else f" = {c['value']}"
+            w = "" if c.get("weight") is None else f", {c['weight']:+.2f} log-odds"
+            lines.append(f"  {c.get('text') or c['feature']}: {c['direction']} ({c['feature']}{val}{w})")
+    for w in a.get("warnings") or []:
+        lines.append(f"Early warning: {w}")
     lines.append(f"Similar past jobs: {a.get('similar_summary')}")
     for s in a.get("similar") or []:
         lines.append(f"  {s['job_id']:<10} {(s.get('name') or '')[:20]:<20} {s.get('state') or '?':<13} "

@@ -1,9 +1,14 @@
 """Shared set-up for the real-cluster tests of nomade's Slurm integration (job_submit.lua, hooks,
-MailProg, nomade-why). Installs nomade's pieces with ``install_slurm`` into /opt/nomade-test,
+MailProg, nomade-why). Trains a real model bundle on a synthetic history of the test users
+(``site_history``) and publishes it - the ONNX ensemble for the Prolog, submit_model.lua for
+job_submit.lua - then installs nomade's pieces with ``install_slurm`` into /opt/nomade-test,
 points tests/slurm/cluster.sh's knobs at them, and offers helpers to submit as the test users.
 
-Hooks run under the system /usr/bin/python3 with PYTHONPATH = a copy of click + src/ + a stub
-start-time scorer, so the TaskProlog and nomade-why work as unprivileged users."""
+Hooks run under the system /usr/bin/python3 (Debian's 3.11) with PYTHONPATH = pylib + src/:
+pylib holds a copy of click and links to the test venv's numpy and onnxruntime (the slim
+runtime: the same cp311 wheels), so the TaskProlog and nomade-why work as unprivileged users and
+the Prolog scores with onnxruntime. ``without_onnxruntime()`` takes the link away for the
+"onnxruntime missing" fault."""
 
 import json
 import os
@@ -29,14 +34,84 @@ WORK = Path("/tmp/nomade-it")
 SYS_PY = "/usr/bin/python3"
 NOMADE = [sys.executable, "-c", "from nomade.cli.main import main; main()"]
 
-STUB_SCORER = '''
-def score(req):
-    name = req.get("name") or ""
-    if name.startswith("risky"):
-        return {"risk": 0.91, "reasons": ["jobs named like this failed before"],
-                "model_version": "stub-it", "suggestion": "--time=00:10:00"}
-    return {"risk": 0.04, "reasons": [], "model_version": "stub-it"}
-'''
+RUNTIME_PACKAGES = ("numpy", "numpy.libs", "onnxruntime")
+HISTORY_USERS = ("alice", "bob", "carol") + tuple(f"hist{i:02d}" for i in range(12))
+
+
+def site_history(now: float, n: int = 3000, seed: int = 5):
+    """JobRecords of a past month on cluster 'lab' (all ended an hour before ``now``): jobs named
+    risky-* fail 90 % of the time; bob's longsim jobs run ~3h10m and time out when asked for
+    30 minutes; plain and sim-* jobs mostly succeed. Job ids h<N> never collide with Slurm's."""
+    import numpy as np
+    from nomade.jobrecord import JobRecord
+
+    rng = np.random.default_rng(seed)
+    node = socket.gethostname().split(".")[0]
+    subs = np.sort(rng.uniform(now - 30 * 86400, now - 86400, n))
+    out = []
+    for i, t in enumerate(subs):
+        user = HISTORY_USERS[int(rng.integers(len(HISTORY_USERS)))]
+        kind = rng.choice(["risky", "plain", "sim", "longsim"], p=[0.25, 0.35, 0.3, 0.1])
+        cpus = int(rng.choice([1, 2, 4]))
+        tl = 3600
+        if kind == "risky":
+            name, failed, run = f"risky-{int(rng.integers(1, 4))}", rng.random() < 0.9, 20.0
+        elif kind == "longsim":
+            user = "bob"
+            tl = int(rng.choice([1800, 4 * 3600]))
+            name, failed, run = "longsim", tl < 3 * 3600, min(tl, 11400.0 + rng.normal(0, 300))
+        else:
+            name = "plain" if kind == "plain" else f"sim-{int(rng.integers(1, 6))}"
+            failed, run = rng.random() < (0.03 if kind == "plain" else 0.15), float(rng.uniform(5, 600))
+        state = ("TIMEOUT" if kind == "longsim" else "FAILED") if failed else "COMPLETED"
+        start = float(t + rng.uniform(0, 300))
+        out.append(JobRecord(cluster="lab", job_id=f"h{i}", job_id_raw=10_000_000 + i, name=name,
+                             user=user, uid=None, submit_time=float(t), req_cpus=cpus, req_nodes=1,
+                             req_mem_mb=500.0, req_mem_per_cpu=1, timelimit_s=tl, state=state,
+                             state_raw=state, is_final=1, exit_code=3 if state == "FAILED" else 0,
+                             start_time=start, end_time=min(start + run, now - 3600),
+                             elapsed_s=int(run), alloc_cpus=cpus, node_list=node))
+    return out
+
+
+def train_site_bundle() -> str:
+    """Train on ``site_history`` into DATA's registry and publish: the bundle becomes current
+    and its submit_model.lua is written to MODEL (model.lua_path). Returns the version."""
+    from nomade.config import load_config
+    from nomade.store.db import open_store
+    from nomade.store.jobs import upsert_jobs
+    from nomade.train.pipeline import publish, train_bundle
+
+    cfg = load_config(str(CONF), environ={}, overrides={"train.folds": 0})
+    with open_store(cfg.store_path) as store:
+        upsert_jobs(store, site_history(time.time()), "site-history")
+        res = train_bundle(store, cfg, cfg.registry_dir, rounds=60)
+        publish(store, cfg.registry_dir, res, 0.0, str(MODEL))
+    return res.version
+
+
+def _link_runtime_packages(pylib: Path) -> None:
+    import numpy
+    site = Path(numpy.__file__).resolve().parents[1]
+    for name in RUNTIME_PACKAGES:
+        link = pylib / name
+        if not link.exists() and (site / name).exists():
+            link.symlink_to(site / name)
+
+
+class without_onnxruntime:
+    """Context manager: the hooks' Python cannot import onnxruntime while inside."""
+
+    def __enter__(self):
+        self.link = BASE / "pylib" / "onnxruntime"
+        self.target = os.readlink(self.link) if self.link.is_symlink() else None
+        if self.target:
+            self.link.unlink()
+        return self
+
+    def __exit__(self, *exc):
+        if self.target and not self.link.exists():
+            self.link.symlink_to(self.target)
 
 
 def pythonpath() -> str:
@@ -45,8 +120,9 @@ def pythonpath() -> str:
 
 def write_config(smtp_port: int, extra: str = "") -> None:
     CONF.write_text(f'''data_dir = "{DATA}"
+[model]
+lua_path = "{MODEL}"
 [hooks]
-scorer = "nomade_stub_scorer:score"
 runtime_dir = "{RUN / 'jobs'}"
 log_file = "{LOG}"
 timeout_s = 2.0
@@ -73,11 +149,13 @@ def install(smtp_port: int) -> Dict[str, str]:
     dest = BASE / "pylib" / "click"
     if not dest.exists():
         shutil.copytree(Path(click.__file__).parent, dest)
-    (BASE / "pylib" / "nomade_stub_scorer.py").write_text(STUB_SCORER)
+    _link_runtime_packages(BASE / "pylib")
+    stale = BASE / "pylib" / "nomade_stub_scorer.py"   # from test runs before the real bundle
+    if stale.exists():
+        stale.unlink()
     subprocess.run(["chmod", "-R", "a+rX", str(BASE)], check=True)
     write_config(smtp_port)
-    shutil.copy(ROOT / "lua" / "test_model.lua", MODEL)
-    MODEL.chmod(0o644)
+    train_site_bundle()
     cfg = load_config(str(CONF), environ={})
     plan = plan_install(cfg, conf_path=ETC / "slurm.conf.scratch", lib_dir=BASE / "lib", model_path=MODEL,
                         python=SYS_PY, pythonpath=pythonpath(), config_file=CONF, log_file=LOG)

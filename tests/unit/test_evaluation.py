@@ -79,3 +79,19 @@ def test_evaluate_small_history_end_to_end(tmp_path):
     p = ens.predict(fm)
     assert p.shape == (len(fm),) and np.all((p >= 0) & (p <= 1))
     assert set(ens.export_arrays()) >= {"stack_coef", "stack_intercept"}
+
+
+def test_active_sampler_keeps_seed_and_most_uncertain_dense_rows():
+    from nomade.train.active_sampling import ActiveSampledGBDT, density, select_rows
+
+    fm = build_matrix(table_from_rows(signal_rows()))
+    rows = select_rows(fm, seed=7, budget=0.5, rounds=20)
+    lab = np.flatnonzero(fm.y >= 0)
+    assert abs(len(rows) - len(lab) // 2) <= 1 and set(rows) <= set(lab)
+    assert np.all(np.diff(rows) > 0)
+    Z = np.random.default_rng(0).normal(size=(300, 5)).astype(np.float32)
+    Z[:100] = Z[0]                       # a dense clump of identical rows
+    d = density(Z)
+    assert d.shape == (300,) and d[:100].mean() > d[100:].mean()
+    p = ActiveSampledGBDT(0.5, rounds=20).fit(fm, 7).predict(fm)
+    assert p.shape == (len(fm),) and np.all((p >= 0) & (p <= 1))

@@ -88,6 +88,25 @@ def test_load_from_store_and_text(tmp_path):
             load_report(store, "999")
 
 
+def test_early_warning_events_are_shown(tmp_path):
+    """The recorder's memory projection (events table) appears in the report and in nomade-why."""
+    from nomade.why import explain, format_why
+
+    msg = "job 100 on n1: memory 900 of 1000 MiB, limit in about 12 min"
+    with open_store(tmp_path / "s.db") as store:
+        upsert_jobs(store, [JobRecord(**{k: v for k, v in job(state="OUT_OF_MEMORY").items()
+                                         if k != "is_final"}, is_final=1)], "test")
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO events (cluster, job_id, node, kind, created_at, detail) "
+                         "VALUES ('lab', '100', 'n1', 'memory_projection', 5.0, ?)",
+                         (json.dumps({"message": msg}),))
+        r = load_report(store, "100")
+        assert r.warnings == [f"memory_projection: {msg}"]
+        assert f"Early warning: memory_projection: {msg}" in format_report(r)
+        a = explain(store, "100").as_dict()
+        assert a["warnings"] == r.warnings and "Early warning: memory_projection" in format_why(a)
+
+
 def test_report_from_epilog_record_only(tmp_path):
     with open_store(tmp_path / "s.db") as store:
         rec = {"job_id": "7", "kind": "end", "job": {"job_id": "7", "uid": 1, "exit_code": 3, "exit_signal": 0,

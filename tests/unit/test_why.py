@@ -62,7 +62,8 @@ def test_explain_pending_job(store_path):
     assert any(r.startswith("--time=01:49:00") for r in a.recommendations)  # 5000 s * 1.3
     assert any(r.startswith("--mem=5G") for r in a.recommendations)
     text = format_why(a.as_dict())
-    assert "Risk at submit: 82% HIGH" in text and "timelimit_s = 3600: raises risk (+1.20)" in text
+    assert "Risk at submit: 82% HIGH" in text
+    assert "time limit of 1h00m: raises risk (timelimit_s = 3600, +1.20 log-odds)" in text
 
 
 def test_explain_unknown_job(store_path):

@@ -40,7 +40,7 @@ def promote_(app: AppContext, version: str, as_json: bool) -> None:
     from ..scoring.registry import promote
 
     with app.store() as store:
-        promote(store, app.config.registry_dir, version)
+        promote(store, app.config.registry_dir, version, str(app.config.get("model.lua_path")))
     echo_json({"current": version}) if as_json else click.echo(f"current: {version}")
 
 
@@ -52,7 +52,7 @@ def rollback_(app: AppContext, as_json: bool) -> None:
     from ..scoring.registry import rollback
 
     with app.store() as store:
-        v = rollback(store, app.config.registry_dir)
+        v = rollback(store, app.config.registry_dir, str(app.config.get("model.lua_path")))
     echo_json({"current": v}) if as_json else click.echo(f"current: {v}")
 
 

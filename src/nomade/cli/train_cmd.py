@@ -26,7 +26,8 @@ def train(app: AppContext, cluster, publish: bool, no_full: bool, as_json: bool)
         res = train_bundle(store, cfg, cfg.registry_dir, cluster=cluster or cfg.get("cluster") or None,
                            use_full_features=not no_full, log=log)
         if publish:
-            do_publish(store, cfg.registry_dir, res, float(cfg.get("train.promote_tolerance")))
+            do_publish(store, cfg.registry_dir, res, float(cfg.get("train.promote_tolerance")),
+                       str(cfg.get("model.lua_path")))
     m = res.manifest
     if as_json:
         echo_json({"version": res.version, "path": str(res.path), "promoted": res.promoted,

@@ -6,14 +6,14 @@ import sys
 from typing import Any, Dict, Mapping, Optional
 
 from ..config import Config
+from ..features.words import reason_text
 from .harness import HookLog, run_hook, runtime_dir
 from .riskfile import read_risk
 
 
 def _reason_text(r: Any) -> str:
     if isinstance(r, dict):
-        value = r.get("value")
-        return f"{r.get('feature')} = {value:g}" if isinstance(value, (int, float)) else str(r.get("feature"))
+        return reason_text(str(r.get("feature")), r.get("value"))
     return str(r)
 
 

@@ -7,6 +7,7 @@ default bundle shipped in ``models/default``. Runtime-safe: stdlib only."""
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -18,10 +19,15 @@ LINK = "current"
 
 
 def default_bundle_dir() -> Path:
-    """The shipped default bundle (models/default in the source tree)."""
+    """The shipped default bundle: $NOMADE_DEFAULT_BUNDLE, else where `pip install` put it
+    (<prefix>/share/nomade/models/default, pyproject's data-files), else models/default of the
+    source checkout this nomade runs from (editable installs)."""
     env = os.environ.get("NOMADE_DEFAULT_BUNDLE")
     if env:
         return Path(env)
+    installed = Path(sys.prefix) / "share" / "nomade" / "models" / "default"
+    if (installed / "manifest.json").is_file():
+        return installed
     return Path(__file__).resolve().parents[3] / "models" / "default"
 
 
@@ -99,11 +105,30 @@ def _get(store, version: str):
     return r
 
 
-def promote(store, registry_dir: Path, version: str) -> None:
-    """Make ``version`` current (the previous current becomes 'retired', kept for rollback)."""
+def publish_lua(bundle_dir: Path, lua_path: str) -> None:
+    """Copy the bundle's submit_model.lua to ``lua_path`` (write, fsync, rename): job_submit.lua
+    notices the new mtime and reloads it; a reader never sees half a file."""
+    src = Path(bundle_dir) / "submit_model.lua"
+    dest = Path(lua_path)
+    try:
+        text = src.read_text()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(dest, text)
+        os.chmod(dest, 0o644)
+    except OSError as exc:
+        raise ModelError(f"cannot publish {src} to {dest} (model.lua_path): {exc.strerror}",
+                         hint="run as the user that owns that file, or fix model.lua_path") from None
+
+
+def promote(store, registry_dir: Path, version: str, lua_path: str = "") -> None:
+    """Make ``version`` current (the previous current becomes 'retired', kept for rollback).
+    With ``lua_path`` (setting model.lua_path) the bundle's submit_model.lua is published there
+    first, so a failed copy leaves the previous bundle current."""
     _, path, _ = _get(store, version)
     if not (Path(path) / "manifest.json").is_file():
         raise ModelError(f"bundle directory {path} of {version} is gone", hint="retrain the model")
+    if lua_path:
+        publish_lua(Path(path), lua_path)
     now = time.time()
     with store.transaction() as c:
         c.execute("UPDATE models SET status = 'retired' WHERE status = 'current'")
@@ -116,7 +141,7 @@ def current_in_store(store) -> Optional[str]:
     return r[0] if r else None
 
 
-def rollback(store, registry_dir: Path) -> str:
+def rollback(store, registry_dir: Path, lua_path: str = "") -> str:
     """Make the most recently promoted retired bundle current again; returns its version."""
     cur = current_in_store(store)
     r = store.conn.execute(
@@ -125,7 +150,7 @@ def rollback(store, registry_dir: Path) -> str:
     if r is None:
         raise ModelError("nothing to roll back to: no previously promoted bundle",
                          hint="see `nomade models list`")
-    promote(store, registry_dir, r[0])
+    promote(store, registry_dir, r[0], lua_path)
     if cur:
         with store.transaction() as c:
             c.execute("UPDATE models SET status = 'retired', promoted_at = NULL WHERE version = ?", (cur,))

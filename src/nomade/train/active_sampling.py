@@ -8,8 +8,9 @@ then fitted on the seed rows plus the best-scoring rows up to ``budget`` of the 
 All outcomes are known at training time, so the question is not labelling cost but whether
 focusing the trees on uncertain, typical jobs beats using every row. bench/active_learning.py
 measures it on the shared traces against the full-data GBDT and a random subset of the same size
-(docs/evaluation.md, "Active learning"); the ensemble uses it only when ``train.active_sampling``
-is on.
+(docs/evaluation.md, "Active learning"): it did not help (PR-AUC -0.011 to +0.009 against all
+rows, and no better than the random subset), so the ensemble does not use it. It stays, with its
+benchmark, so that the finding can be re-checked on other data.
 """
 
 from typing import Optional

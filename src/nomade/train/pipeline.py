@@ -320,13 +320,14 @@ def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
     return None if met is None else float(met["pr_auc"])
 
 
-def publish(store, registry_dir: Path, result: TrainResult, tolerance: float) -> TrainResult:
+def publish(store, registry_dir: Path, result: TrainResult, tolerance: float,
+            lua_path: str = "") -> TrainResult:
     """Promote ``result`` unless the current bundle is better by more than ``tolerance`` PR-AUC.
     The numbers compared are each bundle's own recorded evaluation (its newest windows)."""
     cur = current_in_store(store)
     new = primary_pr_auc(result.manifest)
     if cur is None:
-        promote(store, registry_dir, result.version)
+        promote(store, registry_dir, result.version, lua_path)
         result.promoted, result.promote_reason = True, "no current bundle"
         return result
     row = store.conn.execute("SELECT manifest FROM models WHERE version = ?", (cur,)).fetchone()
@@ -337,7 +338,7 @@ def publish(store, registry_dir: Path, result: TrainResult, tolerance: float) ->
                                  "(train.folds = 0); promote by hand with `nomade models promote`")
         return result
     if new + tolerance >= old:
-        promote(store, registry_dir, result.version)
+        promote(store, registry_dir, result.version, lua_path)
         result.promoted = True
         result.promote_reason = f"PR-AUC {new:.3f} vs current {cur} {old:.3f} (tolerance {tolerance})"
     else:
@@ -428,7 +429,7 @@ def refresh_history(store, cfg, registry_dir: Path, log=None) -> TrainResult:
     path = write_bundle(registry_dir, version, files, keep, format_version=man["format_version"])
     manifest = json.loads((path / "manifest.json").read_text())
     register(store, path, manifest, "candidate")
-    promote(store, registry_dir, version)
+    promote(store, registry_dir, version, str(cfg.get("model.lua_path")))
     prune_refreshes(store, registry_dir, base)
     if log:
         log(f"refreshed history of {cur} -> {version}")
@@ -472,7 +473,8 @@ def demo_step(data_dir: Path, say=None, rounds: int = DEFAULT_ROUNDS) -> Dict[st
         "with a rolling-origin evaluation against the baselines ...")
     with store_from_config(cfg) as store:
         res = train_bundle(store, cfg, cfg.registry_dir, log=out, rounds=rounds)
-        publish(store, cfg.registry_dir, res, float(cfg.get("train.promote_tolerance")))
+        publish(store, cfg.registry_dir, res, float(cfg.get("train.promote_tolerance")),
+                str(cfg.get("model.lua_path")))
     ev = res.manifest["evaluation"].get("submit", {})
     out(f"honest evaluation, submit stage: {ev.get('protocol', '')}; "
         f"pooled over the test windows, each model at its own training-side alert threshold:")
