@@ -5,6 +5,7 @@ job for the realistic path) and scores with --scorer (default: a pure-Python stu
 bundle's ONNX ensemble).
 
 usage: python bench/hook_latency.py [-n 200] [--python PY] [--job-id ID] [--scorer module:function]
+                                   [--bundle DIR]
 """
 
 import argparse
@@ -41,11 +42,13 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--job-id", default="1")
     ap.add_argument("--scorer", default="nomade_bench_stub:score")
+    ap.add_argument("--bundle", default="", help="model.bundle for --scorer '' (default: the registry's)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nomade-hookbench-"))
     (tmp / "nomade_bench_stub.py").write_text(STUB)
     conf = tmp / "nomade.toml"
-    conf.write_text(f'data_dir = "{tmp / "data"}"\n[hooks]\nscorer = "{a.scorer}"\n'
+    model = f'[model]\nbundle = "{a.bundle}"\n' if a.bundle else ""
+    conf.write_text(f'data_dir = "{tmp / "data"}"\n{model}[hooks]\nscorer = "{a.scorer}"\n'
                     f'runtime_dir = "{tmp / "run"}"\nlog_file = "{tmp / "hooks.log"}"\n')
     pp = f"{tmp}:{ROOT / 'src'}"
     scripts = {h: fill(ROOT / "slurm_plugins" / h, tmp / h, a.python, conf, pp, tmp / "entry.log")

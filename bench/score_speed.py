@@ -1,14 +1,16 @@
-"""Scoring speed and memory with a bundle (default: models/default).
+"""Scoring speed and memory with a bundle (default: models/default; pass a trained bundle for the
+stacked ensemble).
 
-    python bench/score_speed.py [BUNDLE_DIR] [--batch 100000] [--single 2000]
+    python bench/score_speed.py [BUNDLE_DIR] [--batch 100000] [--single 2000] [--stage submit]
 
-Prints: batch of --batch jobs (feature build, onnxruntime, total; without and with reasons),
-warm single-job p50/p99 (features + ONNX + reasons), peak RSS of this process (which imports
-only the scoring path), and the Lua submit model's per-evaluation time in lua5.1 (os.clock over
-10k M.predict calls). Not a test."""
+Prints, for a batch of --batch jobs: the feature rows (Python), every base model's onnxruntime
+call (and, apart, the neighbour search and sequence lookup that feed the GNN and the LSTM), and
+Scorer.score without and with reasons; then the warm single-job p50/p99 (features + every base +
+reasons) and the peak RSS of a fresh scoring process (which imports only the scoring path), and
+the Lua submit model's per-evaluation time in lua5.1 (os.clock over 10k M.predict calls).
+Not a test."""
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -71,8 +73,9 @@ sc = Scorer(load_bundle(sys.argv[1]))
 reqs = requests(int(sys.argv[2]))
 lat, cpu = [], []
 for r in reqs:
+    r["start_time"] = r["submit_time"] + 300.0
     t, c = time.perf_counter(), time.process_time()
-    sc.score([r])
+    sc.score([r], stage=sys.argv[4])
     lat.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
 lat, cpu = np.array(lat[50:]) * 1e3, np.array(cpu[50:]) * 1e3
 # VmHWM (peak RSS of this program image); ru_maxrss would carry the parent's peak over exec
@@ -84,10 +87,45 @@ print(f"scoring process peak RSS {rss:.0f} MB (heavy modules loaded: {heavy or '
 """
 
 
-def single_job(bundle: str, n: int) -> None:
-    out = subprocess.run([sys.executable, "-c", SINGLE, bundle, str(n), str(Path(__file__).parent)],
+def single_job(bundle: str, n: int, stage: str) -> None:
+    out = subprocess.run([sys.executable, "-c", SINGLE, bundle, str(n), str(Path(__file__).parent), stage],
                          capture_output=True, text=True, timeout=600)
     print(out.stdout.strip() or out.stderr.strip()[-500:])
+
+
+def timed(label: str, fn):
+    t, c = time.time(), time.process_time()
+    out = fn()
+    print(f"  {label}: wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
+    return out
+
+
+def stack_batch(m, reqs) -> None:
+    """Per-base breakdown of one stacked batch: onnxruntime apart from its numpy inputs."""
+    X, moments = timed("feature rows (Python HistoryState)", lambda: m.features.rows(reqs))
+    users = [r["user"] for r in reqs]
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    onnx_total = 0.0
+    for b in m.bases:
+        feeds = {"X": X32}
+        if b.kind == "lite":
+            recent = [m.features.history.submissions(u, float(t))[0] for u, t in zip(users, moments)]
+            feeds["X"] = np.ascontiguousarray(timed("lite rows (Python LiteHistory)",
+                                                    lambda: b.lite.rows(reqs, recent)), dtype=np.float32)
+        elif b.kind == "gnn":
+            feeds["NBR_MEAN"] = timed(f"neighbour search, {len(b.bank.Z)}-job bank (numpy)",
+                                      lambda: b.bank.aggregate(X32))
+        elif b.kind == "lstm":
+            feeds["SEQ"] = timed("sequence lookup (numpy)", lambda: b.table.sequences(users, moments))
+        out = {"gbdt": "probability", "lite": "probability", "autoencoder": "err"}.get(b.kind, "p")
+        b.session.run([out], {k: v[:10] for k, v in feeds.items()})   # warm
+        t = time.time()
+        b.session.run([out], feeds)
+        dt = time.time() - t
+        onnx_total += dt
+        print(f"  onnxruntime {b.name}: {dt:.3f}s")
+    print(f"  onnxruntime, all {len(m.bases)} graphs: {onnx_total:.3f}s "
+          f"({m.bases[0].session.get_session_options().intra_op_num_threads} thread(s) each)")
 
 
 def main() -> None:
@@ -95,30 +133,31 @@ def main() -> None:
     ap.add_argument("bundle", nargs="?", default=str(Path(__file__).resolve().parents[1] / "models" / "default"))
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--single", type=int, default=2000)
+    ap.add_argument("--stage", default="submit")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per graph (batch part)")
     a = ap.parse_args()
+    from nomade.scoring.ensemble import StackedScorer
     from nomade.scoring.bundle import load_bundle
     from nomade.scoring.score import Scorer
 
     t = time.time()
-    sc = Scorer(load_bundle(a.bundle))
-    m = sc.model_for("submit")
+    sc = Scorer(load_bundle(a.bundle), threads=a.threads)
+    m = sc.model_for(a.stage)
     print(f"bundle {sc.bundle.version} model {m.name}: load {time.time() - t:.3f}s")
     reqs = requests(a.batch)
-    t, c = time.time(), time.process_time()
-    X = m.features.rows(reqs)
-    print(f"batch {a.batch}: features (Python) wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
-    m.probability(X[:10])
-    t, c = time.time(), time.process_time()
-    m.probability(X)
-    print(f"batch {a.batch}: onnxruntime (1 thread) wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
-    t, c = time.time(), time.process_time()
-    sc.score(reqs, explain=False)
-    print(f"batch {a.batch}: Scorer.score without reasons wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
-    t, c = time.time(), time.process_time()
-    sc.score(reqs, explain=True)
-    print(f"batch {a.batch}: Scorer.score with reasons wall {time.time() - t:.3f}s cpu {time.process_time() - c:.3f}s")
-    del X
-    single_job(a.bundle, a.single)
+    for r in reqs:
+        r["start_time"] = r["submit_time"] + 300.0
+    print(f"batch of {a.batch} jobs:")
+    if isinstance(m, StackedScorer):
+        stack_batch(m, reqs)
+    else:
+        X = timed("feature rows (Python)", lambda: m.features.rows(reqs))
+        m.probability(X[:10])
+        timed("onnxruntime (1 thread)", lambda: m.probability(X))
+        del X
+    timed("Scorer.score without reasons", lambda: sc.score(reqs, stage=a.stage, explain=False))
+    timed("Scorer.score with reasons", lambda: sc.score(reqs, stage=a.stage, explain=True))
+    single_job(a.bundle, a.single, a.stage)
     print("lua:", lua_speed(Path(a.bundle), reqs))
 
 

@@ -70,6 +70,9 @@ def test_evaluate_small_history_end_to_end(tmp_path):
     out = write_report(res, tmp_path / "reports")
     for f in ("report.md", "report.html", "roc.png", "pr.png", "calibration.png", "metrics.json"):
         assert (out / f).exists()
+    md = (out / "report.md").read_text()
+    assert "## Choosing the alert threshold" in md and "| top 10% of jobs |" in md
+    assert "false alarms /100 jobs" in (out / "report.html").read_text()
     js = json.loads((out / "metrics.json").read_text())
     assert js["report"] == str(out) and "ensemble" in js["metrics"]
     assert public(res)["folds"][0]["ensemble"]["mode"] in ("stacked", "fallback-weights")

@@ -33,11 +33,13 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def onnx_session(bundle: Bundle, name: str):
+def onnx_session(bundle: Bundle, name: str, threads: int = 1):
+    """An onnxruntime session for one graph of the bundle. One thread by default: hooks score one
+    job, and a second thread only adds wake-up latency; batch scoring may ask for more."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = max(1, int(threads))
     opts.inter_op_num_threads = 1
     try:
         return ort.InferenceSession(bundle.read_bytes(name), sess_options=opts,
@@ -105,13 +107,13 @@ class BaseModel:
 
     KINDS = ("gbdt", "lite", "gnn", "lstm", "autoencoder")
 
-    def __init__(self, bundle: Bundle, name: str, spec: Mapping[str, Any]):
+    def __init__(self, bundle: Bundle, name: str, spec: Mapping[str, Any], threads: int = 1):
         self.name = name
         self.kind = spec["kind"]
         if self.kind not in self.KINDS:
             raise ModelError(f"bundle {bundle.path}: model {name} has unknown kind {self.kind!r}",
                              hint="upgrade nomade or retrain")
-        self.session = onnx_session(bundle, spec["file"])
+        self.session = onnx_session(bundle, spec["file"], threads)
         self.trees = TreeEnsemble(bundle.json(spec["trees"])) if self.kind in ("gbdt", "lite") else None
         self.lite = LiteRows(bundle, spec["history"]) if self.kind == "lite" else None
         arrays = {n[:-4]: bundle.array(n) for n in spec.get("arrays", [])}
@@ -171,7 +173,7 @@ class StackEval:
 class StackedScorer:
     """One stage's ensemble, loaded from the manifest's ``ensemble.stacks[name]``."""
 
-    def __init__(self, bundle: Bundle, name: str, spec: Mapping[str, Any]):
+    def __init__(self, bundle: Bundle, name: str, spec: Mapping[str, Any], threads: int = 1):
         self.name = name
         self.stage = spec["stage"]
         self.mode = spec.get("mode", "stacked")
@@ -181,7 +183,7 @@ class StackedScorer:
             if b not in models:
                 raise ModelError(f"bundle {bundle.path}: stack {name} names base model {b!r} "
                                  "that the bundle does not have", hint="retrain the model")
-        self.bases = [BaseModel(bundle, b, models[b]) for b in self.base_names]
+        self.bases = [BaseModel(bundle, b, models[b], threads) for b in self.base_names]
         own = [models[b] for b in self.base_names if models[b]["kind"] != "lite"]
         if not own:
             raise ModelError(f"bundle {bundle.path}: stack {name} has no model on the {self.stage} "

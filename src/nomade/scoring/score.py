@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ModelError
 from .bundle import Bundle
 from .calibration import CalibrationMap
-from .ensemble import StackedScorer, stack_specs
+from .ensemble import StackedScorer, onnx_session, stack_specs
 from .lite_features import LiteHistory
 from .trees import TreeEnsemble, sigmoid
 
@@ -67,15 +67,9 @@ class _FeatureSource:
 
 
 class _GBDT:
-    def __init__(self, bundle: Bundle, name: str, spec: Mapping[str, Any]):
-        import onnxruntime as ort
-
+    def __init__(self, bundle: Bundle, name: str, spec: Mapping[str, Any], threads: int = 1):
         self.name = name
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(bundle.read_bytes(spec["file"]), sess_options=opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = onnx_session(bundle, spec["file"], threads)
         self.trees = TreeEnsemble(bundle.json(spec["trees"]))
         self.calibration = CalibrationMap.from_json(spec["calibration"]) if spec.get("calibration") \
             else CalibrationMap.identity()
@@ -89,8 +83,9 @@ class _GBDT:
 class Scorer:
     """Scores requests (dicts of the Lua ``req`` contract) with one loaded bundle."""
 
-    def __init__(self, bundle: Bundle):
+    def __init__(self, bundle: Bundle, threads: int = 1):
         self.bundle = bundle
+        self.threads = threads   # onnxruntime threads per graph (1 for hooks; more for batches)
         man = bundle.manifest
         self.thresholds = man["thresholds"]
         self.stage_thresholds = dict(man.get("stage_thresholds", {}))
@@ -108,13 +103,13 @@ class Scorer:
     def model(self, name: str):
         if name not in self._models:
             if name in self._stacks:
-                self._models[name] = StackedScorer(self.bundle, name, self._stacks[name])
+                self._models[name] = StackedScorer(self.bundle, name, self._stacks[name], self.threads)
                 return self._models[name]
             spec = self.bundle.models.get(name)
             if spec is None or spec.get("kind") != "gbdt":
                 raise ModelError(f"bundle {self.bundle.version}: model {name!r} cannot be scored by "
                                  "this nomade", hint="upgrade nomade or retrain")
-            self._models[name] = _GBDT(self.bundle, name, spec)
+            self._models[name] = _GBDT(self.bundle, name, spec, self.threads)
         return self._models[name]
 
     def thresholds_for(self, stage: str) -> Mapping[str, float]:

@@ -244,7 +244,9 @@ def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibrati
         for b in range(0, len(rows), TABLE_BLOCK):  # a Lua function holds at most 2^18 constants
             out.append("(function()")
             out.extend(rows[b:b + TABLE_BLOCK])
-            out.append("end)()")
+            # the ';' ends the call statement: without it Lua 5.1 reads the next block's '(' as a
+            # call of this one's result ("ambiguous syntax (function call x new statement)")
+            out.append("end)();")
     out.append(_FEATURES_LUA)
     # T[i](x): the leaf value only (the fast path for the risk); TC[i](x, c): the same walk that
     # also credits each split's change of node value to c[feature] (for reasons).

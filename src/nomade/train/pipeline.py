@@ -438,6 +438,7 @@ def refresh_history(store, cfg, registry_dir: Path, log=None) -> TrainResult:
 
 
 ROLES = {"ensemble": "stacked + calibrated (Prolog, nomade-why)", "gbdt": "base model",
+         "lite": "base model (the Lua model's features)",
          "gnn": "base model", "lstm": "base model", "autoencoder": "base model (raw error)",
          "user_history": "baseline", "gbdt_hpe": "baseline (HPE recipe)",
          "gbdt_lite": "the Lua model (sbatch)"}
@@ -469,8 +470,8 @@ def demo_step(data_dir: Path, say=None, rounds: int = DEFAULT_ROUNDS) -> Dict[st
         out("training skipped: the [train] extra is not installed (pip install 'nomade[train]')")
         return {"skipped": "train extra not installed"}
     cfg = load_config(None, {"data_dir": str(data_dir)})
-    out("training the ensemble (GBDT + similarity GNN + LSTM + autoencoder, stacked and calibrated) "
-        "with a rolling-origin evaluation against the baselines ...")
+    out("training the ensemble (two GBDTs + similarity GNN + LSTM + autoencoder, stacked and "
+        "calibrated) with a rolling-origin evaluation against the baselines ...")
     with store_from_config(cfg) as store:
         res = train_bundle(store, cfg, cfg.registry_dir, log=out, rounds=rounds)
         publish(store, cfg.registry_dir, res, float(cfg.get("train.promote_tolerance")),

@@ -34,13 +34,52 @@ def to_markdown(result: Dict[str, object], title: str, plots: Dict[str, str]) ->
     for f in result["folds"]:
         lines.append(f"| {f['fold']} | {f['n_train']} | {f['n_test']} | {f['threshold']:.3f} | " + " | ".join(
             f"{f['metrics'][n]['pr_auc']:.3f}" if n in f["metrics"] else "-" for n in result["metrics"]) + " |")
-    lines += ["", "## Precision/recall of the ensemble at fixed thresholds", "",
-              "| threshold | precision | recall | f1 | flagged |", "|---|---|---|---|---|"]
-    for s in result["metrics"].get("ensemble", {}).get("sweep", []):
-        lines.append(f"| {s['threshold']:.2f} | {s['precision']:.3f} | {s['recall']:.3f} | "
-                     f"{s['f1']:.3f} | {s['flagged']:.3f} |")
+    lines += ["", "## Choosing the alert threshold", "",
+              "Every alert costs a user's attention; every missed failure costs the job. The table "
+              "is the ensemble's pooled test windows at fixed thresholds and at alert budgets "
+              "(flag the riskiest X % of jobs), per 100 scored jobs. `nomade train` uses the "
+              "threshold with the best F1 on the stack window (`train.alert_budget` caps the "
+              "share flagged).", "",
+              "| rule | threshold | flagged | precision | recall | false alarms /100 jobs | "
+              "missed failures /100 jobs |", "|---|---|---|---|---|---|---|"]
+    lines += [threshold_row(r) for r in threshold_table(result)]
+    pcr = result["metrics"].get("ensemble", {}).get("per_class_recall", {})
+    if pcr:
+        lines += ["", "## Recall by failure class (ensemble, at its alert threshold)", "",
+                  "| class | recall |", "|---|---|"]
+        lines += [f"| {c} | {v:.3f} |" for c, v in pcr.items()]
     lines += [""] + [f"![{k}]({v})" for k, v in plots.items()]
     return "\n".join(lines) + "\n"
+
+
+BUDGETS = (0.05, 0.10, 0.20, 0.30)
+
+
+def threshold_table(result: Dict[str, object], name: str = "ensemble") -> List[Dict[str, float]]:
+    """Operating points of one model's pooled test predictions: the report's fixed thresholds
+    and the alert budgets."""
+    from ..evaluate.metrics import at_threshold
+    from ..evaluate.thresholds import budget_threshold
+
+    y, p = result.get("_y"), result.get("_curves", {}).get(name)
+    if y is None or p is None:
+        return []
+    rules = [(f"p >= {t:.2f}", t) for t in (0.1, 0.2, 0.3, 0.5, 0.7)]
+    rules += [(f"top {b:.0%} of jobs", budget_threshold(p, b)) for b in BUDGETS]
+    out = []
+    for rule, t in rules:
+        d = at_threshold(y, p, t)
+        flagged = d["flagged"]
+        tp = d["recall"] * float(y.mean())
+        out.append({"rule": rule, "threshold": float(t), "flagged": flagged,
+                    "precision": d["precision"], "recall": d["recall"],
+                    "false_alarms": 100.0 * (flagged - tp), "missed": 100.0 * (float(y.mean()) - tp)})
+    return out
+
+
+def threshold_row(r: Dict[str, float]) -> str:
+    return (f"| {r['rule']} | {r['threshold']:.3f} | {r['flagged']:.1%} | {r['precision']:.3f} | "
+            f"{r['recall']:.3f} | {r['false_alarms']:.1f} | {r['missed']:.1f} |")
 
 
 def to_html(result: Dict[str, object], title: str, plots: Dict[str, str]) -> str:
@@ -48,10 +87,18 @@ def to_html(result: Dict[str, object], title: str, plots: Dict[str, str]) -> str
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
     imgs = "".join(f'<img src="{html.escape(v)}" alt="{html.escape(k)}">' for k, v in plots.items())
+    th_head = "".join(f"<th>{c}</th>" for c in ("rule", "threshold", "flagged", "precision", "recall",
+                                                 "false alarms /100 jobs", "missed failures /100 jobs"))
+    th_body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>"
+                                       for c in threshold_row(r).strip("|").split("|")) + "</tr>"
+                      for r in threshold_table(result))
     return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<h1>{html.escape(title)}</h1><p>Stage {html.escape(result['stage'])}, "
-            f"{result['n_jobs']} jobs, {len(result['folds'])} folds.</p>"
-            f"<table border=1 cellpadding=3><tr>{head}</tr>{body}</table>{imgs}\n")
+            f"{result['n_jobs']} jobs, {len(result['folds'])} folds (rolling origin: each fold "
+            f"trains on jobs that ended before its test window).</p>"
+            f"<table border=1 cellpadding=3><tr>{head}</tr>{body}</table>"
+            f"<h2>Choosing the alert threshold (ensemble)</h2>"
+            f"<table border=1 cellpadding=3><tr>{th_head}</tr>{th_body}</table>{imgs}\n")
 
 
 def write_report(result: Dict[str, object], reports_dir: Path, title: str = "nomade evaluation") -> Path:
