@@ -131,10 +131,10 @@ def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
         raise ModelError(f"only {int((fm.y >= 0).sum())} labelled jobs have a start time; the start "
                          "stage cannot be evaluated on this data",
                          hint="traces without wait times (SWF wait = -1) have none; use --stage submit")
+    y, _ = make_labels(jt, bool(cfg.get("model.owner_cancel_is_failure")))
+    fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)   # the base "lite"
     extras = {}
-    if stage == "submit":
-        y, _ = make_labels(jt, bool(cfg.get("model.owner_cancel_is_failure")))
-        fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)
+    if stage == "submit":   # the Lua model scores at submission only
         extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True), threads=1)
     names = base_names or csv_setting(cfg, "train.models", BASE_MODELS)
     result = evaluate_matrix(fm, n_folds, names, seed=int(cfg.get("train.seed")),
