@@ -20,12 +20,14 @@ from .context import AppContext, echo_json, pass_app
 @click.option("--no-spool", is_flag=True, help="Do not write the spool (with --once: just look).")
 @click.option("--warn-within", "warn_within_s", type=float, default=900.0, show_default=True, metavar="S",
               help="Warn when a job's memory is projected to reach its limit within S seconds.")
+@click.option("--no-series", is_flag=True,
+              help="Do not score running jobs' series with the bundle's series model.")
 @click.option("--proc-root", default="/proc", hidden=True, help="Replay a captured /proc (tests).")
 @click.option("--cgroup-root", default="/sys/fs/cgroup", hidden=True, help="Replay a captured cgroup tree.")
 @pass_app
 def record(app: AppContext, once: bool, as_json: bool, interval_s: Optional[float],
-           spool_dir: Optional[str], no_spool: bool, warn_within_s: float, proc_root: str,
-           cgroup_root: str) -> None:
+           spool_dir: Optional[str], no_spool: bool, warn_within_s: float, no_series: bool,
+           proc_root: str, cgroup_root: str) -> None:
     """Sample running Slurm jobs' CPU, memory and I/O from cgroups and /proc into the spool.
 
     Jobs are found by searching the cgroup hierarchies (v1, v2 or hybrid) for job_<id>
@@ -52,7 +54,7 @@ def record(app: AppContext, once: bool, as_json: bool, interval_s: Optional[floa
         cluster=cfg.get("cluster") or local_cluster_name(),
         warning=WarningPolicy(threshold_s=warn_within_s),
         paths=SamplerPaths(proc=Path(proc_root), cgroup=Path(cgroup_root)))
-    rec = Recorder(opts)
+    rec = Recorder(opts, None if no_series else _series_scorer(cfg))
     if no_spool:
         rec.spool.write = lambda records: 0
     else:
@@ -81,6 +83,22 @@ def record(app: AppContext, once: bool, as_json: bool, interval_s: Optional[floa
     click.echo(f"nomade record: every {interval:g} s -> {opts.spool_dir}", err=True)
     passes = rec.run(on_pass)
     click.echo(f"nomade record: stopped after {passes} passes", err=True)
+
+
+def _series_scorer(cfg):
+    """The bundle's series model, or None (no bundle with one yet: said once on stderr)."""
+    from ..errors import ModelError
+
+    try:
+        from ..scoring.series import load_series_scorer
+        scorer = load_series_scorer(cfg)
+    except (ModelError, ImportError) as exc:
+        click.echo(f"nomade record: no series scoring: {exc}", err=True)
+        return None
+    if scorer is None:
+        click.echo("nomade record: the model bundle has no series model yet; only the memory "
+                   "projection warns", err=True)
+    return scorer
 
 
 def _print_table(result) -> None:

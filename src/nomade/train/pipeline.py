@@ -33,6 +33,7 @@ from .bundle_writer import new_version, write_bundle
 from .lite_model import LiteGBDT, isotonic_map
 from .lua_compile import compile_submit_lua
 from .models.gbdt import DEFAULT_ROUNDS, GBDTModel
+from .series_model import fit_series
 
 FIT, CAL = 0.70, 0.85
 STAGES = ("submit", "start")
@@ -235,6 +236,7 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
     stage_thr: Dict[str, Dict[str, float]] = {}
     reports: Dict[str, str] = {}
     fitted: Dict[str, Any] = {}
+    series = None
     if not use_full_features:
         say("fitting gbdt_lite (the Lua submit model) on one temporal split")
         lua = _fit_lite_single_split(X_lite, y, cls, names_lite, windows(y), seed, rounds, files,
@@ -276,6 +278,11 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
             stacks[f"ensemble_{stage}"] = art.stack
             stage_thr[stage] = art.thresholds
             fitted[stage] = art.ensemble
+        series = fit_series(store, cfg, seed) if store is not None else None
+        if series is not None:
+            files.update(series.files)
+            say("series model: " + (series.spec.get("skipped") or
+                                     f"trained on {series.spec['jobs']['fit']} jobs' recorder samples"))
         metrics_all = dict(evaluation.get("submit", {}).get("metrics", {}))
         primary = {stage: f"ensemble_{stage}" for stage in stages if stage not in skipped}
         thresholds = stage_thr[stages[0]]
@@ -299,6 +306,7 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
         "stage_thresholds": stage_thr,
         "ensemble": ensemble,
         "models": models,
+        "series": series.spec if use_full_features and series is not None else {"skipped": "not trained"},
         "lua": {"file": "submit_model.lua", "model": "gbdt_lite", "threshold": float(lua.threshold),
                 "note": "Lua risk = calibrated gbdt_lite (the features Lua can compute); its "
                         "metrics are under gbdt_lite"},
