@@ -84,6 +84,7 @@ def test_evaluate_small_history_end_to_end(tmp_path):
     assert set(ens.export_arrays()) >= {"stack_coef", "stack_intercept"}
 
 
+@pytest.mark.train
 def test_active_sampler_keeps_seed_and_most_uncertain_dense_rows():
     from nomade.train.active_sampling import ActiveSampledGBDT, density, select_rows
 

@@ -35,3 +35,15 @@ def test_too_few_failures_is_not_ready():
     X, y, names = _data(400)
     r = learning_curve("gbdt_lite", X, y, names, seed=7, rounds=10)
     assert not r.ready and "not enough" in r.verdict
+
+
+def test_stacking_readiness_counts_the_stack_window():
+    from nomade.train.readiness import stacking_readiness
+
+    y = np.zeros(10000, dtype=np.int8)
+    y[::4] = 1
+    assert stacking_readiness(y).ready
+    few = np.zeros(1000, dtype=np.int8)
+    few[:50] = 1
+    r = stacking_readiness(few)
+    assert not r.ready and "fixed weights" in r.verdict

@@ -21,4 +21,5 @@ def readiness(app: AppContext, cluster, as_json: bool) -> None:
     for r in res:
         pts = ", ".join(f"{p['train_jobs']}:{p['pr_auc']:.3f}" for p in r.curve)
         click.echo(f"{r.model:<12} {r.verdict}")
-        click.echo(f"{'':<12} learning curve (train jobs: PR-AUC) {pts}")
+        if r.curve:
+            click.echo(f"{'':<12} learning curve (train jobs: PR-AUC) {pts}")

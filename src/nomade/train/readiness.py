@@ -1,8 +1,10 @@
-"""Is this site's data enough for a site model? Measured, not a formula: for each model, a
-learning curve over temporal folds - train on the newest 1/8, 1/4, 1/2 and all of the past
-window, test on the newest window - and the PR-AUC gain of the last doubling. A model is
-"ready" when that gain is below ``GAIN_READY`` (more data of the same kind no longer helps much)
-and the test window holds at least ``MIN_TEST_FAILURES`` failures."""
+"""Is this site's data enough for a site model? Measured, not a formula: for the tree models
+(the Lua model and the ensemble's GBDT), a learning curve over temporal folds - train on the
+newest 1/8, 1/4, 1/2 and all of the past window, test on the newest window - and the PR-AUC gain
+of the last doubling. A model is "ready" when that gain is below ``GAIN_READY`` (more data of the
+same kind no longer helps much) and the test window holds at least ``MIN_TEST_FAILURES``
+failures. Also counted: whether the ensemble's stack window has enough failures to learn its
+weights, and whether the recorder has collected enough ended jobs for the series model."""
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -68,5 +70,36 @@ def measure_readiness(store, cfg, cluster: Optional[str] = None) -> List[Readine
     X_lite, _ = lite.build_lite_rows(lite_requests(jt, y), True)
     out = [learning_curve("gbdt_lite", X_lite, y, lite.lite_names(True), seed)]
     fm = build_matrix(jt, "submit", cfg)
-    out.append(learning_curve("gbdt_submit", fm.X, y, fm.names, seed))
+    out.append(learning_curve("gbdt", fm.X, y, fm.names, seed))
+    out.append(stacking_readiness(y))
+    out.append(series_readiness(store, cfg))
     return out
+
+
+def stacking_readiness(y: np.ndarray) -> Readiness:
+    """Can the ensemble learn its stacking weights? It needs MIN_STACK_POSITIVES failures and
+    successes in its stack window (the newest 30 % of the labelled history)."""
+    from .ensemble import MIN_STACK_POSITIVES
+
+    lab = y[(y == 0) | (y == 1)]
+    win = lab[int(len(lab) * 0.7):]
+    fails, oks = int((win == 1).sum()), int((win == 0).sum())
+    if min(fails, oks) >= MIN_STACK_POSITIVES:
+        return Readiness("ensemble", True, f"ready: the stack window holds {fails} failures and "
+                         f"{oks} successes (weights are learned)")
+    return Readiness("ensemble", False, f"not enough: the stack window holds {fails} failures and "
+                     f"{oks} successes (need {MIN_STACK_POSITIVES} of each); the original design's "
+                     "fixed weights are used meanwhile")
+
+
+def series_readiness(store, cfg) -> Readiness:
+    """Is there enough recorded history for the in-run series model?"""
+    from .series_model import MIN_FAILED, MIN_JOBS, load_series
+
+    series = load_series(store, cfg.get("cluster") or None, bool(cfg.get("model.owner_cancel_is_failure")))
+    failed = sum(1 for s in series if s[1] == 1)
+    if len(series) >= MIN_JOBS and failed >= MIN_FAILED:
+        return Readiness("series", True, f"ready: {len(series)} recorded ended jobs, {failed} failed")
+    return Readiness("series", False, f"not enough: {len(series)} recorded ended jobs, {failed} failed "
+                     f"(need {MIN_JOBS} and {MIN_FAILED}); run `nomade record` on the compute nodes "
+                     "and `nomade ingest spool`")
