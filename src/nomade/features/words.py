@@ -59,7 +59,7 @@ WORDS: Dict[str, Callable[[float], Optional[str]]] = {
     "req_nodes": lambda v: f"{v:.0f} nodes requested",
     "u_ended_log": lambda v: "little history for you on this cluster" if math.expm1(v) < 5 else None,
     "n_ended_log": lambda v: "first jobs with this name" if math.expm1(v) < 3 else None,
-    "u_subs_1h": lambda v: f"{v:.0f} submissions in the last hour",
+    "u_subs_1h": lambda v: f"{v:.0f} submissions in the last hour" if v >= 3 else None,
     "u_outstanding": lambda v: f"{v:.0f} of your jobs still queued or running",
     "g_fail_rate_recent": lambda v: f"{_pct(v)} of recent jobs on the cluster failed",
     "queue_wait_log": lambda v: f"waited {_log_dur(v)} in the queue",
@@ -74,7 +74,7 @@ WORDS: Dict[str, Callable[[float], Optional[str]]] = {
     "name_fail_streak": lambda v: f"your last {v:.0f} jobs with this name failed" if v >= 2 else None,
     "timelimit_over_p90": _ratio_tl,
     "timelimit_s": lambda v: f"time limit of {_dur(v)}",
-    "recent_submits": lambda v: f"{v:.0f} submissions in the last hour",
+    "recent_submits": lambda v: f"{v:.0f} submissions in the last hour" if v >= 3 else None,
     "user_n": lambda v: "little history for you on this cluster" if v < 5 else None,
     "name_n": lambda v: "first jobs with this name" if v < 3 else None,
 }

@@ -157,7 +157,8 @@ local function reason(f, v, x)
   elseif f == 4 then return string.format("memory request of %.1f GiB", v / 1024)
   elseif f == 1 then return string.format("%d CPUs requested", floor(v))
   elseif f == 2 then return string.format("%d nodes requested", floor(v))
-  elseif f == 10 then return string.format("%d submissions in the last hour", floor(v))
+  elseif f == 10 then
+    if v >= 3 then return string.format("%d submissions in the last hour", floor(v)) end
   elseif f == 11 or f == 16 then
     if v < 5 then return "little history for this " .. (f == 16 and "job name" or "user") end
   elseif f == 8 then return string.format("submitted at %02d:00 UTC", floor(v))
