@@ -109,3 +109,19 @@ def test_load_jobs_from_a_store(tmp_path):
     assert list(jt["job_id"]) == ["4", "3", "2", "1", "0"]
     assert len(load_jobs(store, max_jobs=2)) == 2
     store.close()
+
+
+def test_load_jobs_takes_the_recorders_peak_memory_when_accounting_has_none(tmp_path):
+    """job_summaries (the node recorder) fill in peak memory: higher than sacct's, or instead of
+    a missing MaxRSS; a summary without any memory figure changes nothing."""
+    with open_store(tmp_path / "s.db") as store:
+        upsert_jobs(store, [JobRecord(**job(1, max_rss_mb=None)), JobRecord(**job(2, max_rss_mb=800.0)),
+                            JobRecord(**job(3, max_rss_mb=900.0)), JobRecord(**job(4, max_rss_mb=None))],
+                    "test")
+        with store.transaction() as c:
+            c.executemany("INSERT INTO job_summaries (cluster, job_id, sample_count, nodes, peak_rss_mb, "
+                          "peak_cg_mem_mb, updated_at) VALUES ('c', ?, 3, 1, ?, ?, 0)",
+                          [("1", 1500.0, None), ("2", 700.0, 1200.0), ("3", 100.0, None), ("4", None, None)])
+        jt = load_jobs(store)
+    got = dict(zip(jt["job_id"], jt["max_rss_mb"]))
+    assert got["1"] == 1500.0 and got["2"] == 1200.0 and got["3"] == 900.0 and np.isnan(got["4"])

@@ -56,11 +56,19 @@ def table_from_rows(rows: Iterable[Dict[str, object]]) -> JobTable:
 def load_jobs(store, cluster: Optional[str] = None, max_jobs: Optional[int] = None) -> JobTable:
     """All jobs with a submit time (of one cluster, or all), sorted by submit time.
     ``max_jobs`` keeps the most recent N by submit time."""
-    cols: List[str] = list(TEXT_COLUMNS) + list(NUMERIC_COLUMNS)
-    q = f"SELECT {', '.join(cols)} FROM jobs WHERE submit_time IS NOT NULL"
+    cols: List[str] = [f"j.{c}" for c in TEXT_COLUMNS + NUMERIC_COLUMNS if c != "max_rss_mb"]
+    # peak memory: sacct's MaxRSS, or the node recorder's peak (job_summaries) when higher or
+    # when accounting has none (sites without jobacct_gather); both are outcome data, used only
+    # in the history of later jobs
+    cols.append("CASE WHEN s.peak_mb IS NOT NULL AND (j.max_rss_mb IS NULL OR s.peak_mb > j.max_rss_mb) "
+                "THEN s.peak_mb ELSE j.max_rss_mb END AS max_rss_mb")
+    q = (f"SELECT {', '.join(cols)} FROM jobs j LEFT JOIN (SELECT cluster, job_id, "
+         "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
+         "FROM job_summaries) s "
+         "ON s.cluster = j.cluster AND s.job_id = j.job_id WHERE j.submit_time IS NOT NULL")
     args: list = []
     if cluster:
-        q += " AND cluster = ?"
+        q += " AND j.cluster = ?"
         args.append(cluster)
     rows = store.conn.execute(q, args).fetchall()
     if not rows:

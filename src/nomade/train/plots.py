@@ -18,7 +18,8 @@ def _curves(y: np.ndarray, p: np.ndarray):
 
 
 def write_plots(y: np.ndarray, preds: Dict[str, np.ndarray], out_dir: Path) -> Dict[str, str]:
-    """roc.png, pr.png, calibration.png in ``out_dir``; returns {kind: file name}."""
+    """roc.png, pr.png, calibration.png in ``out_dir``; returns {kind: file name}. Raw scores
+    (outside 0..1) appear in the ROC and PR plots only."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -29,7 +30,10 @@ def write_plots(y: np.ndarray, preds: Dict[str, np.ndarray], out_dir: Path) -> D
         fpr, tpr, prec = _curves(y, np.asarray(p, dtype=np.float64))
         figs["roc"][1].plot(fpr, tpr, label=name, lw=1.2)
         figs["pr"][1].plot(tpr, prec, label=name, lw=1.2)
-        mp, obs, _ = reliability(y, np.asarray(p, dtype=np.float64))
+        p = np.asarray(p, dtype=np.float64)
+        if p.size and (p.min() < 0.0 or p.max() > 1.0):
+            continue   # a raw score (the autoencoder's error), not a probability: no calibration
+        mp, obs, _ = reliability(y, p)
         figs["calibration"][1].plot(mp, obs, marker="o", ms=3, label=name, lw=1.0)
     figs["roc"][1].plot([0, 1], [0, 1], "k:", lw=0.8)
     figs["roc"][1].set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
