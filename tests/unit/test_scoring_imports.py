@@ -57,3 +57,19 @@ def test_site_bundle_scores_without_heavy_imports(tmp_path):
     res = train_bundle(store, cfg, cfg.registry_dir, rounds=25)
     store.close()
     assert _check(res.path)["stages"] == ["start", "submit"]   # the ONNX ensemble of each stage
+
+
+def test_training_commands_say_when_the_train_extra_is_missing(monkeypatch, tmp_path, capsys):
+    """On a slim install `nomade train` is one clear line, not an ImportError half-way."""
+    import importlib.util
+
+    from nomade.cli.main import cli, run_cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "lightgbm" else real(name, *a))
+    for cmd in (["train"], ["evaluate"], ["readiness"]):
+        assert run_cli(cli, ["--data-dir", str(tmp_path)] + cmd) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("nomade: error: `nomade ") and err.count("\n") == 1
+        assert "needs the [train] extra; missing: lightgbm" in err

@@ -26,6 +26,9 @@ def evaluate(app: AppContext, cluster: Optional[str], n_folds: int, stage: str, 
     """Train on the past, test on the following window; report every model and both baselines."""
     from ..train.evaluation import evaluate_store
 
+    from ..train.extra import require_train_extra
+
+    require_train_extra("`nomade evaluate`")
     cfg = app.config
     names = [m.strip() for m in models.split(",") if m.strip()] or None
     log = None if as_json else (lambda m: click.echo(m, err=True))

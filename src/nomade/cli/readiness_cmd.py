@@ -11,7 +11,10 @@ from .context import AppContext, echo_json, pass_app
 @pass_app
 def readiness(app: AppContext, cluster, as_json: bool) -> None:
     """Measure, per model, whether this site's history is enough (temporal learning curve)."""
+    from ..train.extra import require_train_extra
     from ..train.readiness import measure_readiness
+
+    require_train_extra("`nomade readiness`")
 
     with app.store() as store:
         res = measure_readiness(store, app.config, cluster or app.config.get("cluster") or None)

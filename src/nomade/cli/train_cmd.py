@@ -20,6 +20,9 @@ def train(app: AppContext, cluster, publish: bool, no_full: bool, as_json: bool)
     from ..train.pipeline import publish as do_publish
     from ..train.pipeline import train_bundle
 
+    from ..train.extra import require_train_extra
+
+    require_train_extra("`nomade train`")
     cfg = app.config
     log = None if as_json else (lambda m: click.echo(m, err=True))
     with app.store() as store:
