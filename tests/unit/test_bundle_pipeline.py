@@ -206,3 +206,23 @@ def test_too_little_data(tmp_path):
     cfg = load_config(None, {"data_dir": str(tmp_path)})
     with pytest.raises(ModelError, match=r"only 300 ended jobs .* at least 2000 \(train.min_jobs\)"):
         train_bundle(store, cfg, cfg.registry_dir)
+
+
+def test_cold_start_bundle_is_site_independent(tmp_path):
+    """`train --no-full` (how models/default is built): the lite GBDT alone, no per-user data,
+    one temporal split, scored by the format-1-style single-model path."""
+    from nomade.config import load_config
+    from nomade.scoring.bundle import load_bundle
+    from nomade.scoring.score import Scorer
+    from nomade.train.pipeline import train_bundle
+
+    store = make_store(tmp_path, n=3000)
+    cfg = load_config(None, {"data_dir": str(tmp_path)})
+    res = train_bundle(store, cfg, cfg.registry_dir, with_history=False, use_full_features=False, rounds=20)
+    store.close()
+    m = res.manifest
+    assert m["ensemble"]["mode"] == "single" and m["ensemble"]["primary"] == {"submit": "gbdt_lite"}
+    assert set(m["metrics"]) == {"gbdt_lite"} and m["evaluation"]["lua"]["metrics"]["gbdt_lite"]["n_test"] > 0
+    assert load_bundle(res.path).json("history_lite.json")["users"] == {}
+    [rs] = Scorer(load_bundle(res.path)).score([{"user": "anyone", "cpus": 64, "submit_time": 1.8e9}])
+    assert 0 <= rs.risk <= 1 and rs.model == "gbdt_lite"

@@ -213,12 +213,87 @@ def _fit_stage(fm, jt, cls, cfg, base_names, say) -> "StageArtifacts":
     return stage_artifacts(ens, fm, ctx, float(cfg.get("train.alert_budget")) or None)
 
 
+@dataclass
+class _Parts:
+    """What the training steps contribute to a bundle."""
+    files: Dict[str, Any]
+    models: Dict[str, Any]
+    schemas: Dict[str, Any]
+    evaluation: Dict[str, Any]
+    ensemble: Dict[str, Any]
+    thresholds: Dict[str, float]
+    stage_thresholds: Dict[str, Dict[str, float]]
+    metrics: Dict[str, Any]
+    lua: Optional[LuaPart] = None
+    series: Optional[Dict[str, Any]] = None
+    reports: Optional[Dict[str, str]] = None
+    fitted: Optional[Dict[str, Any]] = None
+
+
+def _cold_start_parts(parts: _Parts, X_lite, y, cls, names_lite, inputs_lite, seed, rounds, say) -> None:
+    say("fitting gbdt_lite (the Lua submit model) on one temporal split")
+    lua = _fit_lite_single_split(X_lite, y, cls, names_lite, windows(y), seed, rounds, parts.files,
+                                 parts.models, inputs_lite)
+    parts.evaluation["lua"] = {"protocol": "fit oldest 70%, calibrate next 15%, test newest 15% of "
+                                           "labelled jobs (submit order); shipped model refitted on "
+                                           "the oldest 85%", "metrics": {"gbdt_lite": lua.metrics}}
+    parts.lua, parts.metrics = lua, {"gbdt_lite": lua.metrics}
+    parts.thresholds = {"alert": lua.threshold, "high": lua.threshold + (1 - lua.threshold) / 2}
+    parts.ensemble = {"mode": "single", "primary": {"submit": "gbdt_lite"}, "weights": {"gbdt_lite": 1.0},
+                      "note": "cold-start bundle: the site-independent lite GBDT alone"}
+
+
+def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inputs_lite, version,
+                    seed, rounds, say) -> None:
+    """Per stage: evaluation, the fitted ensemble as bundle content; the Lua model (on the first
+    stage's matrix) and the series model."""
+    from ..features.build import build_matrix
+
+    base_names = csv_setting(cfg, "train.models", BASE_MODELS)
+    stages = csv_setting(cfg, "train.stages", STAGES)
+    stacks: Dict[str, Any] = {}
+    skipped: Dict[str, str] = {}
+    for stage in stages:
+        say(f"building the {stage}-stage feature matrix")
+        fm = build_matrix(jt, stage, cfg)
+        fm.meta["lite_X"] = X_lite
+        n_lab = int((fm.y >= 0).sum())
+        if stage != stages[0] and n_lab < MIN_STAGE_JOBS:
+            skipped[stage] = (f"only {n_lab} labelled jobs have a start time (need "
+                              f"{MIN_STAGE_JOBS}); the {stages[0]}-stage ensemble scores there")
+            say(f"skipping the {stage} stage: {skipped[stage]}")
+            continue
+        parts.schemas[stage] = {"names": list(fm.names), "hash": fm.schema_hash}
+        if parts.lua is None:
+            say("fitting gbdt_lite (the Lua submit model)")
+            parts.lua = _fit_lite(fm, names_lite, seed, rounds, parts.files, parts.models, inputs_lite)
+        if int(cfg.get("train.folds")) > 0:
+            parts.evaluation[stage] = _evaluate_stage(fm, cfg, base_names, names_lite, rounds,
+                                                      cfg.data_dir / "reports", version, say)
+            parts.reports[stage] = parts.evaluation[stage]["report"]
+        art = _fit_stage(fm, jt, cls, cfg, base_names, say)
+        parts.files.update(art.files)
+        parts.models.update(art.models)
+        stacks[f"ensemble_{stage}"] = art.stack
+        parts.stage_thresholds[stage] = art.thresholds
+        parts.fitted[stage] = art.ensemble
+    if store is not None:
+        series = fit_series(store, cfg, seed)
+        parts.files.update(series.files)
+        parts.series = series.spec
+        say("series model: " + (series.spec.get("skipped") or
+                                 f"trained on {series.spec['jobs']['fit']} jobs' recorder samples"))
+    parts.metrics = dict(parts.evaluation.get("submit", {}).get("metrics", {}))
+    parts.thresholds = parts.stage_thresholds[stages[0]]
+    parts.ensemble = {"mode": stacks[f"ensemble_{stages[0]}"]["mode"],
+                      "primary": {st: f"ensemble_{st}" for st in stages if st not in skipped},
+                      "stacks": stacks, "skipped_stages": skipped}
+
+
 def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
                  with_history: bool = True, use_full_features: bool = True,
                  version: Optional[str] = None, log=None, rounds: int = DEFAULT_ROUNDS) -> TrainResult:
     """Train, evaluate and write a candidate bundle (registered in the store when given)."""
-    from ..features.build import build_matrix
-
     t0 = time.time()
     say = log or (lambda msg: None)
     seed = int(cfg.get("train.seed"))
@@ -228,96 +303,46 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
     X_lite, hist = lite.build_lite_rows(lite_requests(jt, y), with_history)
     names_lite = lite.lite_names(with_history)
     inputs_lite = "lite_history" if with_history else "lite"
-    files: Dict[str, Any] = {}
-    models: Dict[str, Any] = {}
-    schemas = {inputs_lite: {"names": names_lite, "hash": lite.schema_hash(names_lite)}}
-    evaluation: Dict[str, Any] = {}
-    stacks: Dict[str, Any] = {}
-    stage_thr: Dict[str, Dict[str, float]] = {}
-    reports: Dict[str, str] = {}
-    fitted: Dict[str, Any] = {}
-    series = None
-    if not use_full_features:
-        say("fitting gbdt_lite (the Lua submit model) on one temporal split")
-        lua = _fit_lite_single_split(X_lite, y, cls, names_lite, windows(y), seed, rounds, files,
-                                     models, inputs_lite)
-        evaluation["lua"] = {"protocol": "fit oldest 70%, calibrate next 15%, test newest 15% of "
-                                         "labelled jobs (submit order); shipped model refitted on "
-                                         "the oldest 85%", "metrics": {"gbdt_lite": lua.metrics}}
-        metrics_all = {"gbdt_lite": lua.metrics}
-        primary = {"submit": "gbdt_lite"}
-        thresholds = {"alert": lua.threshold, "high": lua.threshold + (1 - lua.threshold) / 2}
-        ensemble = {"mode": "single", "primary": primary, "weights": {"gbdt_lite": 1.0},
-                    "note": "cold-start bundle: the site-independent lite GBDT alone"}
+    parts = _Parts(files={}, models={}, evaluation={}, ensemble={}, thresholds={}, stage_thresholds={},
+                   metrics={}, reports={}, fitted={},
+                   schemas={inputs_lite: {"names": names_lite, "hash": lite.schema_hash(names_lite)}})
+    if use_full_features:
+        _ensemble_parts(parts, store, cfg, jt, cls, X_lite, names_lite, inputs_lite, version, seed,
+                        rounds, say)
     else:
-        base_names = csv_setting(cfg, "train.models", BASE_MODELS)
-        stages = csv_setting(cfg, "train.stages", STAGES)
-        lua = None
-        skipped: Dict[str, str] = {}
-        for stage in stages:
-            say(f"building the {stage}-stage feature matrix")
-            fm = build_matrix(jt, stage, cfg)
-            fm.meta["lite_X"] = X_lite
-            n_lab = int((fm.y >= 0).sum())
-            if stage != stages[0] and n_lab < MIN_STAGE_JOBS:
-                skipped[stage] = (f"only {n_lab} labelled jobs have a start time (need "
-                                  f"{MIN_STAGE_JOBS}); the {stages[0]}-stage ensemble scores there")
-                say(f"skipping the {stage} stage: {skipped[stage]}")
-                continue
-            schemas[stage] = {"names": list(fm.names), "hash": fm.schema_hash}
-            if lua is None:
-                say("fitting gbdt_lite (the Lua submit model)")
-                lua = _fit_lite(fm, names_lite, seed, rounds, files, models, inputs_lite)
-            if int(cfg.get("train.folds")) > 0:
-                evaluation[stage] = _evaluate_stage(fm, cfg, base_names, names_lite, rounds,
-                                                    cfg.data_dir / "reports", version, say)
-                reports[stage] = evaluation[stage]["report"]
-            art = _fit_stage(fm, jt, cls, cfg, base_names, say)
-            files.update(art.files)
-            models.update(art.models)
-            stacks[f"ensemble_{stage}"] = art.stack
-            stage_thr[stage] = art.thresholds
-            fitted[stage] = art.ensemble
-        series = fit_series(store, cfg, seed) if store is not None else None
-        if series is not None:
-            files.update(series.files)
-            say("series model: " + (series.spec.get("skipped") or
-                                     f"trained on {series.spec['jobs']['fit']} jobs' recorder samples"))
-        metrics_all = dict(evaluation.get("submit", {}).get("metrics", {}))
-        primary = {stage: f"ensemble_{stage}" for stage in stages if stage not in skipped}
-        thresholds = stage_thr[stages[0]]
-        ensemble = {"mode": stacks[f"ensemble_{stages[0]}"]["mode"], "primary": primary,
-                    "stacks": stacks, "skipped_stages": skipped}
+        _cold_start_parts(parts, X_lite, y, cls, names_lite, inputs_lite, seed, rounds, say)
     if not with_history:  # site-independent model: ship no per-user data
         hist = lite.LiteHistory()
-    files["history_lite.json"] = hist.to_json()
-    files["submit_model.lua"] = compile_submit_lua(lua.trees, hist, lua.calibration, version,
-                                                   lua.threshold, with_history)
+    lua = parts.lua
+    parts.files["history_lite.json"] = hist.to_json()
+    parts.files["submit_model.lua"] = compile_submit_lua(lua.trees, hist, lua.calibration, version,
+                                                         lua.threshold, with_history)
     sub = jt["submit_time"]
     manifest = {
         "cluster": cluster or "",
-        "feature_schema": schemas,
+        "feature_schema": parts.schemas,
         "training_window": {"first_submit": float(np.nanmin(sub)), "last_submit": float(np.nanmax(sub))},
         "data_counts": {"jobs": int(len(jt)), "labelled": int(((y == 0) | (y == 1)).sum()),
                         "failed": int((y == 1).sum())},
-        "metrics": metrics_all,
-        "evaluation": evaluation,
-        "thresholds": thresholds,
-        "stage_thresholds": stage_thr,
-        "ensemble": ensemble,
-        "models": models,
-        "series": series.spec if use_full_features and series is not None else {"skipped": "not trained"},
+        "metrics": parts.metrics,
+        "evaluation": parts.evaluation,
+        "thresholds": parts.thresholds,
+        "stage_thresholds": parts.stage_thresholds,
+        "ensemble": parts.ensemble,
+        "models": parts.models,
+        "series": parts.series or {"skipped": "not trained"},
         "lua": {"file": "submit_model.lua", "model": "gbdt_lite", "threshold": float(lua.threshold),
                 "note": "Lua risk = calibrated gbdt_lite (the features Lua can compute); its "
                         "metrics are under gbdt_lite"},
         "train_seconds": round(time.time() - t0, 2),
     }
-    path = write_bundle(registry_dir, version, files, manifest)
+    path = write_bundle(registry_dir, version, parts.files, manifest)
     manifest = json.loads((path / "manifest.json").read_text())
     if store is not None:
         register(store, path, manifest, "candidate")
     say(f"wrote {path} in {time.time() - t0:.1f}s")
-    return TrainResult(version=version, path=path, manifest=manifest, reports=reports, fitted=fitted)
+    return TrainResult(version=version, path=path, manifest=manifest, reports=parts.reports,
+                       fitted=parts.fitted)
 
 
 def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
