@@ -11,8 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TRACES = Path("/work/shared/data/traces")
-DEFAULT = "ctc-sp2-1996,llnl-atlas-2006,llnl-thunder-2007"
+from trace_jobs import DEFAULT, trace_jobs
 
 
 def main() -> None:
@@ -23,9 +22,6 @@ def main() -> None:
     ap.add_argument("--keep", default="", help="reuse/keep imported stores under this directory")
     a = ap.parse_args()
     from nomade.features.build import build_matrix
-    from nomade.features.jobtable import load_jobs
-    from nomade.ingest.swf import import_swf
-    from nomade.store.db import open_store
     from nomade.train.active_sampling import ActiveSampledGBDT
     from nomade.train.evaluation import evaluate_matrix
 
@@ -33,12 +29,7 @@ def main() -> None:
     print("| trace | GBDT, all rows | GBDT, sampler's rows | GBDT, random rows | rows used | seconds |")
     print("|---|---|---|---|---|---|")
     for name in a.traces.split(","):
-        db = root / name / "nomade.db"
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open_store(db) as store:
-            if store.conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0:
-                import_swf(store, next((TRACES / name).glob("*.swf.gz")))
-            jt = load_jobs(store)
+        jt = trace_jobs(name, root)
         fm = build_matrix(jt, "submit")
         t = time.time()
         extras = {"gbdt_al": lambda: ActiveSampledGBDT(a.budget),

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-TRACES = Path("/work/shared/data/traces")
-DEFAULT = "ctc-sp2-1996,llnl-atlas-2006,llnl-thunder-2007"
+from trace_jobs import DEFAULT, trace_jobs
 
 
 def fold_predictions(fm, base_names, seed=7):
@@ -80,23 +79,15 @@ def main() -> None:
     a = ap.parse_args()
     from nomade.evaluate import metrics as M
     from nomade.features.build import build_matrix
-    from nomade.features.jobtable import load_jobs
     from nomade.features.labels import make_labels
-    from nomade.ingest.swf import import_swf
     from nomade.scoring import lite_features as lite
-    from nomade.store.db import open_store
     from nomade.train.pipeline import BASE_MODELS, lite_requests
 
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="nomade-stack-"))
     print("| trace | learned | learned+platt | equal+platt | shrunk+platt (shipped) | best single base |")
     print("|---|---|---|---|---|---|")
     for name in a.traces.split(","):
-        db = root / name / "nomade.db"
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open_store(db) as store:
-            if store.conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0:
-                import_swf(store, next((TRACES / name).glob("*.swf.gz")))
-            jt = load_jobs(store)
+        jt = trace_jobs(name, root)
         fm = build_matrix(jt, "submit")
         y, _ = make_labels(jt)
         fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)
