@@ -81,7 +81,8 @@ def test_evaluate_small_history_end_to_end(tmp_path):
     assert ens.manifest()["mode"] == "fallback-weights"
     p = ens.predict(fm)
     assert p.shape == (len(fm),) and np.all((p >= 0) & (p <= 1))
-    assert set(ens.export_arrays()) >= {"stack_coef", "stack_intercept"}
+    spec = ens.stack_spec("submit")
+    assert set(spec) >= {"coef", "intercept", "mu", "sd", "calibration"} and spec["bases"] == ["gbdt_submit"]
 
 
 @pytest.mark.train

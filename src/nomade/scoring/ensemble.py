@@ -33,6 +33,14 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def stack_input(output: np.ndarray, is_probability: bool) -> np.ndarray:
+    """What the stacker sees of a base model's output: the logit of a probability, log1p of a
+    raw score (the autoencoder's reconstruction error). Training and scoring both use this."""
+    if is_probability:
+        return logit(output)
+    return np.log1p(np.maximum(np.asarray(output, dtype=np.float64), 0.0))
+
+
 def onnx_session(bundle: Bundle, name: str, threads: int = 1):
     """An onnxruntime session for one graph of the bundle. One thread by default: hooks score one
     job, and a second thread only adds wake-up latency; batch scoring may ask for more."""
@@ -134,31 +142,40 @@ class BaseModel:
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
     def raw(self, output: np.ndarray) -> np.ndarray:
-        if self.kind == "autoencoder":
-            return np.log1p(np.maximum(output, 0.0))
-        return logit(output)
+        return stack_input(output, self.kind != "autoencoder")
 
 
 class Calibration:
-    """The stack's calibration: platt (a, b on the logit), isotonic (knots) or identity - the
-    same arithmetic as nomade.train.calibration.Calibrator."""
+    """A calibration map as the manifest stores it: ``{kind: platt, a, b}`` (on the logit),
+    ``{kind: isotonic, x, y}`` (knots, plus a tiny slope so that ties never erase the ranking) or
+    ``{kind: identity}``. The one implementation: nomade.train.calibration fits these."""
 
     TIE_SLOPE = 1e-4
+    KINDS = ("platt", "isotonic", "identity")
 
     def __init__(self, spec: Mapping[str, Any]):
         self.kind = spec.get("kind", "identity")
-        self.spec = spec
-        if self.kind not in ("platt", "isotonic", "identity"):
+        if self.kind not in self.KINDS:
             raise ModelError(f"unknown calibration kind {self.kind!r}", hint="upgrade nomade or retrain")
+        if self.kind == "platt":
+            self.spec = {"kind": "platt", "a": float(spec["a"]), "b": float(spec["b"])}
+        elif self.kind == "isotonic":
+            self.spec = {"kind": "isotonic", "x": [float(v) for v in spec["x"]],
+                         "y": [float(v) for v in spec["y"]]}
+        else:
+            self.spec = {"kind": "identity"}
+        self._xy = (np.asarray(self.spec["x"]), np.asarray(self.spec["y"])) if self.kind == "isotonic" else None
+
+    def to_json(self) -> Dict[str, Any]:
+        return dict(self.spec)
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
         p = np.asarray(p, dtype=np.float64)
         if self.kind == "platt":
-            z = float(self.spec["a"]) * logit(p) + float(self.spec["b"])
+            z = self.spec["a"] * logit(p) + self.spec["b"]
             return 1 / (1 + np.exp(-np.clip(z, -35, 35)))
         if self.kind == "isotonic":
-            x, y = np.asarray(self.spec["x"], float), np.asarray(self.spec["y"], float)
-            return (1 - self.TIE_SLOPE) * np.interp(p, x, y) + self.TIE_SLOPE * p
+            return (1 - self.TIE_SLOPE) * np.interp(p, *self._xy) + self.TIE_SLOPE * p
         return p
 
 

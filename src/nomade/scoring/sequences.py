@@ -135,6 +135,12 @@ class SequenceTable:
         return tab
 
     @classmethod
+    def of_matrix(cls, fm, k: int, outcome_t: np.ndarray, before: Optional[float] = None) -> "SequenceTable":
+        """From a FeatureMatrix's rows (``outcome_t``: when each row's outcome became known)."""
+        fields = JobFields.of_matrix(fm.X, fm.names, fm.cls, fm.start_time, fm.end_time, outcome_t)
+        return cls.build(fields, fm.user, k, before)
+
+    @classmethod
     def empty(cls, users, k: int) -> "SequenceTable":
         u = len(users)
         nan = np.full((u, k), np.nan)

@@ -26,7 +26,9 @@ class TrainedModel:
         """The model as an ONNX graph (None for models that are not shipped, e.g. baselines)."""
         return None
 
-    def export_arrays(self) -> Dict[str, np.ndarray]:
+    def export_arrays(self, until: Optional[float] = None) -> Dict[str, np.ndarray]:
         """Extra arrays the ONNX scoring path needs (neighbour bank, scalers...), saved as .npy
-        files in the bundle (never pickles)."""
+        files in the bundle (never pickles). Data tables hold what was known before ``until``
+        (default: when the training window closed, its last submission; ``math.inf`` = all of
+        the data the training rows belong to, which is what a bundle ships)."""
         return {}

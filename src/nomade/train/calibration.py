@@ -1,21 +1,15 @@
 """Probability calibration fitted on a later time slice than the model it calibrates: Platt
 (logistic on the logit) or isotonic (pool-adjacent-violators), chosen by Brier score on the
-second half of the slice after fitting both on the first half. Exported as arrays."""
+second half of the slice after fitting both on the first half. The fitted map is the runtime's
+``nomade.scoring.ensemble.Calibration`` (one implementation of the arithmetic, stored as JSON in
+the manifest)."""
 
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from ..evaluate.metrics import brier
-
-EPS = 1e-6
-TIE_SLOPE = 1e-4
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
+from ..scoring.ensemble import Calibration, logit
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50,
                  prior: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
@@ -63,43 +57,27 @@ def fit_isotonic(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return ux, np.repeat(np.array(vals), size)
 
 
-class Calibrator:
-    """kind 'platt' (a, b on logit) or 'isotonic' (knots) or 'identity'."""
-
-    def __init__(self, kind: str = "identity", params: Dict[str, np.ndarray] = None):
-        self.kind = kind
-        self.params = params or {}
-
-    def __call__(self, p: np.ndarray) -> np.ndarray:
-        p = np.asarray(p, dtype=np.float64)
-        if self.kind == "platt":
-            z = self.params["a"][0] * logit(p) + self.params["b"][0]
-            return 1 / (1 + np.exp(-np.clip(z, -35, 35)))
-        if self.kind == "isotonic":  # + a tiny slope so that ties never erase the ranking
-            return (1 - TIE_SLOPE) * np.interp(p, self.params["x"], self.params["y"]) + TIE_SLOPE * p
-        return p
-
-    def arrays(self) -> Dict[str, np.ndarray]:
-        return {f"calib_{k}": np.asarray(v, dtype=np.float64) for k, v in self.params.items()}
+def identity() -> Calibration:
+    return Calibration({"kind": "identity"})
 
 
-def fit_platt(p, y) -> Calibrator:
+def fit_platt(p, y) -> Calibration:
     coef, b = fit_logistic(logit(p)[:, None], y, l2=1e-4)
-    return Calibrator("platt", {"a": np.array([coef[0]]), "b": np.array([b])})
+    return Calibration({"kind": "platt", "a": coef[0], "b": b})
 
 
-def fit_iso(p, y) -> Calibrator:
+def fit_iso(p, y) -> Calibration:
     kx, ky = fit_isotonic(p, y)
-    return Calibrator("isotonic", {"x": kx, "y": ky})
+    return Calibration({"kind": "isotonic", "x": kx, "y": ky})
 
 
-def choose_calibrator(p: np.ndarray, y: np.ndarray, min_pos: int = 20) -> Calibrator:
+def choose_calibrator(p: np.ndarray, y: np.ndarray, min_pos: int = 20) -> Calibration:
     """Fit Platt and isotonic on the first half (in time order), keep the one with the lower
     Brier score on the second half, refit it on the whole slice. Too few positives: Platt only,
     or identity."""
     p, y = np.asarray(p, dtype=np.float64), np.asarray(y).astype(np.int64)
     if y.sum() < 5 or y.sum() == len(y):
-        return Calibrator("identity")
+        return identity()
     h = len(p) // 2
     if y[:h].sum() < min_pos or y[h:].sum() < min_pos:
         return fit_platt(p, y)

@@ -25,7 +25,8 @@ import numpy as np
 from ..errors import ModelError
 from ..features.matrix import FeatureMatrix
 from .base import TrainedModel
-from .calibration import Calibrator, choose_calibrator, fit_iso, fit_logistic, fit_platt, logit
+from ..scoring.ensemble import Calibration, stack_input
+from .calibration import choose_calibrator, fit_iso, fit_logistic, fit_platt, identity
 
 FALLBACK_NEURAL = {"gnn": 0.4, "lstm": 0.35, "autoencoder": 0.25}
 DEFAULT_BASES = ("gbdt", "lite", "gnn", "lstm", "autoencoder")
@@ -76,7 +77,7 @@ class StackedEnsemble(TrainedModel):
         self.intercept = 0.0
         self.mu: Dict[str, float] = {}
         self.sd: Dict[str, float] = {}
-        self.calibrator = Calibrator()
+        self.calibrator = identity()
         self.dropped: Dict[str, str] = {}
         self.window_pred: Optional[np.ndarray] = None   # calibrated outputs on the stack window
         self.window_y: Optional[np.ndarray] = None
@@ -84,9 +85,7 @@ class StackedEnsemble(TrainedModel):
 
     # ---------------------------------------------------------------- transforms
     def _raw(self, name: str, p: np.ndarray) -> np.ndarray:
-        if getattr(self.bases[name], "is_probability", True):
-            return logit(p)
-        return np.log1p(np.maximum(np.asarray(p, dtype=np.float64), 0.0))
+        return stack_input(p, getattr(self.bases[name], "is_probability", True))
 
     def _design(self, outs: Dict[str, np.ndarray]) -> np.ndarray:
         cols = [(self._raw(n, outs[n]) - self.mu[n]) / self.sd[n] for n in self.bases]
@@ -140,9 +139,9 @@ class StackedEnsemble(TrainedModel):
                 self.bases[name].fit(full, seed)
         return self
 
-    def _calibrate(self, p: np.ndarray, y: np.ndarray) -> Calibrator:
+    def _calibrate(self, p: np.ndarray, y: np.ndarray) -> Calibration:
         if y.sum() < 5 or (y == 0).sum() < 5:
-            return Calibrator("identity")
+            return identity()
         if self.calibration == "auto":
             return choose_calibrator(p, y)
         return fit_platt(p, y) if self.calibration == "platt" else fit_iso(p, y)
@@ -158,14 +157,24 @@ class StackedEnsemble(TrainedModel):
         return self.combine(self.base_outputs(fm))
 
     # ---------------------------------------------------------------- artifacts
-    def export_arrays(self) -> Dict[str, np.ndarray]:
+    def stack_spec(self, stage: str) -> Dict[str, object]:
+        """The manifest's ``ensemble.stacks.ensemble_<stage>`` (what scoring.ensemble loads);
+        base model names carry the stage suffix, as in the bundle."""
         names = list(self.bases)
-        d = {"stack_coef": np.asarray(self.coef, dtype=np.float64),
-             "stack_intercept": np.array([self.intercept]),
-             "stack_mu": np.array([self.mu[n] for n in names]),
-             "stack_sd": np.array([self.sd[n] for n in names])}
-        d.update(self.calibrator.arrays())
-        return d
+        spec: Dict[str, object] = {
+            "stage": stage, "mode": self.mode, "bases": [f"{n}_{stage}" for n in names],
+            "coef": [float(v) for v in self.coef], "intercept": float(self.intercept),
+            "mu": [self.mu[n] for n in names], "sd": [self.sd[n] for n in names],
+            "raw_score_bases": [f"{n}_{stage}" for n in names
+                                if not getattr(self.bases[n], "is_probability", True)],
+            "calibration": self.calibrator.to_json(), "shrink_to_equal": self.shrink,
+            "dropped": dict(self.dropped),
+            "stack_window": {"jobs": int(len(self.window_y)), "failed": int(np.sum(self.window_y == 1))}}
+        if self.mode == "fallback-weights":
+            spec["note"] = ("too few failures in the stack window to learn weights: the original "
+                            "design's fixed weights (gnn 0.4, lstm 0.35, autoencoder 0.25, with the "
+                            "tree models) are used")
+        return spec
 
     def manifest(self) -> Dict[str, object]:
         return {"mode": self.mode, "bases": list(self.bases),
@@ -177,28 +186,42 @@ class StackedEnsemble(TrainedModel):
                 "min_stack_positives": self.min_stack_pos, "dropped": self.dropped}
 
 
-def default_bases(names: Optional[List[str]] = None, threads: int = 1) -> Dict[str, TrainedModel]:
-    """The base models that exist in this tree (gbdt, lite; gnn, lstm, autoencoder when present).
-    ``threads``: LightGBM threads (1 is fastest on a busy 2-core machine: OpenMP spin-waits)."""
-    import importlib
-    import inspect
+def _gbdt(threads: int) -> TrainedModel:
+    from .models.gbdt import GBDTModel
+    return GBDTModel(params={"num_threads": threads})
 
-    wanted = names or list(DEFAULT_BASES)
+
+def _lite(threads: int) -> TrainedModel:
+    """The Lua model's features and trees, uncalibrated (reads fm.meta['lite_X'])."""
+    from ..scoring.lite_features import lite_names
+    from .lite_model import LiteGBDT
+    return LiteGBDT(lite_names(True), threads=threads, calibrated=False)
+
+
+def _gnn(threads: int) -> TrainedModel:
+    from .models.gnn import SimilarityGNN
+    return SimilarityGNN()
+
+
+def _lstm(threads: int) -> TrainedModel:
+    from .models.lstm import SequenceLSTM
+    return SequenceLSTM()
+
+
+def _autoencoder(threads: int) -> TrainedModel:
+    from .models.autoencoder import Autoencoder
+    return Autoencoder()
+
+
+BASE_FACTORIES = {"gbdt": _gbdt, "lite": _lite, "gnn": _gnn, "lstm": _lstm, "autoencoder": _autoencoder}
+
+
+def default_bases(names: Optional[List[str]] = None, threads: int = 1) -> Dict[str, TrainedModel]:
+    """Fresh base models by name (default all of ``DEFAULT_BASES``). ``threads``: LightGBM
+    threads of the tree models (1 is fastest on a busy 2-core machine: OpenMP spin-waits)."""
     out: Dict[str, TrainedModel] = {}
-    for name in wanted:
-        if name == "lite":   # the Lua model's features and trees, uncalibrated (needs meta['lite_X'])
-            from ..scoring.lite_features import lite_names
-            from .lite_model import LiteGBDT
-            out[name] = LiteGBDT(lite_names(True), threads=threads, calibrated=False)
-            continue
-        try:
-            mod = importlib.import_module(f"nomade.train.models.{name}")
-        except ImportError:
-            continue
-        cls = [c for _, c in inspect.getmembers(mod, inspect.isclass)
-               if issubclass(c, TrainedModel) and c is not TrainedModel and c.__module__ == mod.__name__]
-        if name == "gbdt":
-            out[name] = mod.GBDTModel(params={"num_threads": threads})
-        elif cls:
-            out[name] = cls[0]()
+    for name in names or DEFAULT_BASES:
+        if name not in BASE_FACTORIES:
+            raise ModelError(f"unknown base model {name!r}; use some of {', '.join(BASE_FACTORIES)}")
+        out[name] = BASE_FACTORIES[name](threads)
     return out

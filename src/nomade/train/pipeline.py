@@ -404,7 +404,8 @@ def _refresh_stack(files: Dict[str, Any], bundle, stack: Dict[str, Any], jt, cls
     from ..features.start import StartContext
     from ..scoring.neighbours import NeighbourBank
     from ..scoring.sequences import SequenceTable
-    from .stage_bundle import CONTEXT_FILE, neighbour_bank, sequence_table
+    from .models.knn import DEFAULT_WINDOW, SimilarityGraph, outcome_time
+    from .stage_bundle import CONTEXT_FILE
 
     stage = stack["stage"]
     fm = build_matrix(jt, stage, cfg)
@@ -417,9 +418,10 @@ def _refresh_stack(files: Dict[str, Any], bundle, stack: Dict[str, Any], jt, cls
         arrays = {n[:-4]: bundle.array(n) for n in spec.get("arrays", [])}
         if spec["kind"] == "gnn":
             old = NeighbourBank.from_arrays(arrays, prefix)
-            new = neighbour_bank(fm, old.mean, old.std, old.k, int(spec.get("window", len(old.Z))))
+            graph = SimilarityGraph.with_scaler(old.mean, old.std, old.k, int(spec.get("window", DEFAULT_WINDOW)))
+            new = graph.bank(fm)
         elif spec["kind"] == "lstm":
-            new = sequence_table(fm, SequenceTable.from_arrays(arrays, prefix).k)
+            new = SequenceTable.of_matrix(fm, SequenceTable.from_arrays(arrays, prefix).k, outcome_time(fm))
         else:
             continue
         files.update({f"{prefix}{k}.npy": v for k, v in new.to_arrays("").items()})

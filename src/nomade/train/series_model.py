@@ -129,7 +129,7 @@ def fit_series(store, cfg, seed: int = 7, t: int = DEFAULT_T) -> SeriesFit:
     onnx = onnx_bytes(SequenceProbability(net), (torch.zeros(2, t, N_SERIES_STEP), torch.zeros(2, N_SERIES_STEP)),
                       ["SEQ", "X"], ["p"], {"SEQ": {0: "n", 1: "T"}, "X": {0: "n"}, "p": {0: "n"}})
     spec = {"file": SERIES_FILE, "steps": t, "min_samples": MIN_SAMPLES,
-            "calibration": {"kind": "platt", "a": float(cal.params["a"][0]), "b": float(cal.params["b"][0])},
+            "calibration": cal.to_json(),
             "jobs": {"fit": a, "calibrate": b - a, "test": n - b, "failed": failed},
             "protocol": "jobs by submit time: fit oldest 70 %, Platt on the next 15 %, test newest 15 %; "
                         f"up to {PREFIXES_PER_JOB} prefixes of each job's series",

@@ -94,9 +94,6 @@ class GBDTModel(TrainedModel):
     def export_onnx(self) -> bytes:
         return trees_to_onnx(self.dump_trees(), self.name)
 
-    def export_arrays(self) -> Dict[str, np.ndarray]:
-        return {}
-
 
 def _floor_f32(t: float) -> float:
     big = float(np.finfo(np.float32).max)

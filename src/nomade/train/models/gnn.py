@@ -79,7 +79,7 @@ class SimilarityGNN(TrainedModel):
         self.max_train_rows = max_train_rows
         self.net: Optional[SageNet] = None
         self.zs: Optional[ZScore] = None
-        self.bank = None
+        self.fitted_on: Optional[FeatureMatrix] = None   # for the bank, built by export_arrays
         self.log: Dict[str, float] = {}
 
     def _inputs(self, fm: FeatureMatrix, rows: Optional[np.ndarray] = None):
@@ -115,8 +115,7 @@ class SimilarityGNN(TrainedModel):
         self.log = fit_loop(loss_fn, self.net.parameters(), len(fit_i), val, gen, self.epochs,
                             self.batch, self.lr, modules=[self.net])
         self.log["train_rows"] = float(len(rows))
-        full, _ = locate_rows(train)
-        self.bank = self.graph.bank(full, before=float(np.nanmax(train.submit_time)) + 1e-9)
+        self.fitted_on = train
         return self
 
     def predict(self, fm: FeatureMatrix) -> np.ndarray:
@@ -146,6 +145,10 @@ class SimilarityGNN(TrainedModel):
         return onnx_bytes(self.dense(), args, ["X", "NBR_MEAN"], ["p"],
                           {"X": {0: "n"}, "NBR_MEAN": {0: "n"}, "p": {0: "n"}})
 
-    def export_arrays(self) -> Dict[str, np.ndarray]:
-        require_fitted(self, "bank")
-        return self.bank.to_arrays("knn_")
+    def export_arrays(self, until: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """The scoring-time bank: the ``window`` most recently submitted jobs (of the matrix the
+        training rows belong to) whose outcome was known before ``until`` (TrainedModel)."""
+        require_fitted(self, "fitted_on")
+        full, _ = locate_rows(self.fitted_on)
+        cut = float(np.nanmax(self.fitted_on.submit_time)) + 1e-9 if until is None else until
+        return self.graph.bank(full, before=cut).to_arrays("knn_")

@@ -92,6 +92,14 @@ class SimilarityGraph:
         self.mean: Optional[np.ndarray] = None
         self.std: Optional[np.ndarray] = None
 
+    @classmethod
+    def with_scaler(cls, mean: np.ndarray, std: np.ndarray, k: int = DEFAULT_K,
+                    window: int = DEFAULT_WINDOW) -> "SimilarityGraph":
+        """A graph with a trained scaler (e.g. a bundle's), to rebuild its bank from new data."""
+        g = cls(k, window)
+        g.mean, g.std = mean, std
+        return g
+
     def fit_scaler(self, X: np.ndarray, ignore=()) -> "SimilarityGraph":
         self.mean, self.std = fit_scaler(X, ignore)
         return self
@@ -145,3 +153,4 @@ def locate_rows(fm: FeatureMatrix) -> Tuple[FeatureMatrix, np.ndarray]:
 def neighbour_labels(full: FeatureMatrix) -> np.ndarray:
     """Label channel (+1 failed, -1 succeeded, 0 unknown) of every row of the full matrix."""
     return label_channel(full.y)
+

@@ -78,7 +78,7 @@ class SequenceLSTM(TrainedModel):
         self.k, self.hidden, self.epochs, self.batch, self.lr = k, hidden, epochs, batch, lr
         self.max_train_rows = max_train_rows
         self.net: Optional[SequenceNet] = None
-        self.table: Optional[SequenceTable] = None
+        self.fitted_on: Optional[FeatureMatrix] = None   # for the table, built by export_arrays
         self.log: Dict[str, float] = {}
 
     def _seq(self, fm: FeatureMatrix) -> np.ndarray:
@@ -105,11 +105,7 @@ class SequenceLSTM(TrainedModel):
         self.log = fit_loop(loss_fn, self.net.parameters(), len(fit_i), val, gen, self.epochs,
                             self.batch, self.lr, modules=[self.net])
         self.log["train_rows"] = float(len(rows))
-        full, _ = locate_rows(train)
-        fields = JobFields.of_matrix(full.X, full.names, full.cls, full.start_time, full.end_time,
-                                     outcome_time(full))
-        last = float(np.nanmax(scoring_moments(train))) + 1e-9
-        self.table = SequenceTable.build(fields, full.user, self.k, before=last)
+        self.fitted_on = train
         return self
 
     def predict(self, fm: FeatureMatrix) -> np.ndarray:
@@ -133,6 +129,10 @@ class SequenceLSTM(TrainedModel):
         return onnx_bytes(SequenceProbability(self.net), args, ["SEQ", "X"], ["p"],
                           {"SEQ": {0: "n", 1: "T"}, "X": {0: "n"}, "p": {0: "n"}})
 
-    def export_arrays(self) -> Dict[str, np.ndarray]:
-        require_fitted(self, "table")
-        return self.table.to_arrays("seq_")
+    def export_arrays(self, until: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """The scoring-time table: each user's last K jobs (of the matrix the training rows
+        belong to) whose outcome was known before ``until`` (TrainedModel)."""
+        require_fitted(self, "fitted_on")
+        full, _ = locate_rows(self.fitted_on)
+        cut = float(np.nanmax(scoring_moments(self.fitted_on))) + 1e-9 if until is None else until
+        return SequenceTable.of_matrix(full, self.k, outcome_time(full), cut).to_arrays("seq_")
