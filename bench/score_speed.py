@@ -151,7 +151,7 @@ def main() -> None:
     if isinstance(m, StackedScorer):
         stack_batch(m, reqs)
     else:
-        X = timed("feature rows (Python)", lambda: m.features.rows(reqs))
+        X = timed("feature rows (Python)", lambda: m.rows(reqs))
         m.probability(X[:10])
         timed("onnxruntime (1 thread)", lambda: m.probability(X))
         del X

@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 TRACES = Path("/work/shared/data/traces")
 SHIFT = 12 * 365 * 86400.0

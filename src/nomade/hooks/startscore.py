@@ -94,12 +94,11 @@ def _bundle_scorer(cfg: Config) -> Callable[[Dict[str, Any]], StartScore]:
     scorer = Scorer(load_bundle(path))
     alert = scorer.thresholds.get("alert") if isinstance(scorer.thresholds, Mapping) else None
 
+    stage = "start" if "start" in scorer.primary else "submit"  # bundles without a start stage
+
     def score(req: Dict[str, Any]) -> StartScore:
         try:
-            try:
-                [rs] = scorer.score([req], stage="start")
-            except ModelError:
-                [rs] = scorer.score([req], stage="submit")  # bundles without a start-stage model
+            [rs] = scorer.score([req], stage=stage)
         except ImportError as exc:
             raise ModelError(f"start-time scoring cannot import {exc.name or exc}",
                              hint="install numpy and onnxruntime in the hooks' Python") from None

@@ -93,20 +93,25 @@ class StageFeatures:
 
 
 class LiteRows:
-    """The Lua model's feature rows (request + per-user lite history), for the base "lite"."""
+    """The Lua model's feature rows (request + per-user lite history tables; request only for
+    the site-independent ``lite`` inputs), for the base "lite" and for format-1 bundles."""
 
-    def __init__(self, bundle: Bundle, history_file: str):
+    def __init__(self, bundle: Bundle, history_file: str, with_history: bool = True):
         from .lite_features import LiteHistory
 
         self.history = LiteHistory.from_json(bundle.json(history_file))
+        self.with_history = with_history
 
-    def rows(self, requests: Sequence[Mapping[str, Any]], recent: Sequence[float]) -> np.ndarray:
+    def rows(self, requests: Sequence[Mapping[str, Any]],
+             recent: Optional[Sequence[float]] = None) -> np.ndarray:
+        """``recent``: submissions in the last hour per request, used where the request carries
+        no ``recent_submits`` (job_submit.lua counts them; Python callers may not know)."""
         out = []
-        for r, n in zip(requests, recent):
+        for i, r in enumerate(requests):
             req = dict(r)
-            if req.get("recent_submits") is None:
-                req["recent_submits"] = n
-            out.append(self.history.features(req, True))
+            if recent is not None and req.get("recent_submits") is None:
+                req["recent_submits"] = recent[i]
+            out.append(self.history.features(req, self.with_history))
         return np.asarray(out, dtype=np.float64).reshape(len(out), -1)
 
 
@@ -250,8 +255,7 @@ class StackedScorer:
         for j, b in enumerate(self.bases):
             if b.trees is not None:
                 xb = ev.inputs[j]
-                c = (np.vstack([b.trees.contributions_one(list(x))[1] for x in xb]) if n <= 16
-                     else b.trees.contributions(xb)) * (self.coef[j] / self.sd[j])
+                c = b.trees.explain(xb) * (self.coef[j] / self.sd[j])
                 cols, vals = c.T, xb.T
                 feats = b.trees.feature_names
             else:

@@ -12,20 +12,16 @@ Usage::
     rs.risk, rs.level, rs.reasons   # reasons: [(feature, value, contribution), ...]
 """
 
-import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import ModelError
 from .bundle import Bundle
 from .calibration import CalibrationMap
-from .ensemble import StackedScorer, onnx_session, stack_specs
-from .lite_features import LiteHistory
+from .ensemble import LiteRows, StackedScorer, StageFeatures, onnx_session, stack_specs
 from .trees import TreeEnsemble, sigmoid
-
-SINGLE_EXPLAIN_MAX = 16
 
 
 @dataclass
@@ -43,29 +39,6 @@ class RiskScore:
                             for f, v, c in self.reasons]}
 
 
-class _FeatureSource:
-    """Features for one model's ``inputs`` from the bundle's history tables."""
-
-    def __init__(self, bundle: Bundle, spec: Mapping[str, Any]):
-        self.inputs = spec["inputs"]
-        text = bundle.read_bytes(spec["history"]).decode()
-        if self.inputs.startswith("lite"):
-            self.lite = LiteHistory.from_json(json.loads(text))
-            self.full = None
-        else:
-            from ..features.history import HistoryState  # runtime-safe module of nomade.features
-            self.full = HistoryState.from_json(text)
-            self.lite = None
-
-    def rows(self, requests: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        if self.lite is not None:
-            hist = self.inputs == "lite_history"
-            X = [self.lite.features(r, hist) for r in requests]
-        else:
-            X = [self.full.features_for(r, float(r.get("submit_time") or 0.0)) for r in requests]
-        return np.asarray(X, dtype=np.float64).reshape(len(requests), -1)
-
-
 class _GBDT:
     def __init__(self, bundle: Bundle, name: str, spec: Mapping[str, Any], threads: int = 1):
         self.name = name
@@ -73,7 +46,12 @@ class _GBDT:
         self.trees = TreeEnsemble(bundle.json(spec["trees"]))
         self.calibration = CalibrationMap.from_json(spec["calibration"]) if spec.get("calibration") \
             else CalibrationMap.identity()
-        self.features = _FeatureSource(bundle, spec)
+        inputs = spec["inputs"]
+        if inputs.startswith("lite"):
+            self.rows = LiteRows(bundle, spec["history"], with_history=inputs == "lite_history").rows
+        else:   # format 1's full submit features
+            full = StageFeatures(bundle, "submit", spec["history"], None)
+            self.rows = lambda requests: full.rows(requests)[0]
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         out = self.session.run(["probability"], {"X": X.astype(np.float32)})[0]
@@ -133,15 +111,10 @@ class Scorer:
             risk = m.risk(ev)
             names, contrib, values = m.contributions(ev) if explain else ([], None, ev.X)
         else:
-            X = m.features.rows(requests)
+            X = m.rows(requests)
             risk = m.calibration(m.probability(X))
             names = m.trees.feature_names
-            if not explain:
-                contrib = None
-            elif len(requests) <= SINGLE_EXPLAIN_MAX:
-                contrib = np.vstack([m.trees.contributions_one(list(x))[1] for x in X])
-            else:
-                contrib = m.trees.contributions(X)
+            contrib = m.trees.explain(X) if explain else None
             values = X
         out = []
         for i in range(len(requests)):
@@ -159,7 +132,7 @@ class Scorer:
         """What submit_model.lua returns, computed in Python: the bundle's Lua model through the
         numpy tree walk in double precision and the same calibration map."""
         m = self.model(self.bundle.manifest["lua"]["model"])
-        X = m.features.rows(requests)
+        X = m.rows(requests)
         return np.array([m.calibration.one(sigmoid(v)) for v in m.trees.raw(X)])
 
 

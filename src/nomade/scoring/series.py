@@ -23,47 +23,37 @@ DEFAULT_T = 16
 SERIES_FILE = "series_lstm.onnx"
 
 
-def _get(s: Any, name: str) -> Optional[float]:
-    v = s.get(name) if isinstance(s, Mapping) else getattr(s, name, None)
+def _num(v: Optional[float]) -> Optional[float]:
     return None if v is None or v != v else float(v)
 
 
-def _memory(s: Any) -> Optional[float]:
-    extra = s.get("extra") if isinstance(s, Mapping) else getattr(s, "extra", None)
-    ws = (extra or {}).get("cg_ws_mb") if isinstance(extra, Mapping) else None
-    for v in (ws, _get(s, "cg_mem_mb"), _get(s, "rss_mb")):
-        if v is not None:
-            return float(v)
-    return None
-
-
 def series_steps(samples: Sequence[Any], t: int = DEFAULT_T) -> np.ndarray:
-    """(t, f) float32 for one job's samples on one node (JobSample objects or mappings with
-    the samples table's columns), sorted by time; the last ``t`` samples, oldest first."""
-    rows = sorted(samples, key=lambda s: _get(s, "ts") or 0.0)
+    """(t, f) float32 for one job's samples on one node (nomade.recorder.sample.JobSample:
+    memory is its ``memory_mb``, the figure the memory projection uses too), sorted by time;
+    the last ``t`` samples, oldest first."""
+    rows = sorted(samples, key=lambda s: s.ts)
     out = np.zeros((t, N_SERIES_STEP), dtype=np.float32)
     if not rows:
         return out
-    t0 = _get(rows[0], "ts") or 0.0
+    t0 = rows[0].ts
     feats = []
     prev = None
     for s in rows:
-        ts = _get(s, "ts") or 0.0
-        mem, limit = _memory(s), _get(s, "cg_mem_limit_mb")
+        mem, limit = _num(s.memory_mb), _num(s.cg_mem_limit_mb)
         frac = mem / limit if mem is not None and limit else 0.0
         growth, wrate = 0.0, 0.0
         if prev is not None:
-            dt = max(ts - prev[0], 1e-3)
+            dt = max(s.ts - prev[0], 1e-3)
             if mem is not None and prev[1] is not None and limit:
                 growth = (mem - prev[1]) / limit / dt * 60.0
-            w, pw = _get(s, "write_bytes"), prev[2]
+            w, pw = _num(s.write_bytes), prev[2]
             if w is not None and pw is not None:
                 wrate = max(w - pw, 0.0) / dt
-        cpu = _get(s, "cpu_eff")
+        cpu = _num(s.cpu_eff)
         feats.append((min(frac, 4.0), 1.0 if limit else 0.0, max(min(growth, 4.0), -4.0),
                       0.0 if cpu is None else min(max(cpu, 0.0), 4.0), math.log1p(wrate),
-                      math.log1p(max(ts - t0, 0.0) / 60.0), 1.0))
-        prev = (ts, mem, _get(s, "write_bytes"))
+                      math.log1p(max(s.ts - t0, 0.0) / 60.0), 1.0))
+        prev = (s.ts, mem, _num(s.write_bytes))
     tail = np.asarray(feats[-t:], dtype=np.float32)
     out[t - len(tail):] = tail
     return out

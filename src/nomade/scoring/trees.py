@@ -22,6 +22,7 @@ from ..errors import ModelError
 
 TREES_FORMAT = "nomade-trees-1"
 CHUNK = 4096
+SINGLE_EXPLAIN_MAX = 16   # up to this many rows, contributions by walking each tree in Python
 
 
 def _flatten_tree(root: Mapping[str, Any]) -> Dict[str, list]:
@@ -150,6 +151,15 @@ class TreeEnsemble:
                 i = j
             raw += val[i]
         return raw, np.asarray(contrib)
+
+    def explain(self, X: np.ndarray) -> np.ndarray:
+        """(n, d) per-feature contributions: a Python walk per row for a few rows (a single job
+        in a hook: no batch set-up), the vectorised path sums for batches. Same numbers."""
+        X = np.asarray(X, dtype=np.float64)
+        if len(X) <= SINGLE_EXPLAIN_MAX:
+            return np.vstack([self.contributions_one(list(x))[1] for x in X]) if len(X) \
+                else np.zeros((0, self.n_features))
+        return self.contributions(X)
 
     def _leaf_paths(self) -> np.ndarray:
         """(total nodes, d): for each leaf, the per-feature sum of value changes on its path."""

@@ -4,7 +4,7 @@ second half of the slice after fitting both on the first half. The fitted map is
 ``nomade.scoring.ensemble.Calibration`` (one implementation of the arithmetic, stored as JSON in
 the manifest)."""
 
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 

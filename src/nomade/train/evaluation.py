@@ -110,36 +110,48 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
             "_curves": curves, "_y": y_all}
 
 
+def evaluate_and_report(fm: FeatureMatrix, cfg, base_names: Optional[List[str]], n_folds: int,
+                        title: str, alert_budget: Optional[float] = None, rounds: Optional[int] = None,
+                        log=None):
+    """evaluate_matrix with the configured seed and calibration, the Lua model (``gbdt_lite``)
+    as an extra at the submit stage when ``fm`` carries the lite rows, then the report under
+    ``<data_dir>/reports``. Shared by `nomade evaluate` and `nomade train`. Returns (result,
+    report directory)."""
+    from ..scoring import lite_features as lite
+    from .lite_model import LiteGBDT
+    from .models.gbdt import DEFAULT_ROUNDS
+    from .report import write_report
+
+    extras: Dict[str, Callable[[], TrainedModel]] = {}
+    if fm.stage == "submit" and "lite_X" in fm.meta:   # the Lua model scores at submission only
+        extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True), rounds or DEFAULT_ROUNDS, threads=1)
+    result = evaluate_matrix(fm, n_folds, base_names, seed=int(cfg.get("train.seed")),
+                             max_flagged=alert_budget, extras=extras,
+                             calibration=str(cfg.get("train.calibration")), log=log)
+    return result, write_report(result, cfg.data_dir / "reports", title=title)
+
+
 def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
                    base_names: Optional[List[str]] = None, max_jobs: Optional[int] = None,
                    alert_budget: Optional[float] = None, log=None):
     """``nomade evaluate``: the store's jobs -> features (the stage's matrix and the Lua model's
-    lite rows) -> evaluate_matrix with the Lua model as an extra -> report. Returns (result,
-    report directory)."""
+    lite rows) -> evaluate_and_report. Returns (result, report directory)."""
+    from ..errors import ModelError
     from ..features.build import build_matrix
     from ..features.jobtable import load_jobs
     from ..features.labels import make_labels
     from ..scoring import lite_features as lite
-    from .lite_model import LiteGBDT
-    from .pipeline import csv_setting, lite_requests, BASE_MODELS
-    from .report import write_report
+    from .pipeline import BASE_MODELS, csv_setting, lite_requests
 
     jt = load_jobs(store, cluster, max_jobs)
     fm = build_matrix(jt, stage, cfg)
     if stage == "start" and int((fm.y >= 0).sum()) < 2 * MIN_TRAIN:
-        from ..errors import ModelError
         raise ModelError(f"only {int((fm.y >= 0).sum())} labelled jobs have a start time; the start "
                          "stage cannot be evaluated on this data",
                          hint="traces without wait times (SWF wait = -1) have none; use --stage submit")
     y, _ = make_labels(jt, bool(cfg.get("model.owner_cancel_is_failure")))
     fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)   # the base "lite"
-    extras = {}
-    if stage == "submit":   # the Lua model scores at submission only
-        extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True), threads=1)
     names = base_names or csv_setting(cfg, "train.models", BASE_MODELS)
-    result = evaluate_matrix(fm, n_folds, names, seed=int(cfg.get("train.seed")),
-                             max_flagged=alert_budget, extras=extras,
-                             calibration=str(cfg.get("train.calibration")), log=log)
-    out = write_report(result, cfg.data_dir / "reports",
-                       title=f"nomade evaluation ({cluster or 'all clusters'}, {stage} stage)")
-    return result, out
+    return evaluate_and_report(fm, cfg, names, n_folds,
+                               f"nomade evaluation ({cluster or 'all clusters'}, {stage} stage)",
+                               alert_budget, log=log)

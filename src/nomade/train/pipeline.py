@@ -15,7 +15,6 @@ test on the newest 15 %, then refitted on the oldest 85 % and calibrated on the 
 """
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,16 +182,13 @@ def _fit_lite(fm, names, seed, rounds, files, models, inputs) -> LuaPart:
     return LuaPart(trees, lm.calibration, thr)
 
 
-def _evaluate_stage(fm, cfg, base_names, names_lite, rounds, reports_dir, version, say):
-    from .evaluation import evaluate_matrix
-    from .report import public, write_report
+def _evaluate_stage(fm, cfg, base_names, rounds, version, say):
+    from .evaluation import evaluate_and_report
+    from .report import public
 
-    extras = {"gbdt_lite": (lambda: LiteGBDT(names_lite, rounds, threads=1))} if "lite_X" in fm.meta else {}
-    budget = float(cfg.get("train.alert_budget")) or None
-    res = evaluate_matrix(fm, int(cfg.get("train.folds")), base_names, seed=int(cfg.get("train.seed")),
-                          max_flagged=budget, extras=extras, calibration=str(cfg.get("train.calibration")),
-                          log=say)
-    out = write_report(res, reports_dir, title=f"nomade train {version}: {fm.stage} stage")
+    res, out = evaluate_and_report(fm, cfg, base_names, int(cfg.get("train.folds")),
+                                   f"nomade train {version}: {fm.stage} stage",
+                                   float(cfg.get("train.alert_budget")) or None, rounds, say)
     pub = public(res, out)
     return {"protocol": f"rolling origin, {len(res['folds'])} folds over the newest half of the "
                         "history; each fold trains on jobs that ended before its test window",
@@ -200,7 +196,8 @@ def _evaluate_stage(fm, cfg, base_names, names_lite, rounds, reports_dir, versio
             "seconds": pub["seconds"]}
 
 
-def _fit_stage(fm, jt, cls, cfg, base_names, say) -> "StageArtifacts":
+def _fit_stage(fm, jt, cls, cfg, base_names, say):
+    """Fit the stage's ensemble on all of ``fm``; returns its StageArtifacts (bundle content)."""
     from ..features.start import StartContext
     from .ensemble import StackedEnsemble, default_bases
     from .stage_bundle import stage_artifacts
@@ -268,8 +265,7 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
             say("fitting gbdt_lite (the Lua submit model)")
             parts.lua = _fit_lite(fm, names_lite, seed, rounds, parts.files, parts.models, inputs_lite)
         if int(cfg.get("train.folds")) > 0:
-            parts.evaluation[stage] = _evaluate_stage(fm, cfg, base_names, names_lite, rounds,
-                                                      cfg.data_dir / "reports", version, say)
+            parts.evaluation[stage] = _evaluate_stage(fm, cfg, base_names, rounds, version, say)
             parts.reports[stage] = parts.evaluation[stage]["report"]
         art = _fit_stage(fm, jt, cls, cfg, base_names, say)
         parts.files.update(art.files)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..evaluate.metrics import pr_auc, roc_auc
 from ..features.labels import label_from_class
+from ..recorder.sample import JobSample
 from ..scoring.series import DEFAULT_T, N_SERIES_STEP, SERIES_FILE, series_steps
 from ..states import failure_class
 
@@ -28,24 +29,24 @@ MAX_JOBS = 50_000
 
 
 def load_series(store, cluster: Optional[str] = None, owner_cancel_is_failure: bool = False
-                ) -> List[Tuple[float, int, List[Dict[str, Any]]]]:
+                ) -> List[Tuple[float, int, List[JobSample]]]:
     """(submit time, label, samples) per ended, labelled job and node, oldest submission first."""
     sql = ("SELECT s.cluster, s.job_id, s.node, s.ts, s.cpu_eff, s.rss_mb, s.cg_mem_mb, "
            "s.cg_mem_limit_mb, s.write_bytes, s.extra, j.submit_time, j.state, j.cancelled_by, "
            "j.uid, j.exit_code FROM samples s JOIN jobs j ON j.cluster = s.cluster AND "
            "j.job_id = s.job_id WHERE j.is_final = 1" + (" AND s.cluster = ?" if cluster else "")
            + " ORDER BY s.cluster, s.job_id, s.node, s.ts")
-    groups: Dict[Tuple[str, str, str], List[Dict[str, Any]]] = {}
+    groups: Dict[Tuple[str, str, str], List[JobSample]] = {}
     meta: Dict[Tuple[str, str, str], Tuple[float, int]] = {}
     for r in store.conn.execute(sql, (cluster,) if cluster else ()):
         key = (r["cluster"], r["job_id"], r["node"])
         if key not in meta:
             cls = failure_class(r["state"], r["cancelled_by"], r["uid"], r["exit_code"])
             meta[key] = (float(r["submit_time"] or 0.0), label_from_class(cls, owner_cancel_is_failure))
-        extra = json.loads(r["extra"]) if r["extra"] else {}
-        groups.setdefault(key, []).append({
-            "ts": r["ts"], "cpu_eff": r["cpu_eff"], "rss_mb": r["rss_mb"], "cg_mem_mb": r["cg_mem_mb"],
-            "cg_mem_limit_mb": r["cg_mem_limit_mb"], "write_bytes": r["write_bytes"], "extra": extra})
+        groups.setdefault(key, []).append(JobSample(
+            job_id=r["job_id"], node=r["node"], ts=r["ts"], cluster=r["cluster"], cpu_eff=r["cpu_eff"],
+            rss_mb=r["rss_mb"], cg_mem_mb=r["cg_mem_mb"], cg_mem_limit_mb=r["cg_mem_limit_mb"],
+            write_bytes=r["write_bytes"], extra=json.loads(r["extra"]) if r["extra"] else {}))
     out = [(meta[k][0], meta[k][1], v) for k, v in groups.items()
            if meta[k][1] in (0, 1) and len(v) >= MIN_SAMPLES]
     out.sort(key=lambda x: x[0])
