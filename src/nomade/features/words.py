@@ -40,7 +40,7 @@ WORDS: Dict[str, Callable[[float], Optional[str]]] = {
     "recent_job_sequence": lambda v: "how your most recent jobs ended",
     "unusual_request": lambda v: "this request is unlike the jobs that usually succeed",
     # full submit / start schema (nomade.features.schema)
-    "u_fail_rate": lambda v: f"{_pct(v)} of your recent jobs failed",
+    "u_fail_rate": lambda v: f"{_pct(v)} of your past jobs failed",
     "n_fail_rate": lambda v: f"{_pct(v)} of your past jobs with this name failed",
     "u_rate_timeout": lambda v: f"{_pct(v)} of your jobs hit their time limit",
     "u_rate_oom": lambda v: f"{_pct(v)} of your jobs ran out of memory",
@@ -65,24 +65,24 @@ WORDS: Dict[str, Callable[[float], Optional[str]]] = {
     "queue_wait_log": lambda v: f"waited {_log_dur(v)} in the queue",
     "node_recent_failures": lambda v: f"{v:.0f} node failures on its nodes this week" if v >= 1 else None,
     "running_jobs": lambda v: f"{v:.0f} jobs running on the cluster",
-    # the Lua model's lite schema (nomade.scoring.lite_features)
-    "user_fail_rate": lambda v: f"{_pct(v)} of your past jobs failed",
-    "name_fail_rate": lambda v: f"{_pct(v)} of your past jobs with this name failed",
-    "user_last_failed": lambda v: "your previous job failed" if v == 1 else None,
-    "name_last_failed": lambda v: "your previous job with this name failed" if v == 1 else None,
-    "user_fail_streak": lambda v: f"your last {v:.0f} jobs failed" if v >= 2 else None,
-    "name_fail_streak": lambda v: f"your last {v:.0f} jobs with this name failed" if v >= 2 else None,
+    # the Lua model's lite schema (nomade.scoring.lite_features) where it has no full-schema twin
     "timelimit_over_p90": _ratio_tl,
     "timelimit_s": lambda v: f"time limit of {_dur(v)}",
-    "recent_submits": lambda v: f"{v:.0f} submissions in the last hour" if v >= 3 else None,
     "user_n": lambda v: "little history for you on this cluster" if v < 5 else None,
     "name_n": lambda v: "first jobs with this name" if v < 3 else None,
 }
 
 
+# lite-schema features that mean the same as a full-schema one (same value scale)
+SAME_AS = {"user_fail_rate": "u_fail_rate", "name_fail_rate": "n_fail_rate",
+           "user_last_failed": "u_last_fail", "name_last_failed": "n_last_fail",
+           "user_fail_streak": "u_fail_streak", "name_fail_streak": "n_fail_streak",
+           "recent_submits": "u_subs_1h"}
+
+
 def reason_text(feature: str, value: Any = None) -> str:
     """One reason as words; ``feature = value`` when there are no words for it."""
-    fn = WORDS.get(feature)
+    fn = WORDS.get(SAME_AS.get(feature, feature))
     v = value if isinstance(value, (int, float)) and value == value else None
     if fn is not None and (v is not None or feature in ("similar_past_jobs", "recent_job_sequence",
                                                         "unusual_request")):
