@@ -26,8 +26,7 @@ def list_(app: AppContext, as_json: bool) -> None:
         click.echo("no bundles yet; run `nomade train`")
     for r in rows:
         prim = (r["primary"] or {}).get("submit", "")
-        key = "ensemble" if prim.startswith("ensemble_") else prim
-        pr = r["metrics"].get(key, {}).get("pr_auc", float("nan"))
+        pr = float("nan") if r["pr_auc"] is None else r["pr_auc"]
         click.echo(f"{r['version']:<36} {r['status']:<10} {prim:<12} PR-AUC {pr:.3f}  {r['path']}")
 
 

@@ -85,6 +85,15 @@ def register(store, path: Path, manifest: Dict[str, Any], status: str = "candida
                    json.dumps(manifest)))
 
 
+def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
+    """The recorded test PR-AUC of a bundle's primary submit model (an ensemble's is under
+    ``metrics.ensemble``); None when the bundle was not evaluated."""
+    ens = manifest.get("ensemble", {})
+    prim = ens.get("primary", {}).get("submit", "")
+    met = manifest.get("metrics", {}).get("ensemble" if prim in ens.get("stacks", {}) else prim)
+    return None if met is None else float(met["pr_auc"])
+
+
 def list_models(store) -> List[Dict[str, Any]]:
     rows = store.conn.execute("SELECT version, path, status, created_at, promoted_at, manifest "
                               "FROM models ORDER BY created_at, version").fetchall()
@@ -93,7 +102,8 @@ def list_models(store) -> List[Dict[str, Any]]:
         man = json.loads(r[5])
         out.append({"version": r[0], "path": r[1], "status": r[2], "created_at": r[3],
                     "promoted_at": r[4], "metrics": man.get("metrics", {}),
-                    "primary": man.get("ensemble", {}).get("primary")})
+                    "primary": man.get("ensemble", {}).get("primary"),
+                    "pr_auc": primary_pr_auc(man)})
     return out
 
 

@@ -27,7 +27,7 @@ from ..features.jobtable import JobTable, load_jobs
 from ..features.labels import make_labels
 from ..scoring import lite_features as lite
 from ..scoring.calibration import CalibrationMap
-from ..scoring.registry import current_in_store, promote, register
+from ..scoring.registry import current_in_store, primary_pr_auc, promote, register
 from .bundle_writer import new_version, write_bundle
 from .lite_model import LiteGBDT, isotonic_map
 from .lua_compile import compile_submit_lua
@@ -339,14 +339,6 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
     say(f"wrote {path} in {time.time() - t0:.1f}s")
     return TrainResult(version=version, path=path, manifest=manifest, reports=parts.reports,
                        fitted=parts.fitted)
-
-
-def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
-    """The recorded test PR-AUC of the bundle's primary submit model (None: not evaluated)."""
-    prim = manifest["ensemble"]["primary"]["submit"]
-    key = "ensemble" if prim in manifest["ensemble"].get("stacks", {}) else prim
-    met = manifest.get("metrics", {}).get(key)
-    return None if met is None else float(met["pr_auc"])
 
 
 def publish(store, registry_dir: Path, result: TrainResult, tolerance: float,
