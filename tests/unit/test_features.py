@@ -125,3 +125,26 @@ def test_load_jobs_takes_the_recorders_peak_memory_when_accounting_has_none(tmp_
         jt = load_jobs(store)
     got = dict(zip(jt["job_id"], jt["max_rss_mb"]))
     assert got["1"] == 1500.0 and got["2"] == 1200.0 and got["3"] == 900.0 and np.isnan(got["4"])
+
+
+def test_start_context_snapshot_matches_the_batch_start_features():
+    """At scoring time the start stage's extras come from the bundle's StartContext: queue wait
+    from the request, node failures of the last week, the load at the snapshot."""
+    from nomade.features.start import NODE_WINDOW_S, StartContext, start_features
+
+    rows = [job(1, state="NODE_FAIL", submit=0, run=50, node_list="n[1-2]"),
+            job(2, state="COMPLETED", submit=10, run=5000, node_list="n3", alloc_cpus=8),
+            job(3, state="NODE_FAIL", submit=20, run=50, node_list="n1"),
+            job(4, state="COMPLETED", submit=3000, run=100, node_list="n1", wait=30)]
+    jt = table_from_rows(rows)
+    _, cls = make_labels(jt)
+    batch = start_features(jt, cls)
+    start4 = jt["start_time"][3]
+    ctx = StartContext.from_json(json.loads(json.dumps(StartContext.from_table(jt, cls, now=start4).to_json())))
+    req = {"submit_time": jt["submit_time"][3], "node_list": "n1"}
+    got = ctx.extras(req, start4)
+    np.testing.assert_allclose(got, batch[3], rtol=1e-6)      # same four values as training saw
+    assert got[3] == 2 and ctx.running_jobs == 1               # two failures on n1; job 2 running
+    assert np.isnan(ctx.extras({"submit_time": 0.0}, start4)[3])   # no node list: unknown
+    later = ctx.extras(req, start4 + NODE_WINDOW_S)
+    assert later[3] == 0                                       # a week later they have aged out

@@ -53,8 +53,7 @@ def start_features(jt, cls: np.ndarray) -> np.ndarray:
     has = ~np.isnan(start)
     out[has, 0] = np.log1p(np.maximum(start[has] - sub[has], 0.0))
     # running at t = started strictly before t and not ended strictly before t
-    cpus = np.where(np.isnan(jt["alloc_cpus"]), jt["req_cpus"], jt["alloc_cpus"])
-    cpus = np.nan_to_num(cpus, nan=1.0)
+    cpus = job_cpus(jt)
     s_idx = np.flatnonzero(has)
     s_order = s_idx[np.argsort(start[s_idx], kind="stable")]
     s_times = start[s_order]
@@ -72,28 +71,42 @@ def start_features(jt, cls: np.ndarray) -> np.ndarray:
     return out
 
 
-def _node_failures(jt, cls: np.ndarray, has: np.ndarray) -> np.ndarray:
-    """System-class failures (NODE_FAIL, BOOT_FAIL, ...) on the job's nodes among jobs that
-    ended in the NODE_WINDOW_S before its start (strictly before). NaN without a node list."""
-    res = np.full(len(jt), np.nan)
-    nodes_col, start, end = jt["node_list"], jt["start_time"], jt["end_time"]
-    fail_idx = [i for i in range(len(jt)) if cls[i] == states.SYSTEM and end[i] == end[i]
-                and nodes_col[i]]
+def failures_by_node(jt, cls: np.ndarray) -> Dict[str, List[float]]:
+    """Per node, the sorted end times of system-class failures (NODE_FAIL, BOOT_FAIL, ...)."""
+    nodes_col, end = jt["node_list"], jt["end_time"]
     by_node: Dict[str, List[float]] = {}
-    for i in sorted(fail_idx, key=lambda j: end[j]):
-        for nd in expand_nodes(nodes_col[i]):
-            by_node.setdefault(nd, []).append(end[i])
+    for i in range(len(jt)):
+        if cls[i] == states.SYSTEM and end[i] == end[i] and nodes_col[i]:
+            for nd in expand_nodes(nodes_col[i]):
+                by_node.setdefault(nd, []).append(float(end[i]))
+    for lst in by_node.values():
+        lst.sort()
+    return by_node
+
+
+def count_failures(by_node: Dict[str, List[float]], nodes: List[str], t: float) -> float:
+    """Failures on ``nodes`` that ended in the NODE_WINDOW_S before ``t`` (strictly before);
+    NaN without a node list."""
+    if not nodes:
+        return NAN
+    c = 0
+    for nd in nodes:
+        lst = by_node.get(nd)
+        if lst:
+            c += bisect_left(lst, t) - bisect_left(lst, t - NODE_WINDOW_S)
+    return float(c)
+
+
+def job_cpus(jt) -> np.ndarray:
+    """Allocated CPUs, else requested, else 1."""
+    return np.nan_to_num(np.where(np.isnan(jt["alloc_cpus"]), jt["req_cpus"], jt["alloc_cpus"]), nan=1.0)
+
+
+def _node_failures(jt, cls: np.ndarray, has: np.ndarray) -> np.ndarray:
+    by_node = failures_by_node(jt, cls)
+    res = np.full(len(jt), np.nan)
     for i in np.flatnonzero(has):
-        nl = expand_nodes(nodes_col[i])
-        if not nl:
-            continue
-        t = start[i]
-        c = 0
-        for nd in nl:
-            lst = by_node.get(nd)
-            if lst:
-                c += bisect_left(lst, t) - bisect_left(lst, t - NODE_WINDOW_S)
-        res[i] = c
+        res[i] = count_failures(by_node, expand_nodes(jt["node_list"][i]), jt["start_time"][i])
     return res
 
 
@@ -123,17 +136,12 @@ class StartContext:
             times = np.concatenate([sub, start, end])
             times = times[np.isfinite(times)]
             now = float(times.max()) if len(times) else 0.0
-        cpus = np.where(np.isnan(jt["alloc_cpus"]), jt["req_cpus"], jt["alloc_cpus"])
-        cpus = np.nan_to_num(cpus, nan=1.0)
+        cpus = job_cpus(jt)
         with np.errstate(invalid="ignore"):
             run = (start < now) & (start >= now - LOAD_WINDOW_S) & ~(end < now)
-        fails: Dict[str, List[float]] = {}
-        for i in range(len(jt)):
-            e = end[i]
-            if cls_arr[i] == states.SYSTEM and e == e and now - NODE_WINDOW_S <= e < now:
-                for nd in expand_nodes(jt["node_list"][i]):
-                    fails.setdefault(nd, []).append(float(e))
-        return cls(now, float(run.sum()), float(cpus[run].sum()), fails)
+        fails = {nd: [e for e in lst if now - NODE_WINDOW_S <= e < now]
+                 for nd, lst in failures_by_node(jt, cls_arr).items()}
+        return cls(now, float(run.sum()), float(cpus[run].sum()), {n: v for n, v in fails.items() if v})
 
     def extras(self, req: Dict[str, object], at_time: float) -> List[float]:
         """The four START_NAMES values for one request scored at its start ``at_time``."""
@@ -143,15 +151,7 @@ class StartContext:
         cpus = req.get("running_cpus")
         jobs = self.running_jobs if jobs is None else float(jobs)
         cpus = self.running_cpus if cpus is None else float(cpus)
-        nodes = expand_nodes(req.get("node_list"))
-        if nodes:
-            fails = 0.0
-            for nd in nodes:
-                lst = self.node_failures.get(nd)
-                if lst:
-                    fails += bisect_left(lst, at_time) - bisect_left(lst, at_time - NODE_WINDOW_S)
-        else:
-            fails = NAN
+        fails = count_failures(self.node_failures, expand_nodes(req.get("node_list")), at_time)
         return [wait, jobs, math.log1p(max(cpus, 0.0)), fails]
 
     def to_json(self) -> Dict[str, object]:
