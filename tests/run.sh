@@ -93,6 +93,13 @@ else
   make_venv .venv39 "$PY39" "-e .[dev]" || die "could not build .venv39"
 fi
 
+# the C reader of sacct dumps (src/nomade/slurm/_sacct_scan.c) is rebuilt in place when its
+# source changed since the venv was made (setuptools skips it when the built module is newer)
+for v in .venv ${PY39:+.venv39}; do
+  "$v/bin/python" setup.py -q build_ext --inplace >>"$NOMADE_TEST_REPORT_DIR/build-ext.log" 2>&1 \
+    || log "warning: the C sacct reader did not build for $v (see build-ext.log); the Python reader is used"
+done
+
 # ------------------------------------------------------------------ 2. the Slurm cluster
 if [ $IS_ROOT = 1 ] && [ "${NOMADE_TEST_NO_SLURM:-0}" != 1 ]; then
   log "bringing up Slurm (tests/slurm/cluster.sh up)"

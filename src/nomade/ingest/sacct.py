@@ -14,24 +14,30 @@ Records are written ``ingest.batch_size`` at a time (one transaction each); bad 
 quarantined with their line and reason, and ingestion goes on.
 """
 
+import contextlib
+import gc
 import gzip
 import io
+import itertools
 import os
 import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Sequence, TextIO, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from ..command import run_command
 from ..errors import IngestError, SlurmCommandError
 from ..jobrecord import JobRecord
 from ..slurm import sacct_json
-from ..slurm.sacct_record import Bad, RowMapper, assemble
+from ..slurm.sacct_record import Bad, RowMapper
+from ..slurm.sacct_scan import Counter, prepared_rows
 from ..slurm.sacct_text import SacctText
+from ..store.bulk import indexes_deferred
 from ..store.db import Store
-from ..store.jobs import IngestCounts, get_high_water, quarantine, set_high_water, upsert_jobs
+from ..store.jobs import (IngestCounts, get_high_water, quarantine, set_high_water, upsert_jobs,
+                          write_rows)
 
 # structured fields first, free text (may hold '|' or newlines) last; see slurm/sacct_text.py
 LIVE_FIELDS = (
@@ -63,57 +69,53 @@ class SacctIngestResult:
         return d
 
 
-def ingest_rows(store: Store, rows: Iterable, mapper: RowMapper, source: str, qsource: str,
-                batch_size: int = 5000, progress: Optional[ProgressFn] = None) -> SacctIngestResult:
-    """Assemble rows into jobs and write them in batches; quarantine bad rows under ``qsource``."""
+def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Optional[Sequence[str]] = None,
+                delimiter: str = "|", cluster: Optional[str] = None, batch_size: int = 5000,
+                progress: Optional[ProgressFn] = None, fast: Optional[bool] = None,
+                now: Optional[float] = None) -> SacctIngestResult:
+    """Ingest ``sacct -P`` text (an iterable of lines, or a text file, read lazily) in batches of
+    ``batch_size`` jobs, one transaction each; bad rows are quarantined under ``qsource``.
+    ``fast``: use the C reader for clean rows (None: when it is built and fits the delimiter)."""
+    reader = SacctText(lines, fields=fields, delimiter=delimiter, source=qsource)
+    mapper = RowMapper(reader.fields, cluster or None)
     result = SacctIngestResult(source=qsource)
     # a bigger page cache (64 MiB) keeps the jobs indexes' hot pages in memory; no durability change
     store.conn.execute("PRAGMA cache_size = -65536")
-    counter = _Counter(rows)
+    counter = Counter()
     bad: List[Bad] = []
-    batch: List[JobRecord] = []
-    for rec in assemble(counter, mapper, bad):
-        batch.append(rec)
-        if len(batch) >= batch_size:
-            _flush(store, batch, bad, source, qsource, result)
-            if progress is not None:
-                progress(counter.n)
-    _flush(store, batch, bad, source, qsource, result)
+    now = time.time() if now is None else now
+    latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]] = {}
+    last = None
+    # the rows are tuples of plain values (no cycles): the cyclic GC would only rescan them
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        for key, row, steps in prepared_rows(reader, mapper, bad, "sacct", now, counter, fast):
+            # a batch never ends between two runs of one job (sacct -D): the later replaces the earlier
+            if len(latest) >= batch_size and key != last:
+                _flush(store, latest, bad, qsource, result)
+                if progress is not None:
+                    progress(counter.n)
+            latest[key] = (row, steps)
+            last = key
+        _flush(store, latest, bad, qsource, result)
+    finally:
+        if gc_was_on:
+            gc.enable()
     result.rows = counter.n
     if progress is not None:
         progress(counter.n)
     return result
 
 
-def _flush(store: Store, batch: List[JobRecord], bad: List[Bad], source: str, qsource: str,
-           result: SacctIngestResult) -> None:
-    if batch:
-        result.counts.add(upsert_jobs(store, batch, source))
-        result.jobs += len(batch)
-        batch.clear()
+def _flush(store: Store, latest: Dict, bad: List[Bad], qsource: str, result: SacctIngestResult) -> None:
+    if latest:
+        result.counts.add(write_rows(store, latest))
+        result.jobs += len(latest)
+        latest.clear()
     if bad:
         result.counts.quarantined += quarantine(store, [(qsource, loc, why, raw) for loc, why, raw in bad])
         bad.clear()
-
-
-class _Counter:
-    def __init__(self, rows: Iterable):
-        self._rows = rows
-        self.n = 0
-
-    def __iter__(self):
-        for row in self._rows:
-            self.n += 1
-            yield row
-
-
-def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Optional[Sequence[str]] = None,
-                delimiter: str = "|", cluster: Optional[str] = None, batch_size: int = 5000,
-                progress: Optional[ProgressFn] = None) -> SacctIngestResult:
-    """Ingest ``sacct -P`` text (an iterable of lines, read lazily)."""
-    reader = SacctText(lines, fields=fields, delimiter=delimiter, source=qsource)
-    mapper = RowMapper(reader.fields, cluster or None)
-    return ingest_rows(store, reader, mapper, "sacct", qsource, batch_size, progress)
 
 
 def open_text(path: str) -> TextIO:
@@ -135,19 +137,39 @@ def open_text(path: str) -> TextIO:
 
 def ingest_file(store: Store, path: str, *, fields: Optional[Sequence[str]] = None,
                 delimiter: str = "|", cluster: Optional[str] = None, batch_size: int = 5000,
-                progress: Optional[ProgressFn] = None) -> SacctIngestResult:
-    """Ingest a saved ``sacct -P`` dump (with its header line, or with ``fields``)."""
+                progress: Optional[ProgressFn] = None, fast: Optional[bool] = None) -> SacctIngestResult:
+    """Ingest a saved ``sacct -P`` dump (with its header line, or with ``fields``). A dump big
+    against the store is loaded with the jobs indexes set aside (nomade.store.bulk)."""
     qsource = f"sacct-file:{'stdin' if path == '-' else os.path.abspath(path)}"
     fh = open_text(path)
     try:
-        return ingest_text(store, fh, qsource=qsource, fields=fields, delimiter=delimiter,
-                           cluster=cluster, batch_size=batch_size, progress=progress)
+        with _maybe_bulk(store, path):
+            return ingest_text(store, fh, qsource=qsource, fields=fields, delimiter=delimiter,
+                               cluster=cluster, batch_size=batch_size, progress=progress, fast=fast)
     except (OSError, EOFError) as exc:  # gzip/IO errors mid-stream
         raise IngestError(f"{path}: read failed: {exc}",
                           hint="batches before the failure are stored; fix the file and re-run") from None
     finally:
         if path != "-":
             fh.close()
+
+
+BULK_MIN_JOBS = 50_000       # expected jobs in a dump for its load to set the indexes aside
+_DUMP_BYTES_PER_JOB = 800    # a job with its steps in a sacct -P dump, roughly (gzip: about 1/6)
+
+
+def _maybe_bulk(store: Store, path: str):
+    """Set the jobs indexes aside when the dump is expected to hold at least BULK_MIN_JOBS jobs
+    and at least as many as the store already has (rebuilding costs about what the store holds)."""
+    try:
+        size = 0 if path == "-" else os.path.getsize(path)
+    except OSError:
+        size = 0
+    expected = size * (6 if path.endswith(".gz") else 1) // _DUMP_BYTES_PER_JOB
+    if expected < BULK_MIN_JOBS:
+        return contextlib.nullcontext()
+    have = store.conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    return indexes_deferred(store) if expected >= have else contextlib.nullcontext()
 
 
 def ingest_json_file(store: Store, path: str, *, cluster: Optional[str] = None,
@@ -168,13 +190,17 @@ def ingest_json_file(store: Store, path: str, *, cluster: Optional[str] = None,
     del text
     result = SacctIngestResult(source=qsource, rows=len(jobs))
     bad: List[Bad] = []
-    batch: List[JobRecord] = []
-    for rec in sacct_json.records(jobs, cluster or None, bad):
-        batch.append(rec)
-        if len(batch) >= batch_size:
-            _flush(store, batch, bad, "sacct-json", qsource, result)
-    _flush(store, batch, bad, "sacct-json", qsource, result)
-    return result
+    recs = sacct_json.records(jobs, cluster or None, bad)
+    while True:
+        batch = list(itertools.islice(recs, batch_size))
+        if batch:
+            result.counts.add(upsert_jobs(store, batch, "sacct-json"))
+            result.jobs += len(batch)
+        if bad:
+            result.counts.quarantined += quarantine(store, [(qsource, loc, why, raw) for loc, why, raw in bad])
+            bad.clear()
+        if not batch:
+            return result
 
 
 def high_water_key(cluster: Optional[str]) -> str:

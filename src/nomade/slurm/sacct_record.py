@@ -138,10 +138,13 @@ def finish(rec: JobRecord) -> JobRecord:
     return rec
 
 
-def assemble(rows: Iterable[RawRow], mapper: RowMapper, bad: List[Bad]) -> Iterator[JobRecord]:
-    """Group rows into finished JobRecords. Bad rows are appended to ``bad`` (location, reason,
-    raw) and skipped; a step row whose job row is not the one being assembled is bad too."""
+def assemble(rows: Iterable[RawRow], mapper: RowMapper,
+             bad: List[Bad]) -> Iterator[Tuple[JobRecord, List[List[str]]]]:
+    """Group rows into finished JobRecords, each with the values of the rows it was read from.
+    Bad rows are appended to ``bad`` (location, reason, raw) and skipped; a step row whose job row
+    is not the one just before it (missing, or quarantined) is bad too."""
     cur: Optional[JobRecord] = None
+    cur_rows: List[List[str]] = []
     prefix = "\0"  # '<job id>.' of the job being assembled: its step rows skip the JobID regex
     i_jobid = mapper.i_jobid
     for row in rows:
@@ -154,6 +157,7 @@ def assemble(rows: Iterable[RawRow], mapper: RowMapper, bad: List[Bad]) -> Itera
         try:
             if text.startswith(prefix) and _STEP_ID.match(text, len(prefix)) is not None:
                 cur.steps.append(mapper.step(v, text[len(prefix):]))  # type: ignore[union-attr]
+                cur_rows.append(v)
                 continue
             jid = parse_job_id(text)
             if jid.step_id is None:
@@ -162,15 +166,20 @@ def assemble(rows: Iterable[RawRow], mapper: RowMapper, bad: List[Bad]) -> Itera
                 step = mapper.step(v, jid.step_id)
         except ValueError:
             bad.append((f"line {row.line}", mapper.explain(v, "." in text), row.text))
+            if "." not in text:
+                # a quarantined job row ends the job before it: the steps that follow are its own
+                if cur is not None:
+                    yield finish(cur), cur_rows
+                cur, cur_rows, prefix = None, [], "\0"
             continue
         if jid.step_id is None:
             if cur is not None and cur.job_id != rec.job_id:
-                yield finish(cur)
-            cur = rec
+                yield finish(cur), cur_rows
+            cur, cur_rows = rec, [v]
             prefix = rec.job_id + "."
         else:
             bad.append((f"line {row.line}",
                         f"step {jid.job_id}.{jid.step_id} without its job row just before it "
                         f"(the job row is missing or was quarantined)", row.text))
     if cur is not None:
-        yield finish(cur)
+        yield finish(cur), cur_rows

@@ -57,16 +57,20 @@ class SacctText:
     has no header line; with a header, the header wins (and ``fields`` is ignored)."""
 
     def __init__(self, lines: Iterable[str], fields: Optional[Sequence[str]] = None,
-                 delimiter: str = "|", source: str = "input"):
+                 delimiter: str = "|", source: str = "input", header: bool = True,
+                 first_line: int = 1):
         if not delimiter:
             raise IngestError("the sacct field delimiter must not be empty")
         self._lines = iter(lines)
         self.delimiter = delimiter
         self.source = source
         self.fields: List[str] = list(fields) if fields else []
-        self._first_line = 1
+        self._first_line = first_line
         self._pushback: Optional[str] = None
-        self._read_header()
+        if header:
+            self._read_header()
+        elif not self.fields:
+            raise IngestError(f"{source}: no field list")
         self.n = len(self.fields)
         keys = [f.lower() for f in self.fields]
         self._free = [i for i, k in enumerate(keys) if k in FREE_TEXT_FIELDS]
@@ -96,6 +100,20 @@ class SacctText:
         if "jobid" not in [f.lower() for f in self.fields]:
             raise IngestError(f"{self.source}: the field list has no JobID",
                               hint="dump with --format=JobID,... (JobID is needed to key jobs)")
+
+    @property
+    def source_lines(self) -> Iterator[str]:
+        """The input after the header (and after ``pushback``), not read yet."""
+        return self._lines
+
+    @property
+    def pushback(self) -> Optional[str]:
+        """The first data line, already read while looking for a header (headerless input)."""
+        return self._pushback
+
+    @property
+    def first_data_line(self) -> int:
+        return self._first_line
 
     def __iter__(self) -> Iterator[RawRow]:
         d = self.delimiter

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 from ..errors import StoreError
-from . import migrations
+from . import bulk, migrations
 
 
 class Store:
@@ -87,6 +87,7 @@ def open_store(path: Path, busy_timeout_ms: int = 10000, migrate: bool = True,
         migrations.check_not_newer(conn, str(path))
         if migrate and not readonly:
             migrations.migrate(conn, str(path))
+            bulk.heal(conn, str(path))  # indexes a bulk load that died left deferred
     except BaseException:
         conn.close()
         raise

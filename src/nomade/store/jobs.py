@@ -1,6 +1,7 @@
 """Writing jobs, steps and quarantined records: idempotent upserts with new/updated/unchanged counts."""
 
 import hashlib
+import itertools
 import operator
 import time
 from dataclasses import dataclass
@@ -9,15 +10,18 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..jobrecord import JOB_COLUMNS, STEP_COLUMNS, JobRecord
 from .db import Store
 
+try:  # the C helpers of sacct ingestion (optional; see nomade.slurm.sacct_scan)
+    from ..slurm import _sacct_scan
+except ImportError:  # pragma: no cover - depends on the install
+    _sacct_scan = None
+
 _JOB_COLS = JOB_COLUMNS + ("source", "record_hash", "ingested_at", "updated_at")
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))}) "
     "ON CONFLICT (cluster, job_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _JOB_COLS if c not in ("cluster", "job_id", "ingested_at"))
 )
-_INSERT_NEW_JOB = f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))})"
 _STEP_COLS = ("cluster", "job_id") + STEP_COLUMNS
-_INSERT_STEP = f"INSERT OR REPLACE INTO job_steps ({', '.join(_STEP_COLS)}) VALUES ({', '.join('?' * len(_STEP_COLS))})"
 _CHUNK = 500  # SQLite variable limit is 999 on old builds
 _job_values = operator.attrgetter(*JOB_COLUMNS)  # JobRecord -> tuple of its column values
 _step_values = operator.attrgetter(*STEP_COLUMNS)
@@ -76,49 +80,82 @@ def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
     one is counted unchanged and not written; a non-final record never replaces a final one
     (an older snapshot arriving late), and counts as unchanged."""
     now = time.time() if now is None else now
-    recs = list(records)
     # the same job twice in one batch: keep the last (newest) snapshot
-    latest: Dict[Tuple[str, str], JobRecord] = {}
-    for r in recs:
-        latest[(r.cluster, r.job_id)] = r
+    latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]] = {}
+    for rec in records:
+        values = _job_values(rec)
+        steps = [_step_values(st) for st in rec.steps]
+        h = _hash_values(values + (steps,))  # == record_hash(rec), values computed once
+        key = (rec.cluster, rec.job_id)
+        latest[key] = (values + (source, h, now, now), [key + st for st in steps])
+    return write_rows(store, latest)
+
+
+# positions in a prepared jobs row (JOB_COLUMNS + source, record_hash, ingested_at, updated_at)
+_HASH_AT = len(JOB_COLUMNS) + 1
+_FINAL_AT = JOB_COLUMNS.index("is_final")
+
+
+def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]]) -> IngestCounts:
+    """Write prepared rows, ``(cluster, job_id) -> (jobs row, job_steps rows)``, in one
+    transaction, with upsert_jobs's rules (unchanged: same record hash, or a stored final job
+    and a non-final row)."""
     if not latest:
         return IngestCounts()
     with store.transaction() as conn:
         # looked up inside the write transaction: no other writer can add these jobs meanwhile,
         # so jobs not found can take the plain INSERT (cheaper than the upsert clause)
-        return _write(conn, store, latest, source, now)
+        counts = IngestCounts()
+        existing = _existing(store, list(latest))
+        new_rows: List[tuple] = []
+        job_rows: List[tuple] = []
+        step_rows: List[tuple] = []
+        for key, (row, steps) in latest.items():
+            prev = existing.get(key)
+            if prev is not None:
+                if prev[0] == row[_HASH_AT] or (prev[1] and not row[_FINAL_AT]):
+                    counts.unchanged += 1
+                    continue
+                counts.updated += 1
+                job_rows.append(row)
+            else:
+                counts.new += 1
+                new_rows.append(row)
+            step_rows.extend(steps)
+        _insert_many(conn, "INSERT INTO jobs", _JOB_COLS, new_rows)
+        if job_rows:
+            conn.executemany(_INSERT_JOB, job_rows)
+        _insert_many(conn, "INSERT OR REPLACE INTO job_steps", _STEP_COLS, step_rows)
+        return counts
 
 
-def _write(conn, store: Store, latest: Dict[Tuple[str, str], JobRecord], source: str,
-           now: float) -> IngestCounts:
-    counts = IngestCounts()
-    existing = _existing(store, list(latest))
-    new_rows = []
-    job_rows = []
-    step_rows = []
-    for key, rec in latest.items():
-        values = _job_values(rec)
-        steps = [_step_values(st) for st in rec.steps]
-        h = _hash_values(values + (steps,))  # == record_hash(rec), values computed once
-        prev = existing.get(key)
-        if prev is not None:
-            if prev[0] == h or (prev[1] and not rec.is_final):
-                counts.unchanged += 1
-                continue
-            counts.updated += 1
-            job_rows.append(values + (source, h, now, now))
+_MAX_VARS = 999  # SQLite's variable limit on old builds (3.32 raised it)
+_multi_sql: Dict[Tuple[str, int], str] = {}
+
+
+def _insert_many(conn, verb: str, cols: Sequence[str], rows: List[tuple]) -> None:
+    """``verb (cols) VALUES (...), (...), ...``: many rows per statement (fewer steps into SQLite
+    than executemany, one row at a time, for the same rows)."""
+    if not rows:
+        return
+    per = max(1, _MAX_VARS // len(cols))
+    full = len(rows) - len(rows) % per
+    if full:
+        sql = _multi_sql.get((verb, per))
+        if sql is None:
+            one = "(" + ",".join("?" * len(cols)) + ")"
+            sql = f"{verb} ({', '.join(cols)}) VALUES " + ",".join([one] * per)
+            _multi_sql[(verb, per)] = sql
+        if _sacct_scan is not None:
+            for params in _sacct_scan.flatten(rows, per):
+                conn.execute(sql, params)
         else:
-            counts.new += 1
-            new_rows.append(values + (source, h, now, now))
-        for st in steps:
-            step_rows.append(key + st)
-    if new_rows:
-        conn.executemany(_INSERT_NEW_JOB, new_rows)
-    if job_rows:
-        conn.executemany(_INSERT_JOB, job_rows)
-    if step_rows:
-        conn.executemany(_INSERT_STEP, step_rows)
-    return counts
+            chain = itertools.chain.from_iterable
+            for i in range(0, full, per):
+                conn.execute(sql, tuple(chain(rows[i:i + per])))
+    if full < len(rows):
+        conn.executemany(f"{verb} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                         rows[full:])
 
 
 def quarantine(store: Store, items: Iterable[Tuple[str, Optional[str], str, str]],

@@ -1,0 +1,179 @@
+"""Turning ``sacct -P`` text into store rows: the C fast path for clean rows, the Python reader
+(``sacct_text`` + ``sacct_record``) for everything else.
+
+Both produce the same thing for a job: ``(key, row, steps)`` where ``row`` is the jobs-table row
+(``JOB_COLUMNS`` + source, record hash, ingested_at, updated_at) and ``steps`` the job_steps rows.
+The record hash is a blake2b digest of the job's rows as read (their mapped fields), so the two
+paths give the same hash and re-reading an unchanged job is recognised as unchanged.
+
+The C module (``_sacct_scan``, built at install when a compiler is there) handles a job only if
+all its rows are clean single lines; it hands every other stretch of the input, exactly as read,
+to the Python reader, which re-joins broken rows and quarantines bad ones. A stretch always starts
+at a row the Python reader would also start there, so splitting the input this way changes no
+result (tests/unit/test_sacct_scan.py ingests every fixture both ways and compares the stores).
+"""
+
+import hashlib
+import io
+import itertools
+from typing import Iterable, Iterator, List, Optional, Tuple
+
+from ..jobrecord import JOB_COLUMNS, JobRecord
+from . import sacct_fields as F
+from .sacct_record import Bad, RowMapper, assemble
+from .sacct_text import SacctText
+
+try:  # optional: built from _sacct_scan.c when the install had a C compiler
+    from . import _sacct_scan
+except ImportError:  # pragma: no cover - depends on the install
+    _sacct_scan = None
+
+Prepared = Tuple[Tuple[str, str], tuple, List[tuple]]
+BLOCK_CHARS = 1 << 22          # text read per call of the C scanner
+MAX_LEFTOVER = 1 << 24         # a stretch longer than this without a clean job: Python for the rest
+_PERSON = b"nomade-sacct-1"
+
+
+def digest(material: bytes) -> str:
+    return hashlib.blake2b(material, digest_size=16, person=_PERSON).hexdigest()
+
+
+def canonical_fields(mapper: RowMapper) -> List[int]:
+    """The row positions hashed, in a fixed order (-1: the field is not in the dump)."""
+    return [mapper.i_jobid, mapper.i_raw, mapper.i_cluster, mapper.i_name, mapper.i_user,
+            mapper.i_uid, mapper.i_group, mapper.i_account, mapper.i_partition, mapper.i_qos,
+            mapper.i_state, mapper.i_exit, mapper.i_dexit, mapper.i_submit, mapper.i_eligible,
+            mapper.i_start, mapper.i_end, mapper.i_elapsed, mapper.i_limit, mapper.i_reqmem,
+            mapper.i_reqcpus, mapper.i_reqnodes, mapper.i_reqtres, mapper.i_alloccpus,
+            mapper.i_nnodes, mapper.i_alloctres, mapper.i_nodelist, mapper.i_maxrss,
+            mapper.i_totalcpu, mapper.i_workdir, mapper.i_submitline]
+
+
+def prepare(rec: JobRecord, rows: List[List[str]], canon: List[int], source: str,
+            now: float) -> Prepared:
+    """A JobRecord assembled by the Python reader, as store rows (same form as the C path)."""
+    material = "\x1e".join("\x1f".join([v[i] for i in canon]) for v in rows)
+    h = digest(material.encode("utf-8", "surrogatepass"))
+    key = (rec.cluster, rec.job_id)
+    row = tuple(getattr(rec, c) for c in JOB_COLUMNS) + (source, h, now, now)
+    steps = [key + (s.step_id, s.name, s.state, s.state_raw, s.exit_code, s.exit_signal,
+                    s.start_time, s.end_time, s.elapsed_s, s.alloc_cpus, s.alloc_tres,
+                    s.node_list, s.max_rss_mb, s.total_cpu_s) for s in rec.steps]
+    return key, row, steps
+
+
+class Counter:
+    """The logical rows read so far (jobs and steps, good and bad)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+def python_rows(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
+                counter: Counter) -> Iterator[Prepared]:
+    canon = canonical_fields(mapper)
+    for rec, rows in assemble(_counting(reader, counter), mapper, bad):
+        yield prepare(rec, rows, canon, source, now)
+
+
+def fast_usable(reader: SacctText) -> bool:
+    d = reader.delimiter
+    return (_sacct_scan is not None and len(d) == 1 and 0 < ord(d) < 128 and d not in "\n\r"
+            and not (ord(d) < 0x20 and d != "\t" and d != "\x1f") and d != "\x7f" and reader.n <= 512)
+
+
+def _spec(mapper: RowMapper, delimiter: str, source: str, now: float) -> tuple:
+    parsers = (F.parse_int, F.parse_time, F.parse_duration, F.parse_timelimit, F.parse_mem,
+               F.parse_exit, F.parse_state_field, F.tres_gpus, F.parse_job_id, digest, sum)
+    caches = (F._hour_cache, F._limit_cache, F._state_cache, F._gpu_cache, F._dur_cache)
+    return (mapper.n, ord(delimiter), tuple(canonical_fields(mapper)), mapper.cluster, source,
+            float(now), parsers, caches)
+
+
+def _blocks(reader: SacctText) -> Iterator[str]:
+    """The text after the header, in blocks of about BLOCK_CHARS."""
+    if reader.pushback is not None:
+        yield reader.pushback + "\n"
+    src = reader.source_lines
+    read = getattr(src, "read", None)
+    if read is not None:
+        while True:
+            block = read(BLOCK_CHARS)
+            if not block:
+                return
+            yield block
+    while True:
+        block = "".join(itertools.islice(src, 20000))
+        if not block:
+            return
+        yield block
+
+
+def fast_rows(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
+              counter: Counter) -> Iterator[Prepared]:
+    spec = _spec(mapper, reader.delimiter, source, now)
+    left, line = "", reader.first_data_line
+    blocks = _blocks(reader)
+    for block in itertools.chain(blocks, [None]):
+        final = block is None
+        text = left if final else left + block
+        if not final:
+            cut = text.rfind("\n") + 1
+            if cut == 0:
+                left = text
+                continue
+            text, left = text[:cut], text[cut:]
+        else:
+            left = ""
+        try:
+            items, rest, rest_line, rows = _sacct_scan.scan(text, final, line, spec)
+        except UnicodeError:  # lone surrogates in the text: the Python reader takes it all
+            items, rest, rest_line, rows = [(None, text, line)], "", line + text.count("\n"), 0
+        counter.n += rows
+        for key, a, b in items:
+            if key is None:
+                yield from _span(a, b, reader, mapper, bad, source, now, counter)
+            else:
+                yield key, a, b
+        left = rest + left
+        line = rest_line
+        if len(left) > MAX_LEFTOVER:  # no clean job for a long stretch: Python for the rest
+            tail = itertools.chain(io.StringIO(left, newline="\n"), _lines_of(blocks))
+            yield from _span_lines(tail, line, reader, mapper, bad, source, now, counter)
+            return
+
+
+def _lines_of(blocks: Iterator[str]) -> Iterator[str]:
+    for block in blocks:
+        yield from io.StringIO(block, newline="\n")
+
+
+def _span(text: str, first_line: int, reader: SacctText, mapper: RowMapper, bad: List[Bad],
+          source: str, now: float, counter: Counter) -> Iterator[Prepared]:
+    return _span_lines(io.StringIO(text, newline="\n"), first_line, reader, mapper, bad, source,
+                       now, counter)
+
+
+def _span_lines(lines: Iterable[str], first_line: int, reader: SacctText, mapper: RowMapper,
+                bad: List[Bad], source: str, now: float, counter: Counter) -> Iterator[Prepared]:
+    sub = SacctText(lines, fields=reader.fields, delimiter=reader.delimiter, source=reader.source,
+                    header=False, first_line=first_line)
+    canon = canonical_fields(mapper)
+    for rec, rows in assemble(_counting(sub, counter), mapper, bad):
+        yield prepare(rec, rows, canon, source, now)
+
+
+def _counting(rows: Iterable, counter: Counter) -> Iterator:
+    for row in rows:
+        counter.n += 1
+        yield row
+
+
+def prepared_rows(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
+                  counter: Counter, fast: Optional[bool] = None) -> Iterator[Prepared]:
+    """The jobs of ``reader`` as store rows; ``fast`` None: the C path when it can be used."""
+    if fast is None:
+        fast = fast_usable(reader)
+    if fast:
+        return fast_rows(reader, mapper, bad, source, now, counter)
+    return python_rows(reader, mapper, bad, source, now, counter)
