@@ -32,7 +32,7 @@ from ..errors import IngestError, SlurmCommandError
 from ..jobrecord import JobRecord
 from ..slurm import sacct_json
 from ..slurm.sacct_record import Bad, RowMapper
-from ..slurm.sacct_scan import Counter, prepared_rows
+from ..slurm.sacct_scan import BinaryLines, Counter, fast_available, prepared_chunks
 from ..slurm.sacct_text import SacctText
 from ..store.bulk import indexes_deferred
 from ..store.db import Store
@@ -90,14 +90,22 @@ def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Opt
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        for key, row, steps in prepared_rows(reader, mapper, bad, "sacct", now, counter, fast):
-            # a batch never ends between two runs of one job (sacct -D): the later replaces the earlier
-            if len(latest) >= batch_size and key != last:
-                _flush(store, latest, bad, qsource, result)
-                if progress is not None:
-                    progress(counter.n)
-            latest[key] = (row, steps)
-            last = key
+        for keys, vals in prepared_chunks(reader, mapper, bad, "sacct", now, counter, fast):
+            i = 0
+            while i < len(keys):
+                room = batch_size - len(latest)
+                if room <= 0:
+                    # a batch never ends between two runs of one job (sacct -D): the later wins
+                    if keys[i] != last:
+                        _flush(store, latest, bad, qsource, result)
+                        if progress is not None:
+                            progress(counter.n)
+                        continue
+                    room = 1
+                j = min(len(keys), i + room)
+                latest.update(zip(keys[i:j], vals[i:j]))
+                last = keys[j - 1]
+                i = j
         _flush(store, latest, bad, qsource, result)
     finally:
         if gc_was_on:
@@ -121,11 +129,26 @@ def _flush(store: Store, latest: Dict, bad: List[Bad], qsource: str, result: Sac
 def open_text(path: str) -> TextIO:
     """A saved dump as text lines: ``-`` is stdin, ``*.gz`` is gunzipped; bad bytes become U+FFFD
     (and such rows are quarantined)."""
+    return _open(path, binary=False)
+
+
+def open_binary(path: str):
+    """A saved dump as bytes (for the C reader; see sacct_scan.BinaryLines)."""
+    return _open(path, binary=True)
+
+
+def _open(path: str, binary: bool):
     try:
         if path == "-":
+            if binary:
+                return sys.stdin.buffer
             return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
         if path.endswith(".gz"):
+            if binary:
+                return gzip.open(path, "rb")
             return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="\n")
+        if binary:
+            return open(path, "rb")
         return open(path, "r", encoding="utf-8", errors="replace", newline="\n")
     except FileNotFoundError:
         raise IngestError(f"{path}: no such file", hint="check the path of the sacct dump") from None
@@ -141,11 +164,13 @@ def ingest_file(store: Store, path: str, *, fields: Optional[Sequence[str]] = No
     """Ingest a saved ``sacct -P`` dump (with its header line, or with ``fields``). A dump big
     against the store is loaded with the jobs indexes set aside (nomade.store.bulk)."""
     qsource = f"sacct-file:{'stdin' if path == '-' else os.path.abspath(path)}"
-    fh = open_text(path)
+    binary = fast is not False and fast_available()
+    fh = open_binary(path) if binary else open_text(path)
     try:
         with _maybe_bulk(store, path):
-            return ingest_text(store, fh, qsource=qsource, fields=fields, delimiter=delimiter,
-                               cluster=cluster, batch_size=batch_size, progress=progress, fast=fast)
+            return ingest_text(store, BinaryLines(fh) if binary else fh, qsource=qsource,
+                               fields=fields, delimiter=delimiter, cluster=cluster,
+                               batch_size=batch_size, progress=progress, fast=fast)
     except (OSError, EOFError) as exc:  # gzip/IO errors mid-stream
         raise IngestError(f"{path}: read failed: {exc}",
                           hint="batches before the failure are stored; fix the file and re-run") from None

@@ -1,11 +1,12 @@
 /* nomade.slurm._sacct_scan: the fast path of `nomade ingest sacct` for clean rows.
  *
- * scan(text, final, first_line, spec) reads a block of `sacct -P` lines (after the header) and
- * returns (items, leftover, leftover_line, rows):
- *   items     a list of (key, job_row, step_rows) for every job whose rows are all "clean", and
- *             (None, span_text, span_first_line) for every stretch that is not: those are given to
- *             the Python reader (nomade.slurm.sacct_text / sacct_record), which decides what they
- *             are, re-joins broken rows and quarantines bad ones with a reason;
+ * scan(text, final, first_line, spec) reads a block of `sacct -P` lines (after the header; str, or
+ * the UTF-8 bytes of a dump file) and returns (keys, vals, spans, leftover, leftover_line, rows):
+ *   keys      (cluster, job_id) of every job whose rows are all "clean", and
+ *   vals      its (job_row, step_rows);
+ *   spans     (i, text, first_line) for every stretch that is not, coming before keys[i]: those
+ *             are given to the Python reader (nomade.slurm.sacct_text / sacct_record), which
+ *             decides what they are, re-joins broken rows and quarantines bad ones with a reason;
  *   leftover  the tail that may continue in the next block (the last job, or an open stretch);
  *   rows      how many rows the returned jobs hold.
  *
@@ -44,6 +45,7 @@ typedef struct {
     int idx[NF];            /* position of each mapped field, -1 if the dump lacks it */
     PyObject *cluster;      /* --cluster override or NULL */
     PyObject *source, *now, *dflt_cluster, *k_unit;
+    PyObject *null;         /* what a NULL is bound as (see nomade.store.jobs.SQL_NULL) */
     PyObject *py[NPY];      /* Python parsers (borrowed from spec) */
     PyObject *hour_cache, *limit_cache, *state_cache, *gpu_cache, *dur_cache;
 } Spec;
@@ -78,9 +80,32 @@ static long long digits_val(const char *p, Py_ssize_t n) {
 
 static PyObject *mkstr(Str s) { return PyUnicode_DecodeUTF8(s.p, s.n, NULL); }
 
+/* short field texts repeat (users, partitions, states, TRES, node lists): a direct-mapped cache
+ * of the str objects made for them, so a repeat costs a hash and a compare, not a new object */
+#define SC_SIZE 8192
+#define SC_MAXLEN 64
+typedef struct { PyObject *obj; const char *p; Py_ssize_t n; uint64_t h; } SCEntry;
+static SCEntry scache[SC_SIZE];
+
+static PyObject *cstr(Str s) {
+    if (s.n > SC_MAXLEN) return mkstr(s);
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < s.n; i++) { h ^= (unsigned char)s.p[i]; h *= 1099511628211ULL; }
+    SCEntry *e = &scache[h & (SC_SIZE - 1)];
+    if (e->obj != NULL && e->h == h && e->n == s.n && memcmp(e->p, s.p, s.n) == 0) return Py_NewRef(e->obj);
+    PyObject *o = mkstr(s);
+    if (o == NULL) return NULL;
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(o, &n);
+    if (u == NULL || n != s.n) { PyErr_Clear(); return o; }
+    Py_XSETREF(e->obj, Py_NewRef(o));
+    e->p = u; e->n = n; e->h = h;
+    return o;
+}
+
 static PyObject *str_or_none(Str s) {
     if (s.n == 0) Py_RETURN_NONE;
-    return mkstr(s);
+    return cstr(s);
 }
 
 /* call a Python parser on the field's text; NULL (error cleared) when it raises */
@@ -407,7 +432,7 @@ static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
     memset(o, 0, sizeof(PyObject *) * NJ);
     Str cl = field(r, F_CLUSTER);
     if (sp->cluster != NULL) o[J_CLUSTER] = Py_NewRef(sp->cluster);
-    else if (cl.n) o[J_CLUSTER] = mkstr(cl);
+    else if (cl.n) o[J_CLUSTER] = cstr(cl);
     else o[J_CLUSTER] = Py_NewRef(sp->dflt_cluster);
     o[J_JOBID] = mkstr(jid->job);
     o[J_RAW] = v_int(sp, field(r, F_RAW));
@@ -439,7 +464,7 @@ static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
     if (!v_reqmem(sp, field(r, F_REQMEM), &o[J_REQMEM], &o[J_PERCPU])) return 0;
     /* time limit: (seconds, raw) from Python's cache or parser */
     {
-        PyObject *t = mkstr(field(r, F_LIMIT));
+        PyObject *t = cstr(field(r, F_LIMIT));
         if (t == NULL) { PyErr_Clear(); return 0; }
         PyObject *lim = cached(sp->limit_cache, sp->py[P_LIMIT], t);
         Py_DECREF(t);
@@ -462,7 +487,7 @@ static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
     o[J_WORKDIR] = str_or_none(field(r, F_WORKDIR));
     o[J_SUBMITLINE] = str_or_none(field(r, F_SUBMITLINE));
     {
-        PyObject *raw = mkstr(field(r, F_STATE));
+        PyObject *raw = cstr(field(r, F_STATE));
         if (raw == NULL) { PyErr_Clear(); return 0; }
         PyObject *st = v_state(sp, raw);
         if (st == NULL) { Py_DECREF(raw); return 0; }
@@ -494,9 +519,9 @@ static PyObject *step_row(Spec *sp, Row *r, PyObject *cluster, PyObject *job_id,
     memset(o, 0, sizeof(o));
     o[0] = Py_NewRef(cluster);
     o[1] = Py_NewRef(job_id);
-    o[2] = mkstr(step_id);
+    o[2] = cstr(step_id);
     o[3] = str_or_none(field(r, F_NAME));
-    PyObject *raw = mkstr(field(r, F_STATE));
+    PyObject *raw = cstr(field(r, F_STATE));
     if (raw == NULL) { PyErr_Clear(); goto fail; }
     PyObject *st = v_state(sp, raw);
     if (st == NULL) { Py_DECREF(raw); goto fail; }
@@ -647,25 +672,40 @@ static PyObject *group_item(Spec *sp, Group *g) {
     if (h == NULL) return NULL;
     PyObject *row = PyTuple_New(NJ + 4);
     if (row == NULL) { Py_DECREF(h); PyErr_Clear(); return NULL; }
-    for (int i = 0; i < NJ; i++) { PyTuple_SET_ITEM(row, i, g->o[i]); g->o[i] = NULL; }
+    for (int i = 0; i < NJ; i++) {
+        if (g->o[i] == Py_None) { Py_DECREF(Py_None); g->o[i] = Py_NewRef(sp->null); }
+        PyTuple_SET_ITEM(row, i, g->o[i]);
+        g->o[i] = NULL;
+    }
+    /* the step rows are this module's own (only in g->steps): NULLs set in place */
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(g->steps); k++) {
+        PyObject *st = PyList_GET_ITEM(g->steps, k);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(st); i++)
+            if (PyTuple_GET_ITEM(st, i) == Py_None) {
+                Py_DECREF(Py_None);
+                PyTuple_SET_ITEM(st, i, Py_NewRef(sp->null));
+            }
+    }
     PyTuple_SET_ITEM(row, NJ, Py_NewRef(sp->source));
     PyTuple_SET_ITEM(row, NJ + 1, h);
     PyTuple_SET_ITEM(row, NJ + 2, Py_NewRef(sp->now));
     PyTuple_SET_ITEM(row, NJ + 3, Py_NewRef(sp->now));
     PyObject *key = PyTuple_Pack(2, PyTuple_GET_ITEM(row, J_CLUSTER), PyTuple_GET_ITEM(row, J_JOBID));
-    PyObject *item = key ? PyTuple_Pack(3, key, row, g->steps) : NULL;
+    PyObject *val = PyTuple_Pack(2, row, g->steps);
+    PyObject *item = key && val ? PyTuple_Pack(2, key, val) : NULL;
     Py_XDECREF(key);
+    Py_XDECREF(val);
     Py_DECREF(row);
     if (item == NULL) PyErr_Clear();
     return item;
 }
 
 static int get_spec(PyObject *t, Spec *sp) {
-    /* (n, delim, idx tuple, cluster|None, source, now, parsers tuple, caches tuple) */
+    /* (n, delim, idx tuple, cluster|None, source, now, null, parsers tuple, caches tuple) */
     PyObject *idx, *cluster, *parsers, *caches;
     int delim;
-    if (!PyArg_ParseTuple(t, "iiO!OUOO!O!", &sp->n, &delim, &PyTuple_Type, &idx, &cluster,
-                          &sp->source, &sp->now, &PyTuple_Type, &parsers, &PyTuple_Type, &caches))
+    if (!PyArg_ParseTuple(t, "iiO!OUOOO!O!", &sp->n, &delim, &PyTuple_Type, &idx, &cluster,
+                          &sp->source, &sp->now, &sp->null, &PyTuple_Type, &parsers, &PyTuple_Type, &caches))
         return 0;
     if (sp->n < 1 || sp->n > MAXF || delim < 1 || delim > 127 || PyTuple_GET_SIZE(idx) != NF
         || PyTuple_GET_SIZE(parsers) != NPY || PyTuple_GET_SIZE(caches) != 5) {
@@ -690,12 +730,20 @@ static int get_spec(PyObject *t, Spec *sp) {
     return 1;
 }
 
-static int emit_span(PyObject *items, const char *base, Py_ssize_t a, Py_ssize_t b, Py_ssize_t line) {
-    PyObject *txt = PyUnicode_DecodeUTF8(base + a, b - a, "surrogatepass");
+/* bytes input is decoded as nomade reads dump files (UTF-8, bad bytes -> U+FFFD); str input was
+ * valid text already */
+static const char *span_errors = "strict";
+
+/* what scan() returns: the good jobs' keys and (row, steps), and the stretches for Python, each
+ * as (position in keys it comes before, text, first line) */
+typedef struct { PyObject *keys, *vals, *spans; } Out;
+
+static int emit_span(Out *out, const char *base, Py_ssize_t a, Py_ssize_t b, Py_ssize_t line) {
+    PyObject *txt = PyUnicode_DecodeUTF8(base + a, b - a, span_errors);
     if (txt == NULL) return 0;
-    PyObject *it = Py_BuildValue("(ONn)", Py_None, txt, line);
+    PyObject *it = Py_BuildValue("(nNn)", PyList_GET_SIZE(out->keys), txt, line);
     if (it == NULL) return 0;
-    int rc = PyList_Append(items, it);
+    int rc = PyList_Append(out->spans, it);
     Py_DECREF(it);
     return rc == 0;
 }
@@ -704,14 +752,15 @@ typedef struct { int open; Py_ssize_t start, line; } Span;
 
 /* the job just read is complete: its item if it is good (after the stretch before it, if any),
  * else it opens (or extends) a stretch for the Python reader. 0 on a Python error. */
-static int close_group(Spec *sp, Group *g, PyObject *items, const char *s, Span *span, Py_ssize_t *rows) {
+static int close_group(Spec *sp, Group *g, Out *out, const char *s, Span *span, Py_ssize_t *rows) {
     if (!g->open) return 1;
     PyObject *it = g->ok ? group_item(sp, g) : NULL;
     int rc = 1;
     if (it != NULL) {
-        if (span->open && !emit_span(items, s, span->start, g->start, span->line)) rc = 0;
+        if (span->open && !emit_span(out, s, span->start, g->start, span->line)) rc = 0;
         span->open = 0;
-        if (rc && PyList_Append(items, it) < 0) rc = 0;
+        if (rc && (PyList_Append(out->keys, PyTuple_GET_ITEM(it, 0)) < 0
+                   || PyList_Append(out->vals, PyTuple_GET_ITEM(it, 1)) < 0)) rc = 0;
         Py_DECREF(it);
         *rows += g->rows;
     } else if (!span->open) {
@@ -725,7 +774,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *text, *spec_t;
     int final;
     Py_ssize_t first_line;
-    if (!PyArg_ParseTuple(args, "UpnO!", &text, &final, &first_line, &PyTuple_Type, &spec_t)) return NULL;
+    if (!PyArg_ParseTuple(args, "OpnO!", &text, &final, &first_line, &PyTuple_Type, &spec_t)) return NULL;
+    int is_bytes = PyBytes_Check(text);
+    if (!is_bytes && !PyUnicode_Check(text)) { PyErr_SetString(PyExc_TypeError, "text must be str or bytes"); return NULL; }
+    span_errors = is_bytes ? "replace" : "strict";
     Spec sp;
     memset(&sp, 0, sizeof(sp));
     if (!get_spec(spec_t, &sp)) return NULL;
@@ -733,19 +785,21 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     sp.k_unit = PyUnicode_FromString("K");
     memset(hmemo, 0, sizeof(hmemo));  /* bases are re-read from Python's cache on every call */
     Py_ssize_t len;
-    const char *s = PyUnicode_AsUTF8AndSize(text, &len);
+    const char *s;
+    if (is_bytes) { s = PyBytes_AS_STRING(text); len = PyBytes_GET_SIZE(text); }
+    else s = PyUnicode_AsUTF8AndSize(text, &len);
     if (s == NULL || sp.dflt_cluster == NULL || sp.k_unit == NULL) {
         Py_XDECREF(sp.dflt_cluster); Py_XDECREF(sp.k_unit);
         return NULL;
     }
     Str *all = PyMem_Malloc(sizeof(Str) * (sp.n + 1));
-    PyObject *items = PyList_New(0);
+    Out out = {PyList_New(0), PyList_New(0), PyList_New(0)};
     Group g;
     memset(&g, 0, sizeof(g));
     Span span = {0, 0, 0};
     Py_ssize_t rows = 0, line = first_line, pos = 0;
     PyObject *result = NULL;
-    if (all == NULL || items == NULL) goto done;
+    if (all == NULL || out.keys == NULL || out.vals == NULL || out.spans == NULL) goto done;
 
     while (pos < len) {
         const char *nl = memchr(s + pos, '\n', len - pos);
@@ -764,7 +818,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (clean && !is_step && parse_jobid(jf, &jid) && !jid.has_step && jid.job.n < 90) is_job = 1;
         if (is_job) {
             /* close the previous group */
-            if (!close_group(&sp, &g, items, s, &span, &rows)) goto done;
+            if (!close_group(&sp, &g, &out, s, &span, &rows)) goto done;
             g.open = 1; g.ok = 1; g.start = pos; g.line = line; g.rows = 1; g.mat.n = 0;
             g.steps = PyList_New(0);
             if (g.steps == NULL) goto done;
@@ -794,24 +848,27 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     Py_ssize_t left_at = len, left_line = line;
     if (final) {
-        if (!close_group(&sp, &g, items, s, &span, &rows)) goto done;
-        if (span.open && !emit_span(items, s, span.start, len, span.line)) goto done;
+        if (!close_group(&sp, &g, &out, s, &span, &rows)) goto done;
+        if (span.open && !emit_span(&out, s, span.start, len, span.line)) goto done;
     } else if (g.open) {
         /* the last job may go on in the next block */
-        if (span.open && !emit_span(items, s, span.start, g.start, span.line)) goto done;
+        if (span.open && !emit_span(&out, s, span.start, g.start, span.line)) goto done;
         left_at = g.start; left_line = g.line;
         group_drop(&g);
     } else if (span.open) {
         left_at = span.start; left_line = span.line;
     }
-    PyObject *left = PyUnicode_DecodeUTF8(s + left_at, len - left_at, "surrogatepass");
+    PyObject *left = is_bytes ? PyBytes_FromStringAndSize(s + left_at, len - left_at)
+                              : PyUnicode_DecodeUTF8(s + left_at, len - left_at, "strict");
     if (left == NULL) goto done;
-    result = Py_BuildValue("(ONnn)", items, left, left_line, rows);
+    result = Py_BuildValue("(OOONnn)", out.keys, out.vals, out.spans, left, left_line, rows);
 done:
     group_drop(&g);
     PyMem_Free(g.mat.p);
     PyMem_Free(all);
-    Py_XDECREF(items);
+    Py_XDECREF(out.keys);
+    Py_XDECREF(out.vals);
+    Py_XDECREF(out.spans);
     Py_DECREF(sp.dflt_cluster);
     Py_DECREF(sp.k_unit);
     return result;
@@ -852,7 +909,7 @@ static PyObject *flatten(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"flatten", flatten, METH_VARARGS, "flatten(rows, per) -> list of flat tuples of per rows each"},
-    {"scan", scan, METH_VARARGS, "scan(text, final, first_line, spec) -> (items, leftover, leftover_line, rows)"},
+    {"scan", scan, METH_VARARGS, "scan(text, final, first_line, spec) -> (keys, vals, spans, leftover, leftover_line, rows)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ import itertools
 from typing import Iterable, Iterator, List, Optional, Tuple
 
 from ..jobrecord import JOB_COLUMNS, JobRecord
+from ..store.jobs import SQL_NULL, sql_nulls
 from . import sacct_fields as F
 from .sacct_record import Bad, RowMapper, assemble
 from .sacct_text import SacctText
@@ -29,6 +30,9 @@ except ImportError:  # pragma: no cover - depends on the install
     _sacct_scan = None
 
 Prepared = Tuple[Tuple[str, str], tuple, List[tuple]]
+Key = Tuple[str, str]
+Value = Tuple[tuple, List[tuple]]            # (jobs row, job_steps rows)
+Chunk = Tuple[List[Key], List[Value]]        # jobs in input order
 BLOCK_CHARS = 1 << 22          # text read per call of the C scanner
 MAX_LEFTOVER = 1 << 24         # a stretch longer than this without a clean job: Python for the rest
 _PERSON = b"nomade-sacct-1"
@@ -55,10 +59,10 @@ def prepare(rec: JobRecord, rows: List[List[str]], canon: List[int], source: str
     material = "\x1e".join("\x1f".join([v[i] for i in canon]) for v in rows)
     h = digest(material.encode("utf-8", "surrogatepass"))
     key = (rec.cluster, rec.job_id)
-    row = tuple(getattr(rec, c) for c in JOB_COLUMNS) + (source, h, now, now)
-    steps = [key + (s.step_id, s.name, s.state, s.state_raw, s.exit_code, s.exit_signal,
-                    s.start_time, s.end_time, s.elapsed_s, s.alloc_cpus, s.alloc_tres,
-                    s.node_list, s.max_rss_mb, s.total_cpu_s) for s in rec.steps]
+    row = sql_nulls(tuple(getattr(rec, c) for c in JOB_COLUMNS) + (source, h, now, now))
+    steps = [sql_nulls(key + (s.step_id, s.name, s.state, s.state_raw, s.exit_code, s.exit_signal,
+                              s.start_time, s.end_time, s.elapsed_s, s.alloc_cpus, s.alloc_tres,
+                              s.node_list, s.max_rss_mb, s.total_cpu_s)) for s in rec.steps]
     return key, row, steps
 
 
@@ -69,11 +73,28 @@ class Counter:
         self.n = 0
 
 
-def python_rows(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-                counter: Counter) -> Iterator[Prepared]:
+def python_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
+                  counter: Counter) -> Iterator[Chunk]:
+    yield from _chunks(assemble(_counting(reader, counter), mapper, bad), mapper, source, now)
+
+
+def _chunks(assembled, mapper: RowMapper, source: str, now: float, size: int = 1000) -> Iterator[Chunk]:
     canon = canonical_fields(mapper)
-    for rec, rows in assemble(_counting(reader, counter), mapper, bad):
-        yield prepare(rec, rows, canon, source, now)
+    keys: List[Key] = []
+    vals: List[Value] = []
+    for rec, rows in assembled:
+        key, row, steps = prepare(rec, rows, canon, source, now)
+        keys.append(key)
+        vals.append((row, steps))
+        if len(keys) >= size:
+            yield keys, vals
+            keys, vals = [], []
+    if keys:
+        yield keys, vals
+
+
+def fast_available() -> bool:
+    return _sacct_scan is not None
 
 
 def fast_usable(reader: SacctText) -> bool:
@@ -87,15 +108,38 @@ def _spec(mapper: RowMapper, delimiter: str, source: str, now: float) -> tuple:
                F.parse_exit, F.parse_state_field, F.tres_gpus, F.parse_job_id, digest, sum)
     caches = (F._hour_cache, F._limit_cache, F._state_cache, F._gpu_cache, F._dur_cache)
     return (mapper.n, ord(delimiter), tuple(canonical_fields(mapper)), mapper.cluster, source,
-            float(now), parsers, caches)
+            float(now), SQL_NULL, parsers, caches)
 
 
-def _blocks(reader: SacctText) -> Iterator[str]:
-    """The text after the header, in blocks of about BLOCK_CHARS."""
-    if reader.pushback is not None:
-        yield reader.pushback + "\n"
+class BinaryLines:
+    """A dump file opened in binary: its lines decoded as text files are read here (UTF-8, a bad
+    byte becomes U+FFFD), for the header and the Python reader; the C reader takes the bytes."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def __iter__(self) -> "BinaryLines":
+        return self
+
+    def __next__(self) -> str:
+        line = self.raw.readline()
+        if not line:
+            raise StopIteration
+        return line.decode("utf-8", "replace")
+
+    def read_bytes(self, n: int) -> bytes:
+        return self.raw.read(n)
+
+
+def _blocks(reader: SacctText) -> Iterator:
+    """The input after the header, in blocks of about BLOCK_CHARS (bytes from a BinaryLines, else
+    text)."""
     src = reader.source_lines
-    read = getattr(src, "read", None)
+    read_bytes = getattr(src, "read_bytes", None)
+    if reader.pushback is not None:
+        line = reader.pushback + "\n"
+        yield line.encode("utf-8", "surrogatepass") if read_bytes is not None else line
+    read = read_bytes or getattr(src, "read", None)
     if read is not None:
         while True:
             block = read(BLOCK_CHARS)
@@ -109,36 +153,45 @@ def _blocks(reader: SacctText) -> Iterator[str]:
         yield block
 
 
-def fast_rows(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-              counter: Counter) -> Iterator[Prepared]:
+def fast_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
+                counter: Counter) -> Iterator[Chunk]:
     spec = _spec(mapper, reader.delimiter, source, now)
-    left, line = "", reader.first_data_line
+    binary = hasattr(reader.source_lines, "read_bytes")
+    nl = b"\n" if binary else "\n"
+    left, line = nl[:0], reader.first_data_line
     blocks = _blocks(reader)
     for block in itertools.chain(blocks, [None]):
         final = block is None
         text = left if final else left + block
         if not final:
-            cut = text.rfind("\n") + 1
+            cut = text.rfind(nl) + 1
             if cut == 0:
                 left = text
                 continue
             text, left = text[:cut], text[cut:]
         else:
-            left = ""
+            left = nl[:0]
         try:
-            items, rest, rest_line, rows = _sacct_scan.scan(text, final, line, spec)
+            keys, vals, spans, rest, rest_line, rows = _sacct_scan.scan(text, final, line, spec)
         except UnicodeError:  # lone surrogates in the text: the Python reader takes it all
-            items, rest, rest_line, rows = [(None, text, line)], "", line + text.count("\n"), 0
+            keys, vals, rest, rest_line, rows = [], [], nl[:0], line + text.count(nl), 0
+            spans = [(0, text if not binary else text.decode("utf-8", "replace"), line)]
         counter.n += rows
-        for key, a, b in items:
-            if key is None:
-                yield from _span(a, b, reader, mapper, bad, source, now, counter)
-            else:
-                yield key, a, b
+        pos = 0
+        for at, span_text, span_line in spans:
+            if at > pos:
+                yield keys[pos:at], vals[pos:at]
+            yield from _span(span_text, span_line, reader, mapper, bad, source, now, counter)
+            pos = at
+        if pos < len(keys):
+            yield (keys[pos:], vals[pos:]) if pos else (keys, vals)
         left = rest + left
         line = rest_line
         if len(left) > MAX_LEFTOVER:  # no clean job for a long stretch: Python for the rest
-            tail = itertools.chain(io.StringIO(left, newline="\n"), _lines_of(blocks))
+            if binary:
+                tail = itertools.chain(_lines_of([left.decode("utf-8", "replace")]), reader.source_lines)
+            else:
+                tail = itertools.chain(io.StringIO(left, newline="\n"), _lines_of(blocks))
             yield from _span_lines(tail, line, reader, mapper, bad, source, now, counter)
             return
 
@@ -149,18 +202,16 @@ def _lines_of(blocks: Iterator[str]) -> Iterator[str]:
 
 
 def _span(text: str, first_line: int, reader: SacctText, mapper: RowMapper, bad: List[Bad],
-          source: str, now: float, counter: Counter) -> Iterator[Prepared]:
+          source: str, now: float, counter: Counter) -> Iterator[Chunk]:
     return _span_lines(io.StringIO(text, newline="\n"), first_line, reader, mapper, bad, source,
                        now, counter)
 
 
 def _span_lines(lines: Iterable[str], first_line: int, reader: SacctText, mapper: RowMapper,
-                bad: List[Bad], source: str, now: float, counter: Counter) -> Iterator[Prepared]:
+                bad: List[Bad], source: str, now: float, counter: Counter) -> Iterator[Chunk]:
     sub = SacctText(lines, fields=reader.fields, delimiter=reader.delimiter, source=reader.source,
                     header=False, first_line=first_line)
-    canon = canonical_fields(mapper)
-    for rec, rows in assemble(_counting(sub, counter), mapper, bad):
-        yield prepare(rec, rows, canon, source, now)
+    yield from _chunks(assemble(_counting(sub, counter), mapper, bad), mapper, source, now)
 
 
 def _counting(rows: Iterable, counter: Counter) -> Iterator:
@@ -169,11 +220,12 @@ def _counting(rows: Iterable, counter: Counter) -> Iterator:
         yield row
 
 
-def prepared_rows(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-                  counter: Counter, fast: Optional[bool] = None) -> Iterator[Prepared]:
-    """The jobs of ``reader`` as store rows; ``fast`` None: the C path when it can be used."""
+def prepared_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
+                    counter: Counter, fast: Optional[bool] = None) -> Iterator[Chunk]:
+    """The jobs of ``reader`` as store rows, in input order, a chunk at a time; ``fast`` None:
+    the C reader when it can be used."""
     if fast is None:
         fast = fast_usable(reader)
     if fast:
-        return fast_rows(reader, mapper, bad, source, now, counter)
-    return python_rows(reader, mapper, bad, source, now, counter)
+        return fast_chunks(reader, mapper, bad, source, now, counter)
+    return python_chunks(reader, mapper, bad, source, now, counter)
