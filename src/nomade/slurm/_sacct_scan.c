@@ -52,6 +52,8 @@ typedef struct {
 
 typedef struct { const char *p; Py_ssize_t n; } Str;
 
+static void clear_soft(void);
+
 /* ------------------------------------------------------------------ small helpers */
 
 static unsigned char cls[256];   /* 1 garbage, 2 '\r' */
@@ -97,7 +99,7 @@ static PyObject *cstr(Str s) {
     if (o == NULL) return NULL;
     Py_ssize_t n;
     const char *u = PyUnicode_AsUTF8AndSize(o, &n);
-    if (u == NULL || n != s.n) { PyErr_Clear(); return o; }
+    if (u == NULL || n != s.n) { clear_soft(); return o; }
     Py_XSETREF(e->obj, Py_NewRef(o));
     e->p = u; e->n = n; e->h = h;
     return o;
@@ -108,16 +110,28 @@ static PyObject *str_or_none(Str s) {
     return cstr(s);
 }
 
-/* call a Python parser on the field's text; NULL (error cleared) when it raises */
+/* set when a Python call raised something that is not an Exception (KeyboardInterrupt,
+ * SystemExit, MemoryError...): the error is kept and scan() returns it */
+static int abort_scan = 0;
+
+/* a value that did not convert: an Exception is cleared (the job goes to the Python reader,
+ * which says why); anything else is kept for scan() to raise */
+static void clear_soft(void) {
+    if (!PyErr_Occurred() || abort_scan) return;
+    if (PyErr_ExceptionMatches(PyExc_Exception) && !PyErr_ExceptionMatches(PyExc_MemoryError)) PyErr_Clear();
+    else abort_scan = 1;
+}
+
+/* call a Python parser on the field's text; NULL when it raises */
 static PyObject *call1(PyObject *fn, PyObject *arg) {
     PyObject *r = PyObject_CallOneArg(fn, arg);
-    if (r == NULL) PyErr_Clear();
+    if (r == NULL) clear_soft();
     return r;
 }
 
 static PyObject *call_text(PyObject *fn, Str s) {
     PyObject *t = mkstr(s);
-    if (t == NULL) { PyErr_Clear(); return NULL; }
+    if (t == NULL) { clear_soft(); return NULL; }
     PyObject *r = call1(fn, t);
     Py_DECREF(t);
     return r;
@@ -140,7 +154,7 @@ static int plain_decimal(Str s, double *out) {
     buf[s.n] = 0;
     char *end = NULL;
     double v = PyOS_string_to_double(buf, &end, NULL);
-    if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    if (v == -1.0 && PyErr_Occurred()) { clear_soft(); return 0; }
     if (end != buf + s.n) return 0;
     *out = v;
     return 1;
@@ -172,8 +186,11 @@ static int canon_time(Str s) {
 }
 
 /* parse_time: the cached-hour path of sacct_fields._parse_time, Python for the rest */
+static int is_word(Str s, const char *w) { return (Py_ssize_t)strlen(w) == s.n && memcmp(s.p, w, s.n) == 0; }
+
 static PyObject *v_time(Spec *sp, Str s) {
-    if (s.n == 0) Py_RETURN_NONE;
+    /* sacct_fields._NO_TIME */
+    if (s.n == 0 || is_word(s, "Unknown") || is_word(s, "None") || is_word(s, "N/A")) Py_RETURN_NONE;
     if (canon_time(s)) {
         int mi = (s.p[14] - '0') * 10 + (s.p[15] - '0');
         int se = (s.p[17] - '0') * 10 + (s.p[18] - '0');
@@ -182,10 +199,10 @@ static PyObject *v_time(Spec *sp, Str s) {
                 if (hmemo[k].used && memcmp(hmemo[k].key, s.p, 13) == 0)
                     return PyFloat_FromDouble(hmemo[k].base + (double)(mi * 60) + (double)se);
             PyObject *key = PyUnicode_DecodeUTF8(s.p, 13, NULL);
-            if (key == NULL) { PyErr_Clear(); return NULL; }
+            if (key == NULL) { clear_soft(); return NULL; }
             PyObject *base = PyDict_GetItemWithError(sp->hour_cache, key);
             Py_DECREF(key);
-            if (base == NULL && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+            if (base == NULL && PyErr_Occurred()) { clear_soft(); return NULL; }
             if (base != NULL && PyFloat_Check(base)) {
                 HourMemo *m = &hmemo[hmemo_next];
                 hmemo_next = (hmemo_next + 1) % HMEMO;
@@ -282,10 +299,10 @@ static PyObject *v_rss(Spec *sp, Str s) {
     if (s.n == 0) Py_RETURN_NONE;
     if (fast_mem(s, 'K', &mib, &pc)) return PyFloat_FromDouble(mib);
     PyObject *t = mkstr(s);
-    if (t == NULL) { PyErr_Clear(); return NULL; }
+    if (t == NULL) { clear_soft(); return NULL; }
     PyObject *r = PyObject_CallFunctionObjArgs(sp->py[P_MEM], t, sp->k_unit, NULL);
     Py_DECREF(t);
-    if (r == NULL) { PyErr_Clear(); return NULL; }
+    if (r == NULL) { clear_soft(); return NULL; }
     PyObject *v = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 ? PyTuple_GET_ITEM(r, 0) : NULL;
     Py_XINCREF(v);
     Py_DECREF(r);
@@ -338,7 +355,7 @@ static int v_exit(Spec *sp, Str s, PyObject **code, PyObject **sig) {
 static PyObject *cached(PyObject *cache, PyObject *fn, PyObject *text) {
     PyObject *hit = PyDict_GetItemWithError(cache, text);
     if (hit != NULL) return Py_NewRef(hit);
-    if (PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+    if (PyErr_Occurred()) { clear_soft(); return NULL; }
     return call1(fn, text);
 }
 
@@ -424,7 +441,7 @@ static PyObject *elapsed_int(Spec *sp, Str s) {
     if (e == NULL || e == Py_None) return e;
     PyObject *r = PyNumber_Long(e);
     Py_DECREF(e);
-    if (r == NULL) PyErr_Clear();
+    if (r == NULL) clear_soft();
     return r;
 }
 
@@ -465,7 +482,7 @@ static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
     /* time limit: (seconds, raw) from Python's cache or parser */
     {
         PyObject *t = cstr(field(r, F_LIMIT));
-        if (t == NULL) { PyErr_Clear(); return 0; }
+        if (t == NULL) { clear_soft(); return 0; }
         PyObject *lim = cached(sp->limit_cache, sp->py[P_LIMIT], t);
         Py_DECREF(t);
         if (lim == NULL || !PyTuple_Check(lim) || PyTuple_GET_SIZE(lim) != 2) { Py_XDECREF(lim); return 0; }
@@ -479,7 +496,7 @@ static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
     {
         PyObject *t = reqtres.n ? Py_XNewRef(o[J_REQTRES]) : alloctres.n ? Py_XNewRef(o[J_ALLOCTRES])
                                                                        : PyUnicode_FromString("");
-        if (t == NULL) { PyErr_Clear(); return 0; }
+        if (t == NULL) { clear_soft(); return 0; }
         o[J_GPUS] = cached(sp->gpu_cache, sp->py[P_GPUS], t);
         Py_DECREF(t);
         if (o[J_GPUS] == NULL) return 0;
@@ -488,7 +505,7 @@ static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
     o[J_SUBMITLINE] = str_or_none(field(r, F_SUBMITLINE));
     {
         PyObject *raw = cstr(field(r, F_STATE));
-        if (raw == NULL) { PyErr_Clear(); return 0; }
+        if (raw == NULL) { clear_soft(); return 0; }
         PyObject *st = v_state(sp, raw);
         if (st == NULL) { Py_DECREF(raw); return 0; }
         o[J_STATE] = Py_NewRef(PyTuple_GET_ITEM(st, 0));
@@ -508,7 +525,7 @@ static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
     o[J_NODELIST] = str_or_none(field(r, F_NODELIST));
     o[J_TOTALCPU] = v_duration(sp, field(r, F_TOTALCPU));
     o[J_MAXRSS] = v_rss(sp, field(r, F_MAXRSS));
-    for (int i = 0; i < NJ; i++) if (o[i] == NULL) { PyErr_Clear(); return 0; }
+    for (int i = 0; i < NJ; i++) if (o[i] == NULL) { clear_soft(); return 0; }
     return 1;
 }
 
@@ -522,7 +539,7 @@ static PyObject *step_row(Spec *sp, Row *r, PyObject *cluster, PyObject *job_id,
     o[2] = cstr(step_id);
     o[3] = str_or_none(field(r, F_NAME));
     PyObject *raw = cstr(field(r, F_STATE));
-    if (raw == NULL) { PyErr_Clear(); goto fail; }
+    if (raw == NULL) { clear_soft(); goto fail; }
     PyObject *st = v_state(sp, raw);
     if (st == NULL) { Py_DECREF(raw); goto fail; }
     o[4] = Py_NewRef(PyTuple_GET_ITEM(st, 0));
@@ -544,7 +561,7 @@ static PyObject *step_row(Spec *sp, Row *r, PyObject *cluster, PyObject *job_id,
     for (int i = 0; i < NS + 2; i++) PyTuple_SET_ITEM(t, i, o[i]);
     return t;
 fail:
-    PyErr_Clear();
+    clear_soft();
     clear_objs(o, NS + 2);
     return NULL;
 }
@@ -631,13 +648,13 @@ static int group_finish(Spec *sp, Group *g) {
         if (v == Py_None) continue;
         if (best == NULL) { best = v; continue; }
         int gt = PyObject_RichCompareBool(v, best, Py_GT);
-        if (gt < 0) { PyErr_Clear(); return 0; }
+        if (gt < 0) { clear_soft(); return 0; }
         if (gt) best = v;
     }
     if (best != NULL) {
         if (g->o[J_MAXRSS] != Py_None) {
             int gt = PyObject_RichCompareBool(g->o[J_MAXRSS], best, Py_GT);
-            if (gt < 0) { PyErr_Clear(); return 0; }
+            if (gt < 0) { clear_soft(); return 0; }
             if (gt) best = g->o[J_MAXRSS];
         }
         Py_INCREF(best);
@@ -648,7 +665,7 @@ static int group_finish(Spec *sp, Group *g) {
         if (vals == NULL) return 0;
         for (Py_ssize_t i = 0; i < ns; i++) {
             PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(g->steps, i), 15);
-            if (v != Py_None && PyList_Append(vals, v) < 0) { Py_DECREF(vals); PyErr_Clear(); return 0; }
+            if (v != Py_None && PyList_Append(vals, v) < 0) { Py_DECREF(vals); clear_soft(); return 0; }
         }
         if (PyList_GET_SIZE(vals) == 1) {
             Py_SETREF(g->o[J_TOTALCPU], Py_NewRef(PyList_GET_ITEM(vals, 0)));
@@ -666,12 +683,12 @@ static int group_finish(Spec *sp, Group *g) {
 static PyObject *group_item(Spec *sp, Group *g) {
     if (!group_finish(sp, g)) return NULL;
     PyObject *mat = PyBytes_FromStringAndSize(g->mat.p, g->mat.n);
-    if (mat == NULL) { PyErr_Clear(); return NULL; }
+    if (mat == NULL) { clear_soft(); return NULL; }
     PyObject *h = call1(sp->py[P_DIGEST], mat);
     Py_DECREF(mat);
     if (h == NULL) return NULL;
     PyObject *row = PyTuple_New(NJ + 4);
-    if (row == NULL) { Py_DECREF(h); PyErr_Clear(); return NULL; }
+    if (row == NULL) { Py_DECREF(h); clear_soft(); return NULL; }
     for (int i = 0; i < NJ; i++) {
         if (g->o[i] == Py_None) { Py_DECREF(Py_None); g->o[i] = Py_NewRef(sp->null); }
         PyTuple_SET_ITEM(row, i, g->o[i]);
@@ -696,7 +713,7 @@ static PyObject *group_item(Spec *sp, Group *g) {
     Py_XDECREF(key);
     Py_XDECREF(val);
     Py_DECREF(row);
-    if (item == NULL) PyErr_Clear();
+    if (item == NULL) clear_soft();
     return item;
 }
 
@@ -784,6 +801,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     sp.dflt_cluster = PyUnicode_FromString("default");
     sp.k_unit = PyUnicode_FromString("K");
     memset(hmemo, 0, sizeof(hmemo));  /* bases are re-read from Python's cache on every call */
+    abort_scan = 0;
     Py_ssize_t len;
     const char *s;
     if (is_bytes) { s = PyBytes_AS_STRING(text); len = PyBytes_GET_SIZE(text); }
@@ -832,7 +850,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 Str sid = {jf.p + g.prefix.n, jf.n - g.prefix.n};
                 PyObject *st = step_row(&sp, &row, g.o[J_CLUSTER], g.o[J_JOBID], sid);
                 if (st == NULL || PyList_Append(g.steps, st) < 0 || !material_add(&g.mat, &row, 0)) {
-                    PyErr_Clear();
+                    clear_soft();
                     g.ok = 0;
                     clear_objs(g.o, NJ);
                 }
@@ -845,7 +863,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         }
         line++;
         pos = next;
+        if (abort_scan) goto done;
     }
+    if (abort_scan) goto done;
     Py_ssize_t left_at = len, left_line = line;
     if (final) {
         if (!close_group(&sp, &g, &out, s, &span, &rows)) goto done;

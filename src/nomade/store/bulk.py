@@ -21,7 +21,7 @@ from ..errors import StoreError
 if TYPE_CHECKING:  # db imports this module
     from .db import Store
 
-STALE_AFTER_S = 6 * 3600   # a loader on another host is taken as gone after this long
+STALE_AFTER_S = 6 * 3600   # a load that set indexes aside this long ago is taken as gone
 
 
 @contextmanager
@@ -80,8 +80,10 @@ def _recorded(conn: sqlite3.Connection) -> List[Tuple[str, str]]:
 
 
 def _gone(pid: int, host: str, at: float) -> bool:
+    if time.time() - at > STALE_AFTER_S:   # also a dead loader whose pid was reused since
+        return True
     if host != socket.gethostname():
-        return time.time() - at > STALE_AFTER_S
+        return False
     if pid == os.getpid():
         return False
     try:

@@ -71,13 +71,9 @@ class IngestCounts:
                 f"{self.quarantined} quarantined")
 
 
-def record_hash(rec: JobRecord) -> str:
-    # same text as repr(astuple(rec)) (steps last, as a list of tuples), without its deep copies
-    # (astuple made the SWF import of 121k jobs 5x slower)
-    return _hash_values(_job_values(rec) + ([_step_values(st) for st in rec.steps],))
-
-
 def _hash_values(values: tuple) -> str:
+    """The record hash of a JobRecord's values (steps last, as a list of tuples): the text of their
+    repr (astuple's deep copies made the SWF import of 121k jobs 5x slower)."""
     return hashlib.blake2b(repr(values).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -107,7 +103,7 @@ def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
     for rec in records:
         values = _job_values(rec)
         steps = [_step_values(st) for st in rec.steps]
-        h = _hash_values(values + (steps,))  # == record_hash(rec), values computed once
+        h = _hash_values(values + (steps,))
         key = (rec.cluster, rec.job_id)
         latest[key] = (sql_nulls(values + (source, h, now, now)), [sql_nulls(key + st) for st in steps])
     return write_rows(store, latest)
