@@ -124,6 +124,7 @@ static void clear_soft(void) {
 
 /* call a Python parser on the field's text; NULL when it raises */
 static PyObject *call1(PyObject *fn, PyObject *arg) {
+    if (abort_scan) return NULL;   /* an error is pending: call nothing more */
     PyObject *r = PyObject_CallOneArg(fn, arg);
     if (r == NULL) clear_soft();
     return r;
@@ -198,6 +199,7 @@ static PyObject *v_time(Spec *sp, Str s) {
             for (int k = 0; k < HMEMO; k++)
                 if (hmemo[k].used && memcmp(hmemo[k].key, s.p, 13) == 0)
                     return PyFloat_FromDouble(hmemo[k].base + (double)(mi * 60) + (double)se);
+            if (abort_scan) return NULL;
             PyObject *key = PyUnicode_DecodeUTF8(s.p, 13, NULL);
             if (key == NULL) { clear_soft(); return NULL; }
             PyObject *base = PyDict_GetItemWithError(sp->hour_cache, key);
@@ -300,7 +302,7 @@ static PyObject *v_rss(Spec *sp, Str s) {
     if (fast_mem(s, 'K', &mib, &pc)) return PyFloat_FromDouble(mib);
     PyObject *t = mkstr(s);
     if (t == NULL) { clear_soft(); return NULL; }
-    PyObject *r = PyObject_CallFunctionObjArgs(sp->py[P_MEM], t, sp->k_unit, NULL);
+    PyObject *r = abort_scan ? NULL : PyObject_CallFunctionObjArgs(sp->py[P_MEM], t, sp->k_unit, NULL);
     Py_DECREF(t);
     if (r == NULL) { clear_soft(); return NULL; }
     PyObject *v = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 ? PyTuple_GET_ITEM(r, 0) : NULL;
@@ -353,6 +355,7 @@ static int v_exit(Spec *sp, Str s, PyObject **code, PyObject **sig) {
 
 /* a cached Python parser: cache.get(text) else parser(text); returns a new reference */
 static PyObject *cached(PyObject *cache, PyObject *fn, PyObject *text) {
+    if (abort_scan) return NULL;
     PyObject *hit = PyDict_GetItemWithError(cache, text);
     if (hit != NULL) return Py_NewRef(hit);
     if (PyErr_Occurred()) { clear_soft(); return NULL; }
@@ -834,6 +837,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             for (Py_ssize_t i = g.prefix.n; i < jf.n; i++) if (!step_char(jf.p[i])) { is_step = 0; break; }
         }
         if (clean && !is_step && parse_jobid(jf, &jid) && !jid.has_step && jid.job.n < 90) is_job = 1;
+        if (abort_scan) goto done;
         if (is_job) {
             /* close the previous group */
             if (!close_group(&sp, &g, &out, s, &span, &rows)) goto done;
