@@ -167,6 +167,22 @@ def wait_done(job_ids: Sequence[str], timeout: float = 180) -> Dict[str, str]:
     raise TimeoutError(f"jobs still active after {timeout}s: {states}")
 
 
+def wait_accounting_settled(job_ids: Sequence[str], fields: Sequence[str], timeout: float = 30,
+                            quiet_s: float = 3) -> None:
+    """Wait (best effort) until sacct's rows for the jobs, steps included, have not changed for
+    ``quiet_s``: slurmdbd takes the last step records and derived exit codes a few seconds after
+    the jobs have ended, later on a busy machine."""
+    end = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < end:
+        now_rows = sacct_rows(job_ids, fields)
+        if now_rows != last:
+            last, since = now_rows, time.time()
+        elif time.time() - since >= quiet_s:
+            return
+        time.sleep(1)
+
+
 def wait_queue_empty(timeout: float = 120) -> None:
     """Wait (best effort) until no job is running, e.g. before taking the node down."""
     end = time.time() + timeout

@@ -84,7 +84,10 @@ def run_state_matrix(cluster: "harness.SlurmCluster") -> Dict[str, str]:
     jobs["cancel_pending_alice"] = cancel_pending_case()
     jobs["cancel_running_alice"] = cancel_running_case()
     harness.wait_done(list(jobs.values()), timeout=200)
-    time.sleep(2)  # let slurmdbd receive the last step records
+    # let slurmdbd receive the last step records and derived exit codes (a CI run once read
+    # srun_steps_root's DerivedExitCode as 0:0 two seconds after the jobs had ended)
+    harness.wait_accounting_settled(list(jobs.values()),
+                                    ["JobID", "State", "ExitCode", "DerivedExitCode", "MaxRSS", "End"])
     return jobs
 
 
