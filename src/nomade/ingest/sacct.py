@@ -24,12 +24,10 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from ..command import run_command
 from ..errors import IngestError, SlurmCommandError
-from ..jobrecord import JobRecord
 from ..slurm import sacct_json
 from ..slurm.sacct_record import Bad, RowMapper
 from ..slurm.sacct_scan import BinaryLines, Counter, fast_available, prepared_chunks
@@ -121,6 +119,10 @@ def _flush(store: Store, latest: Dict, bad: List[Bad], qsource: str, result: Sac
         result.counts.add(write_rows(store, latest))
         result.jobs += len(latest)
         latest.clear()
+    _quarantine(store, bad, qsource, result)
+
+
+def _quarantine(store: Store, bad: List[Bad], qsource: str, result: SacctIngestResult) -> None:
     if bad:
         result.counts.quarantined += quarantine(store, [(qsource, loc, why, raw) for loc, why, raw in bad])
         bad.clear()
@@ -221,9 +223,7 @@ def ingest_json_file(store: Store, path: str, *, cluster: Optional[str] = None,
         if batch:
             result.counts.add(upsert_jobs(store, batch, "sacct-json"))
             result.jobs += len(batch)
-        if bad:
-            result.counts.quarantined += quarantine(store, [(qsource, loc, why, raw) for loc, why, raw in bad])
-            bad.clear()
+        _quarantine(store, bad, qsource, result)
         if not batch:
             return result
 

@@ -36,8 +36,7 @@ enum { F_JOBID, F_RAW, F_CLUSTER, F_NAME, F_USER, F_UID, F_GROUP, F_ACCOUNT, F_P
        F_REQMEM, F_REQCPUS, F_REQNODES, F_REQTRES, F_ALLOCCPUS, F_NNODES, F_ALLOCTRES,
        F_NODELIST, F_MAXRSS, F_TOTALCPU, F_WORKDIR, F_SUBMITLINE };
 
-enum { P_INT, P_TIME, P_DURATION, P_LIMIT, P_MEM, P_EXIT, P_STATE, P_GPUS, P_JOBID, P_DIGEST,
-       P_SUM, NPY };
+enum { P_INT, P_TIME, P_DURATION, P_LIMIT, P_MEM, P_EXIT, P_STATE, P_GPUS, P_DIGEST, P_SUM, NPY };
 
 typedef struct {
     int n;                  /* fields per row */
@@ -47,7 +46,7 @@ typedef struct {
     PyObject *source, *now, *dflt_cluster, *k_unit;
     PyObject *null;         /* what a NULL is bound as (see nomade.store.jobs.SQL_NULL) */
     PyObject *py[NPY];      /* Python parsers (borrowed from spec) */
-    PyObject *hour_cache, *limit_cache, *state_cache, *gpu_cache, *dur_cache;
+    PyObject *hour_cache, *limit_cache, *state_cache, *gpu_cache;
 } Spec;
 
 typedef struct { const char *p; Py_ssize_t n; } Str;
@@ -682,16 +681,16 @@ static int group_finish(Spec *sp, Group *g) {
     return 1;
 }
 
-/* the group's item (key, row, steps), or NULL with no error set when it is not good */
-static PyObject *group_item(Spec *sp, Group *g) {
-    if (!group_finish(sp, g)) return NULL;
+/* the group's key and (row, steps) (new references); 0 when it is not good */
+static int group_item(Spec *sp, Group *g, PyObject **key_out, PyObject **val_out) {
+    if (!group_finish(sp, g)) return 0;
     PyObject *mat = PyBytes_FromStringAndSize(g->mat.p, g->mat.n);
-    if (mat == NULL) { clear_soft(); return NULL; }
+    if (mat == NULL) { clear_soft(); return 0; }
     PyObject *h = call1(sp->py[P_DIGEST], mat);
     Py_DECREF(mat);
-    if (h == NULL) return NULL;
+    if (h == NULL) return 0;
     PyObject *row = PyTuple_New(NJ + 4);
-    if (row == NULL) { Py_DECREF(h); clear_soft(); return NULL; }
+    if (row == NULL) { Py_DECREF(h); clear_soft(); return 0; }
     for (int i = 0; i < NJ; i++) {
         if (g->o[i] == Py_None) { Py_DECREF(Py_None); g->o[i] = Py_NewRef(sp->null); }
         PyTuple_SET_ITEM(row, i, g->o[i]);
@@ -712,12 +711,16 @@ static PyObject *group_item(Spec *sp, Group *g) {
     PyTuple_SET_ITEM(row, NJ + 3, Py_NewRef(sp->now));
     PyObject *key = PyTuple_Pack(2, PyTuple_GET_ITEM(row, J_CLUSTER), PyTuple_GET_ITEM(row, J_JOBID));
     PyObject *val = PyTuple_Pack(2, row, g->steps);
-    PyObject *item = key && val ? PyTuple_Pack(2, key, val) : NULL;
-    Py_XDECREF(key);
-    Py_XDECREF(val);
     Py_DECREF(row);
-    if (item == NULL) clear_soft();
-    return item;
+    if (key == NULL || val == NULL) {
+        Py_XDECREF(key);
+        Py_XDECREF(val);
+        clear_soft();
+        return 0;
+    }
+    *key_out = key;
+    *val_out = val;
+    return 1;
 }
 
 static int get_spec(PyObject *t, Spec *sp) {
@@ -728,7 +731,7 @@ static int get_spec(PyObject *t, Spec *sp) {
                           &sp->source, &sp->now, &sp->null, &PyTuple_Type, &parsers, &PyTuple_Type, &caches))
         return 0;
     if (sp->n < 1 || sp->n > MAXF || delim < 1 || delim > 127 || PyTuple_GET_SIZE(idx) != NF
-        || PyTuple_GET_SIZE(parsers) != NPY || PyTuple_GET_SIZE(caches) != 5) {
+        || PyTuple_GET_SIZE(parsers) != NPY || PyTuple_GET_SIZE(caches) != 4) {
         PyErr_SetString(PyExc_ValueError, "bad scan spec");
         return 0;
     }
@@ -744,8 +747,7 @@ static int get_spec(PyObject *t, Spec *sp) {
     sp->limit_cache = PyTuple_GET_ITEM(caches, 1);
     sp->state_cache = PyTuple_GET_ITEM(caches, 2);
     sp->gpu_cache = PyTuple_GET_ITEM(caches, 3);
-    sp->dur_cache = PyTuple_GET_ITEM(caches, 4);
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 4; k++)
         if (!PyDict_Check(PyTuple_GET_ITEM(caches, k))) { PyErr_SetString(PyExc_TypeError, "caches must be dicts"); return 0; }
     return 1;
 }
@@ -774,14 +776,14 @@ typedef struct { int open; Py_ssize_t start, line; } Span;
  * else it opens (or extends) a stretch for the Python reader. 0 on a Python error. */
 static int close_group(Spec *sp, Group *g, Out *out, const char *s, Span *span, Py_ssize_t *rows) {
     if (!g->open) return 1;
-    PyObject *it = g->ok ? group_item(sp, g) : NULL;
+    PyObject *key = NULL, *val = NULL;
     int rc = 1;
-    if (it != NULL) {
+    if (g->ok && group_item(sp, g, &key, &val)) {
         if (span->open && !emit_span(out, s, span->start, g->start, span->line)) rc = 0;
         span->open = 0;
-        if (rc && (PyList_Append(out->keys, PyTuple_GET_ITEM(it, 0)) < 0
-                   || PyList_Append(out->vals, PyTuple_GET_ITEM(it, 1)) < 0)) rc = 0;
-        Py_DECREF(it);
+        if (rc && (PyList_Append(out->keys, key) < 0 || PyList_Append(out->vals, val) < 0)) rc = 0;
+        Py_DECREF(key);
+        Py_DECREF(val);
         *rows += g->rows;
     } else if (!span->open) {
         span->open = 1; span->start = g->start; span->line = g->line;

@@ -1,8 +1,9 @@
 """Turning ``sacct -P`` text into store rows: the C fast path for clean rows, the Python reader
 (``sacct_text`` + ``sacct_record``) for everything else.
 
-Both produce the same thing for a job: ``(key, row, steps)`` where ``row`` is the jobs-table row
-(``JOB_COLUMNS`` + source, record hash, ingested_at, updated_at) and ``steps`` the job_steps rows.
+Both produce the same thing for a job: its key ``(cluster, job_id)`` and ``(row, steps)``, the
+jobs-table row (``JOB_COLUMNS`` + source, record hash, ingested_at, updated_at) and the job_steps
+rows (``store.jobs.record_rows``), handed on in chunks of jobs in input order.
 The record hash is a blake2b digest of the job's rows as read (their mapped fields), so the two
 paths give the same hash and re-reading an unchanged job is recognised as unchanged.
 
@@ -18,8 +19,8 @@ import io
 import itertools
 from typing import Iterable, Iterator, List, Optional, Tuple
 
-from ..jobrecord import JOB_COLUMNS, JobRecord
-from ..store.jobs import SQL_NULL, sql_nulls
+from ..jobrecord import JobRecord
+from ..store.jobs import SQL_NULL, record_rows
 from . import sacct_fields as F
 from .sacct_record import Bad, RowMapper, assemble
 from .sacct_text import SacctText
@@ -29,7 +30,6 @@ try:  # optional: built from _sacct_scan.c when the install had a C compiler
 except ImportError:  # pragma: no cover - depends on the install
     _sacct_scan = None
 
-Prepared = Tuple[Tuple[str, str], tuple, List[tuple]]
 Key = Tuple[str, str]
 Value = Tuple[tuple, List[tuple]]            # (jobs row, job_steps rows)
 Chunk = Tuple[List[Key], List[Value]]        # jobs in input order
@@ -54,16 +54,11 @@ def canonical_fields(mapper: RowMapper) -> List[int]:
 
 
 def prepare(rec: JobRecord, rows: List[List[str]], canon: List[int], source: str,
-            now: float) -> Prepared:
+            now: float) -> Tuple[Key, Value]:
     """A JobRecord assembled by the Python reader, as store rows (same form as the C path)."""
     material = "\x1e".join("\x1f".join([v[i] for i in canon]) for v in rows)
     h = digest(material.encode("utf-8", "surrogatepass"))
-    key = (rec.cluster, rec.job_id)
-    row = sql_nulls(tuple(getattr(rec, c) for c in JOB_COLUMNS) + (source, h, now, now))
-    steps = [sql_nulls(key + (s.step_id, s.name, s.state, s.state_raw, s.exit_code, s.exit_signal,
-                              s.start_time, s.end_time, s.elapsed_s, s.alloc_cpus, s.alloc_tres,
-                              s.node_list, s.max_rss_mb, s.total_cpu_s)) for s in rec.steps]
-    return key, row, steps
+    return (rec.cluster, rec.job_id), record_rows(rec, source, h, now)
 
 
 class Counter:
@@ -83,9 +78,9 @@ def _chunks(assembled, mapper: RowMapper, source: str, now: float, size: int = 1
     keys: List[Key] = []
     vals: List[Value] = []
     for rec, rows in assembled:
-        key, row, steps = prepare(rec, rows, canon, source, now)
+        key, val = prepare(rec, rows, canon, source, now)
         keys.append(key)
-        vals.append((row, steps))
+        vals.append(val)
         if len(keys) >= size:
             yield keys, vals
             keys, vals = [], []
@@ -105,8 +100,8 @@ def fast_usable(reader: SacctText) -> bool:
 
 def _spec(mapper: RowMapper, delimiter: str, source: str, now: float) -> tuple:
     parsers = (F.parse_int, F.parse_time, F.parse_duration, F.parse_timelimit, F.parse_mem,
-               F.parse_exit, F.parse_state_field, F.tres_gpus, F.parse_job_id, digest, sum)
-    caches = (F._hour_cache, F._limit_cache, F._state_cache, F._gpu_cache, F._dur_cache)
+               F.parse_exit, F.parse_state_field, F.tres_gpus, digest, sum)
+    caches = (F._hour_cache, F._limit_cache, F._state_cache, F._gpu_cache)
     return (mapper.n, ord(delimiter), tuple(canonical_fields(mapper)), mapper.cluster, source,
             float(now), SQL_NULL, parsers, caches)
 

@@ -101,12 +101,19 @@ def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
     # the same job twice in one batch: keep the last (newest) snapshot
     latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]] = {}
     for rec in records:
-        values = _job_values(rec)
-        steps = [_step_values(st) for st in rec.steps]
-        h = _hash_values(values + (steps,))
-        key = (rec.cluster, rec.job_id)
-        latest[key] = (sql_nulls(values + (source, h, now, now)), [sql_nulls(key + st) for st in steps])
+        latest[(rec.cluster, rec.job_id)] = record_rows(rec, source, None, now)
     return write_rows(store, latest)
+
+
+def record_rows(rec: JobRecord, source: str, record_hash: Optional[str],
+                now: float) -> Tuple[tuple, List[tuple]]:
+    """``rec`` as a jobs row and its job_steps rows, NULLs as SQL_NULL. ``record_hash`` None: the
+    hash of the record's values (sources without raw rows: SWF, sacct --json)."""
+    values = _job_values(rec)
+    steps = [_step_values(st) for st in rec.steps]
+    h = _hash_values(values + (steps,)) if record_hash is None else record_hash
+    key = (rec.cluster, rec.job_id)
+    return sql_nulls(values + (source, h, now, now)), [sql_nulls(key + st) for st in steps]
 
 
 # positions in a prepared jobs row (JOB_COLUMNS + source, record_hash, ingested_at, updated_at)
@@ -129,11 +136,7 @@ def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tup
         job_rows: List[tuple] = []
         step_rows: List[tuple] = []
         restepped: List[Tuple[str, str]] = []
-        if not existing:  # all new (a first load): the same rows, without the per-job checks
-            counts.new = len(latest)
-            new_rows = [v[0] for v in latest.values()]
-            step_rows = list(itertools.chain.from_iterable(v[1] for v in latest.values()))
-        for key, (row, steps) in latest.items() if existing else ():
+        for key, (row, steps) in latest.items():
             prev = existing.get(key)
             if prev is not None:
                 if prev[0] == row[_HASH_AT] or (prev[1] and not row[_FINAL_AT]):
