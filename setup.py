@@ -5,5 +5,8 @@ install goes on and nomade uses its pure-Python reader (same results, slower).""
 
 from setuptools import Extension, setup
 
+from glob import glob
+
 setup(ext_modules=[Extension("nomade.slurm._sacct_scan", ["src/nomade/slurm/_sacct_scan.c"],
+                             depends=glob("src/nomade/slurm/csrc/*.h"),
                              optional=True, extra_compile_args=["-O2"])])

@@ -93,11 +93,15 @@ else
   make_venv .venv39 "$PY39" "-e .[dev]" || die "could not build .venv39"
 fi
 
-# the C reader of sacct dumps (src/nomade/slurm/_sacct_scan.c) is built by the editable install;
-# rebuilt here when its source is newer than the built module (a venv kept from an earlier run)
+# the C reader of sacct dumps (src/nomade/slurm/_sacct_scan.c + csrc/*.h) is built by the editable
+# install; rebuilt here when a source is newer than the built module (a venv kept from an earlier run)
 for v in .venv ${PY39:+.venv39}; do
   so=src/nomade/slurm/_sacct_scan$("$v/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-  if [ ! -f "$so" ] || [ src/nomade/slurm/_sacct_scan.c -nt "$so" ]; then
+  stale=0
+  for src in src/nomade/slurm/_sacct_scan.c src/nomade/slurm/csrc/*.h; do
+    [ "$src" -nt "$so" ] && stale=1
+  done
+  if [ ! -f "$so" ] || [ "$stale" = 1 ]; then
     log "  $v: building the C sacct reader"
     "$v/bin/python" -m pip install -q --no-deps -e . >>"$NOMADE_TEST_REPORT_DIR/build-ext.log" 2>&1 \
       || log "warning: the C sacct reader did not build for $v (see build-ext.log); the Python reader is used"

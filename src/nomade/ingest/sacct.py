@@ -27,15 +27,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from ..command import run_command
-from ..errors import IngestError, SlurmCommandError
+from ..errors import IngestError, SlurmCommandError, StoreError
 from ..slurm import sacct_json
 from ..slurm.sacct_record import Bad, RowMapper
-from ..slurm.sacct_scan import BinaryLines, Counter, fast_available, prepared_chunks
+from ..slurm.sacct_scan import (BinaryLines, Counter, WriteError, fast_available, fast_usable,
+                                prepared_chunks)
 from ..slurm.sacct_text import SacctText
 from ..store.bulk import indexes_deferred
 from ..store.db import Store
-from ..store.jobs import (IngestCounts, get_high_water, quarantine, set_high_water, upsert_jobs,
-                          write_rows)
+from ..store.jobs import (IngestCounts, c_writer, get_high_water, quarantine, set_high_water,
+                          upsert_jobs, write_rows)
 
 # structured fields first, free text (may hold '|' or newlines) last; see slurm/sacct_text.py
 LIVE_FIELDS = (
@@ -82,36 +83,77 @@ def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Opt
     counter = Counter()
     bad: List[Bad] = []
     now = time.time() if now is None else now
-    latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]] = {}
-    last = None
+    fast = fast_usable(reader) if fast is None else fast
+    writer = c_writer(store, batch_size) if fast and C_WRITER else None
     # the rows are tuples of plain values (no cycles): the cyclic GC would only rescan them
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        for keys, vals in prepared_chunks(reader, mapper, bad, "sacct", now, counter, fast):
-            i = 0
-            while i < len(keys):
-                room = batch_size - len(latest)
-                if room <= 0:
-                    # a batch never ends between two runs of one job (sacct -D): the later wins
-                    if keys[i] != last:
-                        _flush(store, latest, bad, qsource, result)
-                        if progress is not None:
-                            progress(counter.n)
-                        continue
-                    room = 1
-                j = min(len(keys), i + room)
-                latest.update(zip(keys[i:j], vals[i:j]))
-                last = keys[j - 1]
-                i = j
-        _flush(store, latest, bad, qsource, result)
+        chunks = prepared_chunks(reader, mapper, bad, "sacct", now, counter, fast, writer)
+        if writer is not None:
+            _write_c(store, writer, chunks, bad, qsource, result, counter, progress)
+        else:
+            _write_py(store, chunks, bad, qsource, result, counter, progress, batch_size)
     finally:
+        if writer is not None:
+            writer.close()
         if gc_was_on:
             gc.enable()
     result.rows = counter.n
     if progress is not None:
         progress(counter.n)
     return result
+
+
+# the C writer for the C reader's jobs (store.jobs.c_writer); False: write_rows for all (tests)
+C_WRITER = True
+
+
+def _write_c(store: Store, writer, chunks: Iterable, bad: List[Bad], qsource: str,
+             result: SacctIngestResult, counter: Counter, progress: Optional[ProgressFn]) -> None:
+    """The C reader's jobs go into ``writer`` as they are read; the Python reader's chunks are
+    added to it in their place in the input (it applies the batch rules of _write_py)."""
+    try:
+        for keys, vals in chunks:
+            if vals:
+                writer.add(vals)
+            if bad:
+                _quarantine(store, bad, qsource, result)
+            if progress is not None:
+                progress(counter.n)
+        writer.flush()
+    except WriteError as exc:
+        raise StoreError(f"{store.path}: {exc}",
+                         hint="batches before the failure are stored; re-run once it is fixed") from None
+    new, updated, unchanged, jobs = writer.counts()
+    result.counts.add(IngestCounts(new, updated, unchanged))
+    result.jobs += jobs
+    _quarantine(store, bad, qsource, result)
+
+
+def _write_py(store: Store, chunks: Iterable, bad: List[Bad], qsource: str,
+              result: SacctIngestResult, counter: Counter, progress: Optional[ProgressFn],
+              batch_size: int) -> None:
+    """Jobs in batches of ``batch_size``, each written by write_rows in one transaction."""
+    latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]] = {}
+    last = None
+    for keys, vals in chunks:
+        i = 0
+        while i < len(keys):
+            room = batch_size - len(latest)
+            if room <= 0:
+                # a batch never ends between two runs of one job (sacct -D): the later wins
+                if keys[i] != last:
+                    _flush(store, latest, bad, qsource, result)
+                    if progress is not None:
+                        progress(counter.n)
+                    continue
+                room = 1
+            j = min(len(keys), i + room)
+            latest.update(zip(keys[i:j], vals[i:j]))
+            last = keys[j - 1]
+            i = j
+    _flush(store, latest, bad, qsource, result)
 
 
 def _flush(store: Store, latest: Dict, bad: List[Bad], qsource: str, result: SacctIngestResult) -> None:

@@ -1,32 +1,37 @@
 /* nomade.slurm._sacct_scan: the fast path of `nomade ingest sacct` for clean rows.
  *
- * scan(text, final, first_line, spec) reads a block of `sacct -P` lines (after the header; str, or
- * the UTF-8 bytes of a dump file) and returns (keys, vals, spans, leftover, leftover_line, rows):
+ * scan(text, final, first_line, spec[, writer, start]) reads a block of `sacct -P` lines (after the
+ * header; str, or the UTF-8 bytes of a dump file) from byte `start` and returns
+ * (keys, vals, spans, leftover, leftover_line, rows, resume):
  *   keys      (cluster, job_id) of every job whose rows are all "clean", and
- *   vals      its (job_row, step_rows);
+ *   vals      its (job_row, step_rows), both empty with a writer: the jobs went into it;
  *   spans     (i, text, first_line) for every stretch that is not, coming before keys[i]: those
  *             are given to the Python reader (nomade.slurm.sacct_text / sacct_record), which
  *             decides what they are, re-joins broken rows and quarantines bad ones with a reason;
  *   leftover  the tail that may continue in the next block (the last job, or an open stretch);
- *   rows      how many rows the returned jobs hold.
+ *   rows      how many rows the returned jobs hold;
+ *   resume    -1, or (with a writer) where to call again in the same text: the scan stops before
+ *             the first clean job after a stretch, so that the stretch's jobs reach the writer
+ *             first and every job is written in input order.
  *
  * A clean row is one physical line with exactly the header's number of fields, no control
- * characters or U+FFFD, and a JobID of the plain ASCII forms. Its values are converted exactly as
- * the Python parsers in nomade.slurm.sacct_fields do: common forms are converted here, every other
- * form is handed to that Python parser (so this module never accepts what Python rejects, nor
- * reads a value differently), and a value the parser rejects makes the whole job a stretch for the
- * Python reader. The record hash is the blake2b digest (a Python callable) of the rows' mapped
- * fields. Nothing here is needed: without this module the Python reader does all of it.
+ * characters or U+FFFD, valid UTF-8, and a JobID of the plain ASCII forms. Its values are
+ * converted exactly as the Python parsers in nomade.slurm.sacct_fields do: common forms are
+ * converted here, every other form is handed to that Python parser (so this module never accepts
+ * what Python rejects, nor reads a value differently), and a value the parser rejects makes the
+ * whole job a stretch for the Python reader. The record hash is BLAKE2b over the rows' mapped
+ * fields (csrc/blake2b.h; the same digest as sacct_scan.digest).
+ *
+ * open_writer(...) gives the store writer (csrc/store_writer.h) that binds the values into SQLite
+ * without a Python object per value. Nothing here is needed: without this module the Python
+ * reader and nomade.store.jobs.write_rows do all of it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <string.h>
-#include <stdint.h>
 
-#if PY_VERSION_HEX < 0x030A0000   /* Python 3.9 */
-static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
-static inline PyObject *Py_XNewRef(PyObject *o) { Py_XINCREF(o); return o; }
-#endif
+#include "csrc/values.h"
+#include "csrc/blake2b.h"
+#include "csrc/store_writer.h"
 
 #define NF 31          /* mapped fields, in RowMapper's order (spec index tuple) */
 #define MAXF 512       /* more header fields than this: no fast path (checked by the caller) */
@@ -36,20 +41,20 @@ enum { F_JOBID, F_RAW, F_CLUSTER, F_NAME, F_USER, F_UID, F_GROUP, F_ACCOUNT, F_P
        F_REQMEM, F_REQCPUS, F_REQNODES, F_REQTRES, F_ALLOCCPUS, F_NNODES, F_ALLOCTRES,
        F_NODELIST, F_MAXRSS, F_TOTALCPU, F_WORKDIR, F_SUBMITLINE };
 
-enum { P_INT, P_TIME, P_DURATION, P_LIMIT, P_MEM, P_EXIT, P_STATE, P_GPUS, P_DIGEST, P_SUM, NPY };
+enum { P_INT, P_TIME, P_DURATION, P_LIMIT, P_MEM, P_EXIT, P_STATE, P_GPUS, P_SUM, NPY };
 
 typedef struct {
     int n;                  /* fields per row */
     char delim;
     int idx[NF];            /* position of each mapped field, -1 if the dump lacks it */
     PyObject *cluster;      /* --cluster override or NULL */
-    PyObject *source, *now, *dflt_cluster, *k_unit;
+    PyObject *source, *now, *k_unit;
+    double now_d;
     PyObject *null;         /* what a NULL is bound as (see nomade.store.jobs.SQL_NULL) */
     PyObject *py[NPY];      /* Python parsers (borrowed from spec) */
     PyObject *hour_cache, *limit_cache, *state_cache, *gpu_cache;
+    unsigned char person[16];  /* blake2b personalization of the record hash */
 } Spec;
-
-typedef struct { const char *p; Py_ssize_t n; } Str;
 
 static void clear_soft(void);
 
@@ -77,36 +82,6 @@ static long long digits_val(const char *p, Py_ssize_t n) {
     long long v = 0;
     for (Py_ssize_t i = 0; i < n; i++) v = v * 10 + (p[i] - '0');
     return v;
-}
-
-static PyObject *mkstr(Str s) { return PyUnicode_DecodeUTF8(s.p, s.n, NULL); }
-
-/* short field texts repeat (users, partitions, states, TRES, node lists): a direct-mapped cache
- * of the str objects made for them, so a repeat costs a hash and a compare, not a new object */
-#define SC_SIZE 8192
-#define SC_MAXLEN 64
-typedef struct { PyObject *obj; const char *p; Py_ssize_t n; uint64_t h; } SCEntry;
-static SCEntry scache[SC_SIZE];
-
-static PyObject *cstr(Str s) {
-    if (s.n > SC_MAXLEN) return mkstr(s);
-    uint64_t h = 1469598103934665603ULL;
-    for (Py_ssize_t i = 0; i < s.n; i++) { h ^= (unsigned char)s.p[i]; h *= 1099511628211ULL; }
-    SCEntry *e = &scache[h & (SC_SIZE - 1)];
-    if (e->obj != NULL && e->h == h && e->n == s.n && memcmp(e->p, s.p, s.n) == 0) return Py_NewRef(e->obj);
-    PyObject *o = mkstr(s);
-    if (o == NULL) return NULL;
-    Py_ssize_t n;
-    const char *u = PyUnicode_AsUTF8AndSize(o, &n);
-    if (u == NULL || n != s.n) { clear_soft(); return o; }
-    Py_XSETREF(e->obj, Py_NewRef(o));
-    e->p = u; e->n = n; e->h = h;
-    return o;
-}
-
-static PyObject *str_or_none(Str s) {
-    if (s.n == 0) Py_RETURN_NONE;
-    return cstr(s);
 }
 
 /* set when a Python call raised something that is not an Exception (KeyboardInterrupt,
@@ -149,6 +124,7 @@ static int plain_decimal(Str s, double *out) {
         if (fd == 0) return 0;
     }
     if (i != s.n || nd == 0) return 0;
+    if (nd == s.n && nd <= 15) { *out = (double)digits_val(s.p, s.n); return 1; }   /* exact */
     char buf[48];
     memcpy(buf, s.p, s.n);
     buf[s.n] = 0;
@@ -159,21 +135,36 @@ static int plain_decimal(Str s, double *out) {
     *out = v;
     return 1;
 }
+/* the result of a Python parser (stolen) as a Val; 0 when it raised or is of no bindable type */
+static int py_res(PyObject *r, Val *v, Buf *ar) {
+    if (r == NULL) return 0;
+    int ok = py_val(r, v, ar);
+    Py_DECREF(r);
+    if (!ok) clear_soft();
+    return ok;
+}
+
+/* the i-th item of a Python parser's tuple result as a Val */
+static int item_val(PyObject *t, Py_ssize_t i, Val *v, Buf *ar) {
+    int ok = py_val(PyTuple_GET_ITEM(t, i), v, ar);
+    if (!ok) clear_soft();
+    return ok;
+}
 
 /* ------------------------------------------------------------------ value parsers */
 
 /* parse_int: '' -> None, digits -> int, else Python decides */
-static PyObject *v_int(Spec *sp, Str s) {
-    if (s.n == 0) Py_RETURN_NONE;
-    if (all_digits(s, 18)) return PyLong_FromLongLong(digits_val(s.p, s.n));
-    return call_text(sp->py[P_INT], s);
+static int v_int(Spec *sp, Buf *ar, Str s, Val *v) {
+    if (s.n == 0) { set_null(v); return 1; }
+    if (all_digits(s, 18)) { set_int(v, digits_val(s.p, s.n)); return 1; }
+    return py_res(call_text(sp->py[P_INT], s), v, ar);
 }
 
 /* a small memo of hour prefix -> epoch base, filled from Python's own cache */
 #define HMEMO 8
 typedef struct { char key[13]; double base; int used; } HourMemo;
 static HourMemo hmemo[HMEMO];
-static int hmemo_next = 0;
+static int hmemo_next = 0, hmemo_hit = 0;
 
 static int canon_time(Str s) {
     if (s.n != 19) return 0;
@@ -185,36 +176,42 @@ static int canon_time(Str s) {
     return 1;
 }
 
-/* parse_time: the cached-hour path of sacct_fields._parse_time, Python for the rest */
 static int is_word(Str s, const char *w) { return (Py_ssize_t)strlen(w) == s.n && memcmp(s.p, w, s.n) == 0; }
 
-static PyObject *v_time(Spec *sp, Str s) {
+/* parse_time: the cached-hour path of sacct_fields._parse_time, Python for the rest */
+static int v_time(Spec *sp, Buf *ar, Str s, Val *v) {
     /* sacct_fields._NO_TIME */
-    if (s.n == 0 || is_word(s, "Unknown") || is_word(s, "None") || is_word(s, "N/A")) Py_RETURN_NONE;
+    if (s.n == 0 || is_word(s, "Unknown") || is_word(s, "None") || is_word(s, "N/A")) { set_null(v); return 1; }
     if (canon_time(s)) {
         int mi = (s.p[14] - '0') * 10 + (s.p[15] - '0');
         int se = (s.p[17] - '0') * 10 + (s.p[18] - '0');
         if (mi < 60 && se <= 60) {
-            for (int k = 0; k < HMEMO; k++)
-                if (hmemo[k].used && memcmp(hmemo[k].key, s.p, 13) == 0)
-                    return PyFloat_FromDouble(hmemo[k].base + (double)(mi * 60) + (double)se);
-            if (abort_scan) return NULL;
+            for (int j = 0; j < HMEMO; j++) {
+                int k = (hmemo_hit + j) % HMEMO;   /* the last hit first: times come in runs */
+                if (hmemo[k].used && memcmp(hmemo[k].key, s.p, 13) == 0) {
+                    hmemo_hit = k;
+                    set_real(v, hmemo[k].base + (double)(mi * 60) + (double)se);
+                    return 1;
+                }
+            }
+            if (abort_scan) return 0;
             PyObject *key = PyUnicode_DecodeUTF8(s.p, 13, NULL);
-            if (key == NULL) { clear_soft(); return NULL; }
+            if (key == NULL) { clear_soft(); return 0; }
             PyObject *base = PyDict_GetItemWithError(sp->hour_cache, key);
             Py_DECREF(key);
-            if (base == NULL && PyErr_Occurred()) { clear_soft(); return NULL; }
+            if (base == NULL && PyErr_Occurred()) { clear_soft(); return 0; }
             if (base != NULL && PyFloat_Check(base)) {
                 HourMemo *m = &hmemo[hmemo_next];
                 hmemo_next = (hmemo_next + 1) % HMEMO;
                 memcpy(m->key, s.p, 13);
                 m->base = PyFloat_AS_DOUBLE(base);
                 m->used = 1;
-                return PyFloat_FromDouble(m->base + (double)(mi * 60) + (double)se);
+                set_real(v, m->base + (double)(mi * 60) + (double)se);
+                return 1;
             }
         }
     }
-    return call_text(sp->py[P_TIME], s);  /* fills the hour cache, or raises */
+    return py_res(call_text(sp->py[P_TIME], s), v, ar);  /* fills the hour cache, or raises */
 }
 
 /* parse_duration for [D-]HH:MM:SS[.f], MM:SS[.f], D-HH; Python for the rest */
@@ -265,11 +262,23 @@ static int fast_duration(Str s, double *out) {
     return 1;
 }
 
-static PyObject *v_duration(Spec *sp, Str s) {   /* '' -> None */
+static int v_duration(Spec *sp, Buf *ar, Str s, Val *v) {   /* '' -> None */
     double d;
-    if (s.n == 0) Py_RETURN_NONE;
-    if (fast_duration(s, &d)) return PyFloat_FromDouble(d);
-    return call_text(sp->py[P_DURATION], s);
+    if (s.n == 0) { set_null(v); return 1; }
+    if (fast_duration(s, &d)) { set_real(v, d); return 1; }
+    return py_res(call_text(sp->py[P_DURATION], s), v, ar);
+}
+
+/* Elapsed: int(parse_duration(text)) */
+static int v_elapsed(Spec *sp, Buf *ar, Str s, Val *v) {
+    if (!v_duration(sp, ar, s, v)) return 0;
+    if (v->t == V_REAL) {
+        if (!(v->d > -9.2e18 && v->d < 9.2e18)) return 0;   /* int() of inf raises */
+        set_int(v, (long long)v->d);
+    } else if (v->t == V_TEXT) {
+        return 0;
+    }
+    return 1;
 }
 
 /* parse_mem(text, unit)[0] / full pair: number [KMGTP or kmgtp] [n|c] */
@@ -293,63 +302,65 @@ static int fast_mem(Str s, char bare, double *mib, int *per_cpu) {
     return 1;
 }
 
+/* a (a, b) tuple from a Python parser, or NULL */
+static PyObject *pair(PyObject *r) {
+    if (r != NULL && (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2)) { Py_DECREF(r); return NULL; }
+    return r;
+}
+
 /* MaxRSS: parse_mem(rss, "K")[0] if rss else None */
-static PyObject *v_rss(Spec *sp, Str s) {
+static int v_rss(Spec *sp, Buf *ar, Str s, Val *v) {
     double mib;
     int pc;
-    if (s.n == 0) Py_RETURN_NONE;
-    if (fast_mem(s, 'K', &mib, &pc)) return PyFloat_FromDouble(mib);
+    if (s.n == 0) { set_null(v); return 1; }
+    if (fast_mem(s, 'K', &mib, &pc)) { set_real(v, mib); return 1; }
     PyObject *t = mkstr(s);
-    if (t == NULL) { clear_soft(); return NULL; }
+    if (t == NULL) { clear_soft(); return 0; }
     PyObject *r = abort_scan ? NULL : PyObject_CallFunctionObjArgs(sp->py[P_MEM], t, sp->k_unit, NULL);
     Py_DECREF(t);
-    if (r == NULL) { clear_soft(); return NULL; }
-    PyObject *v = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 ? PyTuple_GET_ITEM(r, 0) : NULL;
-    Py_XINCREF(v);
+    if (r == NULL) { clear_soft(); return 0; }
+    r = pair(r);
+    if (r == NULL) return 0;
+    int ok = item_val(r, 0, v, ar);
     Py_DECREF(r);
-    return v;
+    return ok;
 }
 
 /* ReqMem -> (req_mem_mb, req_mem_per_cpu) with RowMapper.job's rule for per_cpu */
-static int v_reqmem(Spec *sp, Str s, PyObject **mem, PyObject **per) {
+static int v_reqmem(Spec *sp, Buf *ar, Str s, Val *mem, Val *per) {
     double mib;
     int pc;
-    if (s.n == 0) { *mem = Py_NewRef(Py_None); *per = Py_NewRef(Py_None); return 1; }
-    if (fast_mem(s, 'M', &mib, &pc)) {
-        *mem = PyFloat_FromDouble(mib);
-        *per = PyLong_FromLong(pc < 0 ? 0 : pc);
-        return *mem != NULL && *per != NULL;
-    }
-    PyObject *r = call_text(sp->py[P_MEM], s);
+    if (s.n == 0) { set_null(mem); set_null(per); return 1; }
+    if (fast_mem(s, 'M', &mib, &pc)) { set_real(mem, mib); set_int(per, pc < 0 ? 0 : pc); return 1; }
+    PyObject *r = pair(call_text(sp->py[P_MEM], s));
     if (r == NULL) return 0;
-    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) { Py_DECREF(r); return 0; }
     PyObject *m = PyTuple_GET_ITEM(r, 0), *p = PyTuple_GET_ITEM(r, 1);
-    *mem = Py_NewRef(m);
-    if (p != Py_None || m == Py_None) *per = Py_NewRef(p);
-    else *per = PyLong_FromLong(0);
+    int ok = item_val(r, 0, mem, ar);
+    if (ok) {
+        if (p != Py_None || m == Py_None) ok = item_val(r, 1, per, ar);
+        else set_int(per, 0);
+    }
     Py_DECREF(r);
-    return 1;
+    return ok;
 }
 
 /* parse_exit: '' -> (None, None); D:D -> ints; Python for the rest */
-static int v_exit(Spec *sp, Str s, PyObject **code, PyObject **sig) {
-    if (s.n == 0) { *code = Py_NewRef(Py_None); *sig = Py_NewRef(Py_None); return 1; }
+static int v_exit(Spec *sp, Buf *ar, Str s, Val *code, Val *sig) {
+    if (s.n == 0) { set_null(code); set_null(sig); return 1; }
     const char *colon = memchr(s.p, ':', s.n);
     if (colon != NULL) {
         Str a = {s.p, colon - s.p}, b = {colon + 1, s.n - (colon - s.p) - 1};
         if (all_digits(a, 9) && all_digits(b, 9)) {
-            *code = PyLong_FromLongLong(digits_val(a.p, a.n));
-            *sig = PyLong_FromLongLong(digits_val(b.p, b.n));
+            set_int(code, digits_val(a.p, a.n));
+            set_int(sig, digits_val(b.p, b.n));
             return 1;
         }
     }
-    PyObject *r = call_text(sp->py[P_EXIT], s);
+    PyObject *r = pair(call_text(sp->py[P_EXIT], s));
     if (r == NULL) return 0;
-    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) { Py_DECREF(r); return 0; }
-    *code = Py_NewRef(PyTuple_GET_ITEM(r, 0));
-    *sig = Py_NewRef(PyTuple_GET_ITEM(r, 1));
+    int ok = item_val(r, 0, code, ar) && item_val(r, 1, sig, ar);
     Py_DECREF(r);
-    return 1;
+    return ok;
 }
 
 /* a cached Python parser: cache.get(text) else parser(text); returns a new reference */
@@ -361,12 +372,24 @@ static PyObject *cached(PyObject *cache, PyObject *fn, PyObject *text) {
     return call1(fn, text);
 }
 
-/* parse_state_field(state_raw text) -> (state, cancelled_by, is_final) */
-static PyObject *v_state(Spec *sp, PyObject *text) {
-    if (PyUnicode_GET_LENGTH(text) == 0) return Py_BuildValue("(OOi)", Py_None, Py_None, 0);
+/* State -> state, cancelled_by, is_final (parse_state_field), state_raw */
+static int v_state(Spec *sp, Buf *ar, Str s, Val *state, Val *by, Val *final, Val *raw) {
+    if (s.n == 0) {
+        set_null(state); set_null(raw);
+        if (by) set_null(by);
+        if (final) set_int(final, 0);
+        return 1;
+    }
+    PyObject *text = cstr(s);
+    if (text == NULL) { clear_soft(); return 0; }
     PyObject *r = cached(sp->state_cache, sp->py[P_STATE], text);
-    if (r != NULL && (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 3)) { Py_DECREF(r); return NULL; }
-    return r;
+    Py_DECREF(text);
+    if (r != NULL && (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 3)) { Py_DECREF(r); return 0; }
+    if (r == NULL) return 0;
+    int ok = item_val(r, 0, state, ar) && (by == NULL || item_val(r, 1, by, ar))
+             && (final == NULL || item_val(r, 2, final, ar)) && set_text(ar, raw, s.p, s.n);
+    Py_DECREF(r);
+    return ok;
 }
 
 /* ------------------------------------------------------------------ job ids */
@@ -427,191 +450,157 @@ typedef struct {
 
 static Str field(Row *r, int k) { return r->f[k]; }
 
-/* the job's values in JOB_COLUMNS order (43) */
-#define NJ 43
-enum { J_CLUSTER, J_JOBID, J_RAW, J_ARRAY, J_TASK, J_HET, J_HETOFF, J_NAME, J_USER, J_UID, J_GRP,
-       J_ACCOUNT, J_PARTITION, J_QOS, J_SUBMIT, J_ELIGIBLE, J_REQCPUS, J_REQNODES, J_REQMEM,
-       J_PERCPU, J_LIMIT_S, J_LIMIT_RAW, J_GPUS, J_REQTRES, J_WORKDIR, J_SUBMITLINE, J_STATE,
-       J_STATE_RAW, J_BY, J_FINAL, J_EXIT, J_SIG, J_DEXIT, J_DSIG, J_START, J_END, J_ELAPSED,
-       J_ALLOCCPUS, J_NNODES, J_NODELIST, J_ALLOCTRES, J_TOTALCPU, J_MAXRSS };
-#define NS 14
-
-static void clear_objs(PyObject **o, int n) { for (int i = 0; i < n; i++) Py_CLEAR(o[i]); }
-
-static PyObject *elapsed_int(Spec *sp, Str s) {
-    PyObject *e = v_duration(sp, s);
-    if (e == NULL || e == Py_None) return e;
-    PyObject *r = PyNumber_Long(e);
-    Py_DECREF(e);
-    if (r == NULL) clear_soft();
-    return r;
-}
-
-static int job_values(Spec *sp, Row *r, JobIdParts *jid, PyObject **o) {
-    memset(o, 0, sizeof(PyObject *) * NJ);
+static int job_values(Spec *sp, Buf *ar, Row *r, JobIdParts *jid, Val *o) {
     Str cl = field(r, F_CLUSTER);
-    if (sp->cluster != NULL) o[J_CLUSTER] = Py_NewRef(sp->cluster);
-    else if (cl.n) o[J_CLUSTER] = cstr(cl);
-    else o[J_CLUSTER] = Py_NewRef(sp->dflt_cluster);
-    o[J_JOBID] = mkstr(jid->job);
-    o[J_RAW] = v_int(sp, field(r, F_RAW));
+    int ok;
+    if (sp->cluster != NULL) ok = py_val(sp->cluster, &o[J_CLUSTER], ar);
+    else if (cl.n) ok = set_text(ar, &o[J_CLUSTER], cl.p, cl.n);
+    else ok = set_text(ar, &o[J_CLUSTER], "default", 7);
+    ok = ok && set_text(ar, &o[J_JOBID], jid->job.p, jid->job.n);
+    ok = ok && v_int(sp, ar, field(r, F_RAW), &o[J_RAW]);
+    set_null(&o[J_ARRAY]); set_null(&o[J_TASK]); set_null(&o[J_HET]); set_null(&o[J_HETOFF]);
     if (jid->has_task) {
-        o[J_ARRAY] = PyLong_FromLongLong(digits_val(jid->base.p, jid->base.n));
-        o[J_TASK] = mkstr(jid->task);
-        o[J_HET] = Py_NewRef(Py_None);
-        o[J_HETOFF] = Py_NewRef(Py_None);
+        set_int(&o[J_ARRAY], digits_val(jid->base.p, jid->base.n));
+        ok = ok && set_text(ar, &o[J_TASK], jid->task.p, jid->task.n);
     } else if (jid->has_het) {
-        o[J_ARRAY] = Py_NewRef(Py_None);
-        o[J_TASK] = Py_NewRef(Py_None);
-        o[J_HET] = PyLong_FromLongLong(digits_val(jid->base.p, jid->base.n));
-        o[J_HETOFF] = PyLong_FromLongLong(digits_val(jid->het.p, jid->het.n));
-    } else {
-        o[J_ARRAY] = Py_NewRef(Py_None); o[J_TASK] = Py_NewRef(Py_None);
-        o[J_HET] = Py_NewRef(Py_None); o[J_HETOFF] = Py_NewRef(Py_None);
+        set_int(&o[J_HET], digits_val(jid->base.p, jid->base.n));
+        set_int(&o[J_HETOFF], digits_val(jid->het.p, jid->het.n));
     }
-    o[J_NAME] = str_or_none(field(r, F_NAME));
-    o[J_USER] = str_or_none(field(r, F_USER));
-    o[J_UID] = v_int(sp, field(r, F_UID));
-    o[J_GRP] = str_or_none(field(r, F_GROUP));
-    o[J_ACCOUNT] = str_or_none(field(r, F_ACCOUNT));
-    o[J_PARTITION] = str_or_none(field(r, F_PARTITION));
-    o[J_QOS] = str_or_none(field(r, F_QOS));
-    o[J_SUBMIT] = v_time(sp, field(r, F_SUBMIT));
-    o[J_ELIGIBLE] = v_time(sp, field(r, F_ELIGIBLE));
-    o[J_REQCPUS] = v_int(sp, field(r, F_REQCPUS));
-    o[J_REQNODES] = v_int(sp, field(r, F_REQNODES));
-    if (!v_reqmem(sp, field(r, F_REQMEM), &o[J_REQMEM], &o[J_PERCPU])) return 0;
+    ok = ok && set_str(ar, &o[J_NAME], field(r, F_NAME))
+            && set_str(ar, &o[J_USER], field(r, F_USER))
+            && v_int(sp, ar, field(r, F_UID), &o[J_UID])
+            && set_str(ar, &o[J_GRP], field(r, F_GROUP))
+            && set_str(ar, &o[J_ACCOUNT], field(r, F_ACCOUNT))
+            && set_str(ar, &o[J_PARTITION], field(r, F_PARTITION))
+            && set_str(ar, &o[J_QOS], field(r, F_QOS))
+            && v_time(sp, ar, field(r, F_SUBMIT), &o[J_SUBMIT])
+            && v_time(sp, ar, field(r, F_ELIGIBLE), &o[J_ELIGIBLE])
+            && v_int(sp, ar, field(r, F_REQCPUS), &o[J_REQCPUS])
+            && v_int(sp, ar, field(r, F_REQNODES), &o[J_REQNODES])
+            && v_reqmem(sp, ar, field(r, F_REQMEM), &o[J_REQMEM], &o[J_PERCPU]);
+    if (!ok) return 0;
     /* time limit: (seconds, raw) from Python's cache or parser */
     {
         PyObject *t = cstr(field(r, F_LIMIT));
         if (t == NULL) { clear_soft(); return 0; }
-        PyObject *lim = cached(sp->limit_cache, sp->py[P_LIMIT], t);
+        PyObject *lim = pair(cached(sp->limit_cache, sp->py[P_LIMIT], t));
         Py_DECREF(t);
-        if (lim == NULL || !PyTuple_Check(lim) || PyTuple_GET_SIZE(lim) != 2) { Py_XDECREF(lim); return 0; }
-        o[J_LIMIT_S] = Py_NewRef(PyTuple_GET_ITEM(lim, 0));
-        o[J_LIMIT_RAW] = Py_NewRef(PyTuple_GET_ITEM(lim, 1));
+        if (lim == NULL) return 0;
+        ok = item_val(lim, 0, &o[J_LIMIT_S], ar) && item_val(lim, 1, &o[J_LIMIT_RAW], ar);
         Py_DECREF(lim);
+        if (!ok) return 0;
     }
     Str reqtres = field(r, F_REQTRES), alloctres = field(r, F_ALLOCTRES);
-    o[J_REQTRES] = str_or_none(reqtres);
-    o[J_ALLOCTRES] = str_or_none(alloctres);
+    if (!set_str(ar, &o[J_REQTRES], reqtres) || !set_str(ar, &o[J_ALLOCTRES], alloctres)) return 0;
     {
-        PyObject *t = reqtres.n ? Py_XNewRef(o[J_REQTRES]) : alloctres.n ? Py_XNewRef(o[J_ALLOCTRES])
-                                                                       : PyUnicode_FromString("");
+        PyObject *t = cstr(reqtres.n ? reqtres : alloctres);
         if (t == NULL) { clear_soft(); return 0; }
-        o[J_GPUS] = cached(sp->gpu_cache, sp->py[P_GPUS], t);
+        PyObject *g = cached(sp->gpu_cache, sp->py[P_GPUS], t);
         Py_DECREF(t);
-        if (o[J_GPUS] == NULL) return 0;
+        if (!py_res(g, &o[J_GPUS], ar)) return 0;
     }
-    o[J_WORKDIR] = str_or_none(field(r, F_WORKDIR));
-    o[J_SUBMITLINE] = str_or_none(field(r, F_SUBMITLINE));
-    {
-        PyObject *raw = cstr(field(r, F_STATE));
-        if (raw == NULL) { clear_soft(); return 0; }
-        PyObject *st = v_state(sp, raw);
-        if (st == NULL) { Py_DECREF(raw); return 0; }
-        o[J_STATE] = Py_NewRef(PyTuple_GET_ITEM(st, 0));
-        o[J_BY] = Py_NewRef(PyTuple_GET_ITEM(st, 1));
-        o[J_FINAL] = Py_NewRef(PyTuple_GET_ITEM(st, 2));
-        Py_DECREF(st);
-        if (PyUnicode_GET_LENGTH(raw) == 0) { Py_DECREF(raw); o[J_STATE_RAW] = Py_NewRef(Py_None); }
-        else o[J_STATE_RAW] = raw;
-    }
-    if (!v_exit(sp, field(r, F_EXIT), &o[J_EXIT], &o[J_SIG])) return 0;
-    if (!v_exit(sp, field(r, F_DEXIT), &o[J_DEXIT], &o[J_DSIG])) return 0;
-    o[J_START] = v_time(sp, field(r, F_START));
-    o[J_END] = v_time(sp, field(r, F_END));
-    o[J_ELAPSED] = elapsed_int(sp, field(r, F_ELAPSED));
-    o[J_ALLOCCPUS] = v_int(sp, field(r, F_ALLOCCPUS));
-    o[J_NNODES] = v_int(sp, field(r, F_NNODES));
-    o[J_NODELIST] = str_or_none(field(r, F_NODELIST));
-    o[J_TOTALCPU] = v_duration(sp, field(r, F_TOTALCPU));
-    o[J_MAXRSS] = v_rss(sp, field(r, F_MAXRSS));
-    for (int i = 0; i < NJ; i++) if (o[i] == NULL) { clear_soft(); return 0; }
-    return 1;
+    return set_str(ar, &o[J_WORKDIR], field(r, F_WORKDIR))
+        && set_str(ar, &o[J_SUBMITLINE], field(r, F_SUBMITLINE))
+        && v_state(sp, ar, field(r, F_STATE), &o[J_STATE], &o[J_BY], &o[J_FINAL], &o[J_STATE_RAW])
+        && v_exit(sp, ar, field(r, F_EXIT), &o[J_EXIT], &o[J_SIG])
+        && v_exit(sp, ar, field(r, F_DEXIT), &o[J_DEXIT], &o[J_DSIG])
+        && v_time(sp, ar, field(r, F_START), &o[J_START])
+        && v_time(sp, ar, field(r, F_END), &o[J_END])
+        && v_elapsed(sp, ar, field(r, F_ELAPSED), &o[J_ELAPSED])
+        && v_int(sp, ar, field(r, F_ALLOCCPUS), &o[J_ALLOCCPUS])
+        && v_int(sp, ar, field(r, F_NNODES), &o[J_NNODES])
+        && set_str(ar, &o[J_NODELIST], field(r, F_NODELIST))
+        && v_duration(sp, ar, field(r, F_TOTALCPU), &o[J_TOTALCPU])
+        && v_rss(sp, ar, field(r, F_MAXRSS), &o[J_MAXRSS]);
 }
 
-/* (cluster, job_id, step_id, name, state, state_raw, exit, sig, start, end, elapsed,
- *  alloc_cpus, alloc_tres, node_list, max_rss_mb, total_cpu_s) */
-static PyObject *step_row(Spec *sp, Row *r, PyObject *cluster, PyObject *job_id, Str step_id) {
-    PyObject *o[NS + 2];
-    memset(o, 0, sizeof(o));
-    o[0] = Py_NewRef(cluster);
-    o[1] = Py_NewRef(job_id);
-    o[2] = cstr(step_id);
-    o[3] = str_or_none(field(r, F_NAME));
-    PyObject *raw = cstr(field(r, F_STATE));
-    if (raw == NULL) { clear_soft(); goto fail; }
-    PyObject *st = v_state(sp, raw);
-    if (st == NULL) { Py_DECREF(raw); goto fail; }
-    o[4] = Py_NewRef(PyTuple_GET_ITEM(st, 0));
-    Py_DECREF(st);
-    if (PyUnicode_GET_LENGTH(raw) == 0) { Py_DECREF(raw); o[5] = Py_NewRef(Py_None); }
-    else o[5] = raw;
-    if (!v_exit(sp, field(r, F_EXIT), &o[6], &o[7])) goto fail;
-    o[8] = v_time(sp, field(r, F_START));
-    o[9] = v_time(sp, field(r, F_END));
-    o[10] = elapsed_int(sp, field(r, F_ELAPSED));
-    o[11] = v_int(sp, field(r, F_ALLOCCPUS));
-    o[12] = str_or_none(field(r, F_ALLOCTRES));
-    o[13] = str_or_none(field(r, F_NODELIST));
-    o[14] = v_rss(sp, field(r, F_MAXRSS));
-    o[15] = v_duration(sp, field(r, F_TOTALCPU));
-    for (int i = 0; i < NS + 2; i++) if (o[i] == NULL) goto fail;
-    PyObject *t = PyTuple_New(NS + 2);
-    if (t == NULL) goto fail;
-    for (int i = 0; i < NS + 2; i++) PyTuple_SET_ITEM(t, i, o[i]);
-    return t;
-fail:
-    clear_soft();
-    clear_objs(o, NS + 2);
-    return NULL;
+static int step_values(Spec *sp, Buf *ar, Row *r, const Val *job, Str step_id, Val *o) {
+    o[0] = job[J_CLUSTER];
+    o[1] = job[J_JOBID];
+    return set_text(ar, &o[2], step_id.p, step_id.n)
+        && set_str(ar, &o[3], field(r, F_NAME))
+        && v_state(sp, ar, field(r, F_STATE), &o[4], NULL, NULL, &o[5])
+        && v_exit(sp, ar, field(r, F_EXIT), &o[6], &o[7])
+        && v_time(sp, ar, field(r, F_START), &o[8])
+        && v_time(sp, ar, field(r, F_END), &o[9])
+        && v_elapsed(sp, ar, field(r, F_ELAPSED), &o[10])
+        && v_int(sp, ar, field(r, F_ALLOCCPUS), &o[11])
+        && set_str(ar, &o[12], field(r, F_ALLOCTRES))
+        && set_str(ar, &o[13], field(r, F_NODELIST))
+        && v_rss(sp, ar, field(r, F_MAXRSS), &o[14])
+        && v_duration(sp, ar, field(r, F_TOTALCPU), &o[15]);
 }
 
 /* ------------------------------------------------------------------ the hash material */
 
-typedef struct { char *p; Py_ssize_t n, cap; } Buf;
-
-static int buf_add(Buf *b, const char *p, Py_ssize_t n) {
-    if (b->n + n > b->cap) {
-        Py_ssize_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n) cap *= 2;
-        char *q = PyMem_Realloc(b->p, cap);
-        if (q == NULL) return 0;
-        b->p = q;
-        b->cap = cap;
+/* the hash material: the mapped fields joined by '\x1f', rows separated by '\x1e' */
+static void material_add(B2 *b, Row *r, int first) {
+    if (!first) b2_byte(b, '\x1e');
+    for (int k = 0; k < NF; k++) {
+        if (k) b2_byte(b, '\x1f');
+        if (r->f[k].n) b2_update(b, r->f[k].p, r->f[k].n);
     }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-    return 1;
 }
 
-/* '\x1f'.join(the row's mapped fields, '' where missing), rows separated by '\x1e' */
-static int material_add(Buf *b, Row *r, int first) {
-    if (!first && !buf_add(b, "\x1e", 1)) return 0;
-    for (int k = 0; k < NF; k++) {
-        if (k && !buf_add(b, "\x1f", 1)) return 0;
-        if (r->f[k].n && !buf_add(b, r->f[k].p, r->f[k].n)) return 0;
-    }
-    return 1;
+/* digest(data, person) -> hex: for the test against hashlib */
+static PyObject *digest_py(PyObject *self, PyObject *args) {
+    Py_buffer data, person;
+    if (!PyArg_ParseTuple(args, "y*y*", &data, &person)) return NULL;
+    unsigned char pers[16] = {0};
+    memcpy(pers, person.buf, person.len < 16 ? (size_t)person.len : 16);
+    B2 b;
+    char out[32];
+    b2_init(&b, pers);
+    b2_update(&b, data.buf, data.len);
+    b2_hex(&b, out);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&person);
+    return PyUnicode_FromStringAndSize(out, 32);
 }
 
 /* ------------------------------------------------------------------ the scanner */
 
 typedef struct {
     int open, ok;
-    Py_ssize_t start, line;
-    PyObject *o[NJ];
-    PyObject *steps;        /* list */
-    Py_ssize_t rows;
+    Py_ssize_t start, line, rows;
+    Val jv[NROW];
+    Buf text;               /* the texts of jv and steps */
+    Buf steps;              /* NSTEP Vals per step */
     Str prefix;             /* '<job id>.' */
     char prefix_buf[96];
-    Buf mat;
+    B2 mat;
 } Group;
 
-static int split_line(Spec *sp, const char *p, Py_ssize_t n, Row *row, Str *all) {
-    /* clean: exactly sp->n fields, no garbage, no stray '\r', valid utf-8 U+FFFD excluded */
-    int nf = 0;
+static int utf8_ok(const unsigned char *p, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (p[i + 1] & 0xC0) != 0x80) return 0;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= n) return 0;
+            unsigned char c1 = p[i + 1];
+            if ((c1 & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80) return 0;
+            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return 0;  /* overlong, surrogate */
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (i + 3 >= n) return 0;
+            unsigned char c1 = p[i + 1];
+            if ((c1 & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80 || (p[i + 3] & 0xC0) != 0x80) return 0;
+            if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int split_line(Spec *sp, const char *p, Py_ssize_t n, Row *row, Str *all, int check_utf8) {
+    /* clean: exactly sp->n fields, no garbage, no stray '\r', valid UTF-8 without U+FFFD */
+    int nf = 0, high = 0;
     Py_ssize_t st = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
@@ -621,12 +610,14 @@ static int split_line(Spec *sp, const char *p, Py_ssize_t n, Row *row, Str *all)
             st = i + 1;
         } else if (cls[c]) {
             return 0;
-        } else if (c == 0xEF && i + 2 < n && (unsigned char)p[i + 1] == 0xBF && (unsigned char)p[i + 2] == 0xBD) {
-            return 0;
+        } else if (c >= 0x80) {
+            high = 1;
+            if (c == 0xEF && i + 2 < n && (unsigned char)p[i + 1] == 0xBF && (unsigned char)p[i + 2] == 0xBD) return 0;
         }
     }
     all[nf].p = p + st; all[nf].n = n - st; nf++;
     if (nf != sp->n) return 0;
+    if (high && check_utf8 && !utf8_ok((const unsigned char *)p, n)) return 0;
     for (int k = 0; k < NF; k++) {
         if (sp->idx[k] >= 0) row->f[k] = all[sp->idx[k]];
         else { row->f[k].p = ""; row->f[k].n = 0; }
@@ -634,108 +625,114 @@ static int split_line(Spec *sp, const char *p, Py_ssize_t n, Row *row, Str *all)
     return 1;
 }
 
-static void group_drop(Group *g) {
-    clear_objs(g->o, NJ);
-    Py_CLEAR(g->steps);
-    g->open = 0;
-}
+static Py_ssize_t group_nsteps(Group *g) { return g->steps.n / (Py_ssize_t)(sizeof(Val) * NSTEP); }
 
 /* finish(): max RSS over steps and the job row, TotalCPU summed over steps when the job has none */
 static int group_finish(Spec *sp, Group *g) {
-    Py_ssize_t ns = PyList_GET_SIZE(g->steps);
+    Py_ssize_t ns = group_nsteps(g);
     if (ns == 0) return 1;
-    PyObject *best = NULL;
+    Val *S = (Val *)g->steps.p;
+    const Val *best = NULL;
+    double bv = 0, x;
     for (Py_ssize_t i = 0; i < ns; i++) {
-        PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(g->steps, i), 14);
-        if (v == Py_None) continue;
-        if (best == NULL) { best = v; continue; }
-        int gt = PyObject_RichCompareBool(v, best, Py_GT);
-        if (gt < 0) { clear_soft(); return 0; }
-        if (gt) best = v;
+        const Val *v = &S[i * NSTEP + S_RSS];
+        if (v->t == V_NULL) continue;
+        if (!val_num(v, &x)) return 0;
+        if (best == NULL || x > bv) { best = v; bv = x; }
     }
     if (best != NULL) {
-        if (g->o[J_MAXRSS] != Py_None) {
-            int gt = PyObject_RichCompareBool(g->o[J_MAXRSS], best, Py_GT);
-            if (gt < 0) { clear_soft(); return 0; }
-            if (gt) best = g->o[J_MAXRSS];
-        }
-        Py_INCREF(best);
-        Py_SETREF(g->o[J_MAXRSS], best);
+        Val *mine = &g->jv[J_MAXRSS];
+        if (mine->t == V_NULL) *mine = *best;
+        else if (!val_num(mine, &x)) return 0;
+        else if (!(x > bv)) *mine = *best;
     }
-    if (g->o[J_TOTALCPU] == Py_None) {
-        PyObject *vals = PyList_New(0);
-        if (vals == NULL) return 0;
-        for (Py_ssize_t i = 0; i < ns; i++) {
-            PyObject *v = PyTuple_GET_ITEM(PyList_GET_ITEM(g->steps, i), 15);
-            if (v != Py_None && PyList_Append(vals, v) < 0) { Py_DECREF(vals); clear_soft(); return 0; }
-        }
-        if (PyList_GET_SIZE(vals) == 1) {
-            Py_SETREF(g->o[J_TOTALCPU], Py_NewRef(PyList_GET_ITEM(vals, 0)));
-        } else if (PyList_GET_SIZE(vals) > 1) {
+    if (g->jv[J_TOTALCPU].t == V_NULL) {
+        Py_ssize_t nv = 0, last = -1;
+        for (Py_ssize_t i = 0; i < ns; i++)
+            if (S[i * NSTEP + S_TOTALCPU].t != V_NULL) { nv++; last = i; }
+        if (nv == 1) {
+            g->jv[J_TOTALCPU] = S[last * NSTEP + S_TOTALCPU];
+        } else if (nv > 1) {   /* Python's sum (its float addition is compensated from 3.12) */
+            PyObject *vals = PyList_New(0);
+            if (vals == NULL) { clear_soft(); return 0; }
+            for (Py_ssize_t i = 0; i < ns; i++) {
+                const Val *v = &S[i * NSTEP + S_TOTALCPU];
+                if (v->t == V_NULL) continue;
+                PyObject *o = v->t == V_TEXT ? NULL : val_py(v, g->text.p, Py_None);
+                if (o == NULL || PyList_Append(vals, o) < 0) { Py_XDECREF(o); Py_DECREF(vals); clear_soft(); return 0; }
+                Py_DECREF(o);
+            }
             PyObject *s = call1(sp->py[P_SUM], vals);
-            if (s == NULL) { Py_DECREF(vals); return 0; }
-            Py_SETREF(g->o[J_TOTALCPU], s);
+            Py_DECREF(vals);
+            if (!py_res(s, &g->jv[J_TOTALCPU], &g->text)) return 0;
         }
-        Py_DECREF(vals);
     }
     return 1;
 }
 
-/* the group's key and (row, steps) (new references); 0 when it is not good */
-static int group_item(Spec *sp, Group *g, PyObject **key_out, PyObject **val_out) {
+/* the record's last four columns: source, record hash, ingested_at, updated_at */
+static int group_seal(Spec *sp, Group *g) {
     if (!group_finish(sp, g)) return 0;
-    PyObject *mat = PyBytes_FromStringAndSize(g->mat.p, g->mat.n);
-    if (mat == NULL) { clear_soft(); return 0; }
-    PyObject *h = call1(sp->py[P_DIGEST], mat);
-    Py_DECREF(mat);
-    if (h == NULL) return 0;
-    PyObject *row = PyTuple_New(NJ + 4);
-    if (row == NULL) { Py_DECREF(h); clear_soft(); return 0; }
-    for (int i = 0; i < NJ; i++) {
-        if (g->o[i] == Py_None) { Py_DECREF(Py_None); g->o[i] = Py_NewRef(sp->null); }
-        PyTuple_SET_ITEM(row, i, g->o[i]);
-        g->o[i] = NULL;
+    char hex[32];
+    b2_hex(&g->mat, hex);
+    if (!set_text(&g->text, &g->jv[J_HASH], hex, 32)) { clear_soft(); return 0; }
+    if (!py_val(sp->source, &g->jv[J_SOURCE], &g->text)) { clear_soft(); return 0; }
+    set_real(&g->jv[J_INGESTED], sp->now_d);
+    set_real(&g->jv[J_UPDATED], sp->now_d);
+    return 1;
+}
+
+static PyObject *vals_tuple(const Val *v, int n, const char *T, PyObject *null) {
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL) return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *o = val_py(&v[i], T, null);
+        if (o == NULL) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, i, o);
     }
-    /* the step rows are this module's own (only in g->steps): NULLs set in place */
-    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(g->steps); k++) {
-        PyObject *st = PyList_GET_ITEM(g->steps, k);
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(st); i++)
-            if (PyTuple_GET_ITEM(st, i) == Py_None) {
-                Py_DECREF(Py_None);
-                PyTuple_SET_ITEM(st, i, Py_NewRef(sp->null));
-            }
+    return t;
+}
+
+/* the group as Python objects: key (cluster, job_id) and (row, steps) */
+static int group_py(Spec *sp, Group *g, PyObject **key_out, PyObject **val_out) {
+    PyObject *row = vals_tuple(g->jv, NROW, g->text.p, sp->null);
+    Py_ssize_t ns = group_nsteps(g);
+    PyObject *steps = row ? PyList_New(ns) : NULL;
+    if (steps == NULL) { Py_XDECREF(row); return 0; }
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        PyObject *st = vals_tuple((Val *)g->steps.p + i * NSTEP, NSTEP, g->text.p, sp->null);
+        if (st == NULL) { Py_DECREF(row); Py_DECREF(steps); return 0; }
+        PyList_SET_ITEM(steps, i, st);
     }
-    PyTuple_SET_ITEM(row, NJ, Py_NewRef(sp->source));
-    PyTuple_SET_ITEM(row, NJ + 1, h);
-    PyTuple_SET_ITEM(row, NJ + 2, Py_NewRef(sp->now));
-    PyTuple_SET_ITEM(row, NJ + 3, Py_NewRef(sp->now));
-    PyObject *key = PyTuple_Pack(2, PyTuple_GET_ITEM(row, J_CLUSTER), PyTuple_GET_ITEM(row, J_JOBID));
-    PyObject *val = PyTuple_Pack(2, row, g->steps);
+    *key_out = PyTuple_Pack(2, PyTuple_GET_ITEM(row, J_CLUSTER), PyTuple_GET_ITEM(row, J_JOBID));
+    *val_out = PyTuple_Pack(2, row, steps);
     Py_DECREF(row);
-    if (key == NULL || val == NULL) {
-        Py_XDECREF(key);
-        Py_XDECREF(val);
-        clear_soft();
-        return 0;
-    }
-    *key_out = key;
-    *val_out = val;
+    Py_DECREF(steps);
+    if (*key_out == NULL || *val_out == NULL) { Py_CLEAR(*key_out); Py_CLEAR(*val_out); return 0; }
     return 1;
 }
 
 static int get_spec(PyObject *t, Spec *sp) {
-    /* (n, delim, idx tuple, cluster|None, source, now, null, parsers tuple, caches tuple) */
+    /* (n, delim, idx tuple, cluster|None, source, now, null, parsers tuple, caches tuple, person) */
     PyObject *idx, *cluster, *parsers, *caches;
+    const char *person;
+    Py_ssize_t person_n;
     int delim;
-    if (!PyArg_ParseTuple(t, "iiO!OUOOO!O!", &sp->n, &delim, &PyTuple_Type, &idx, &cluster,
-                          &sp->source, &sp->now, &sp->null, &PyTuple_Type, &parsers, &PyTuple_Type, &caches))
+    if (!PyArg_ParseTuple(t, "iiO!OUO!OO!O!y#", &sp->n, &delim, &PyTuple_Type, &idx, &cluster,
+                          &sp->source, &PyFloat_Type, &sp->now, &sp->null, &PyTuple_Type, &parsers,
+                          &PyTuple_Type, &caches, &person, &person_n))
         return 0;
+    if (person_n > 16) { PyErr_SetString(PyExc_ValueError, "person longer than 16 bytes"); return 0; }
+    memset(sp->person, 0, 16);
+    memcpy(sp->person, person, person_n);
     if (sp->n < 1 || sp->n > MAXF || delim < 1 || delim > 127 || PyTuple_GET_SIZE(idx) != NF
-        || PyTuple_GET_SIZE(parsers) != NPY || PyTuple_GET_SIZE(caches) != 4) {
+        || PyTuple_GET_SIZE(parsers) != NPY || PyTuple_GET_SIZE(caches) != 4
+        || (cluster != Py_None && !PyUnicode_Check(cluster))) {
         PyErr_SetString(PyExc_ValueError, "bad scan spec");
         return 0;
     }
     sp->delim = (char)delim;
+    sp->now_d = PyFloat_AS_DOUBLE(sp->now);
     for (int k = 0; k < NF; k++) {
         sp->idx[k] = (int)PyLong_AsLong(PyTuple_GET_ITEM(idx, k));
         if (sp->idx[k] >= sp->n) { PyErr_SetString(PyExc_ValueError, "bad field index"); return 0; }
@@ -756,9 +753,9 @@ static int get_spec(PyObject *t, Spec *sp) {
  * valid text already */
 static const char *span_errors = "strict";
 
-/* what scan() returns: the good jobs' keys and (row, steps), and the stretches for Python, each
- * as (position in keys it comes before, text, first line) */
-typedef struct { PyObject *keys, *vals, *spans; } Out;
+/* what scan() returns: the good jobs' keys and (row, steps) (none with a writer), and the
+ * stretches for Python, each as (position in keys it comes before, text, first line) */
+typedef struct { PyObject *keys, *vals, *spans; Writer *sink; Py_ssize_t stop_at, stop_line; } Out;
 
 static int emit_span(Out *out, const char *base, Py_ssize_t a, Py_ssize_t b, Py_ssize_t line) {
     PyObject *txt = PyUnicode_DecodeUTF8(base + a, b - a, span_errors);
@@ -772,38 +769,59 @@ static int emit_span(Out *out, const char *base, Py_ssize_t a, Py_ssize_t b, Py_
 
 typedef struct { int open; Py_ssize_t start, line; } Span;
 
-/* the job just read is complete: its item if it is good (after the stretch before it, if any),
- * else it opens (or extends) a stretch for the Python reader. 0 on a Python error. */
+/* the job just read is complete: it goes to the writer (or the output lists) if it is good,
+ * after the stretch before it, if any; else it opens (or extends) a stretch for the Python
+ * reader. With a writer, a good job after a stretch stops the scan there (2): the stretch must be
+ * written first, and the job is read again by the next call. 0 on a Python error. */
 static int close_group(Spec *sp, Group *g, Out *out, const char *s, Span *span, Py_ssize_t *rows) {
     if (!g->open) return 1;
-    PyObject *key = NULL, *val = NULL;
     int rc = 1;
-    if (g->ok && group_item(sp, g, &key, &val)) {
-        if (span->open && !emit_span(out, s, span->start, g->start, span->line)) rc = 0;
-        span->open = 0;
-        if (rc && (PyList_Append(out->keys, key) < 0 || PyList_Append(out->vals, val) < 0)) rc = 0;
-        Py_DECREF(key);
-        Py_DECREF(val);
+    g->open = 0;
+    if (abort_scan) return 0;
+    if (g->ok && group_seal(sp, g)) {
+        if (span->open) {
+            span->open = 0;
+            if (!emit_span(out, s, span->start, g->start, span->line)) return 0;
+            if (out->sink != NULL) { out->stop_at = g->start; out->stop_line = g->line; return 2; }
+        }
+        if (out->sink != NULL) {
+            if (!w_add(out->sink, g->jv, (Val *)g->steps.p, group_nsteps(g), g->text.p, g->text.n)) return 0;
+        } else {
+            PyObject *key = NULL, *val = NULL;
+            if (!group_py(sp, g, &key, &val)) return 0;
+            if (PyList_Append(out->keys, key) < 0 || PyList_Append(out->vals, val) < 0) rc = 0;
+            Py_DECREF(key);
+            Py_DECREF(val);
+        }
         *rows += g->rows;
+    } else if (abort_scan) {
+        return 0;
     } else if (!span->open) {
         span->open = 1; span->start = g->start; span->line = g->line;
     }
-    group_drop(g);
     return rc;
 }
 
+static void group_start(Spec *sp, Group *g, Py_ssize_t pos, Py_ssize_t line, JobIdParts *jid) {
+    g->open = 1; g->ok = 1; g->start = pos; g->line = line; g->rows = 1;
+    b2_init(&g->mat, sp->person); g->text.n = 0; g->steps.n = 0;
+    memcpy(g->prefix_buf, jid->job.p, jid->job.n);
+    g->prefix_buf[jid->job.n] = '.';
+    g->prefix.p = g->prefix_buf; g->prefix.n = jid->job.n + 1;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args) {
-    PyObject *text, *spec_t;
+    PyObject *text, *spec_t, *sink = Py_None;
     int final;
-    Py_ssize_t first_line;
-    if (!PyArg_ParseTuple(args, "OpnO!", &text, &final, &first_line, &PyTuple_Type, &spec_t)) return NULL;
+    Py_ssize_t first_line, start = 0;
+    if (!PyArg_ParseTuple(args, "OpnO!|On", &text, &final, &first_line, &PyTuple_Type, &spec_t, &sink, &start)) return NULL;
     int is_bytes = PyBytes_Check(text);
     if (!is_bytes && !PyUnicode_Check(text)) { PyErr_SetString(PyExc_TypeError, "text must be str or bytes"); return NULL; }
+    if (sink != Py_None && !PyObject_TypeCheck(sink, &WriterType)) { PyErr_SetString(PyExc_TypeError, "sink must be a Writer"); return NULL; }
     span_errors = is_bytes ? "replace" : "strict";
     Spec sp;
     memset(&sp, 0, sizeof(sp));
     if (!get_spec(spec_t, &sp)) return NULL;
-    sp.dflt_cluster = PyUnicode_FromString("default");
     sp.k_unit = PyUnicode_FromString("K");
     memset(hmemo, 0, sizeof(hmemo));  /* bases are re-read from Python's cache on every call */
     abort_scan = 0;
@@ -811,17 +829,16 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     const char *s;
     if (is_bytes) { s = PyBytes_AS_STRING(text); len = PyBytes_GET_SIZE(text); }
     else s = PyUnicode_AsUTF8AndSize(text, &len);
-    if (s == NULL || sp.dflt_cluster == NULL || sp.k_unit == NULL) {
-        Py_XDECREF(sp.dflt_cluster); Py_XDECREF(sp.k_unit);
-        return NULL;
-    }
+    if (s == NULL || sp.k_unit == NULL) { Py_XDECREF(sp.k_unit); return NULL; }
+    if (start < 0 || start > len) { Py_DECREF(sp.k_unit); PyErr_SetString(PyExc_ValueError, "start out of range"); return NULL; }
     Str *all = PyMem_Malloc(sizeof(Str) * (sp.n + 1));
-    Out out = {PyList_New(0), PyList_New(0), PyList_New(0)};
+    Out out = {PyList_New(0), PyList_New(0), PyList_New(0), sink == Py_None ? NULL : (Writer *)sink, -1, 0};
     Group g;
     memset(&g, 0, sizeof(g));
     Span span = {0, 0, 0};
-    Py_ssize_t rows = 0, line = first_line, pos = 0;
+    Py_ssize_t rows = 0, line = first_line, pos = start;
     PyObject *result = NULL;
+    int stopped = 0, rc;
     if (all == NULL || out.keys == NULL || out.vals == NULL || out.spans == NULL) goto done;
 
     while (pos < len) {
@@ -830,7 +847,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_ssize_t le = end;
         if (nl && le > pos && s[le - 1] == '\r') le--;
         Row row;
-        int clean = (nl != NULL || final) && le > pos && split_line(&sp, s + pos, le - pos, &row, all);
+        int clean = (nl != NULL || final) && le > pos && split_line(&sp, s + pos, le - pos, &row, all, is_bytes);
         JobIdParts jid;
         int is_job = 0, is_step = 0;
         Str jf = clean ? row.f[F_JOBID] : (Str){NULL, 0};
@@ -842,29 +859,27 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (abort_scan) goto done;
         if (is_job) {
             /* close the previous group */
-            if (!close_group(&sp, &g, &out, s, &span, &rows)) goto done;
-            g.open = 1; g.ok = 1; g.start = pos; g.line = line; g.rows = 1; g.mat.n = 0;
-            g.steps = PyList_New(0);
-            if (g.steps == NULL) goto done;
-            memcpy(g.prefix_buf, jid.job.p, jid.job.n);
-            g.prefix_buf[jid.job.n] = '.';
-            g.prefix.p = g.prefix_buf; g.prefix.n = jid.job.n + 1;
-            if (!job_values(&sp, &row, &jid, g.o) || !material_add(&g.mat, &row, 1)) { g.ok = 0; clear_objs(g.o, NJ); }
+            rc = close_group(&sp, &g, &out, s, &span, &rows);
+            if (rc == 0) goto done;
+            if (rc == 2) { stopped = 1; break; }
+            group_start(&sp, &g, pos, line, &jid);
+            if (!job_values(&sp, &g.text, &row, &jid, g.jv)) { clear_soft(); g.ok = 0; }
+            else material_add(&g.mat, &row, 1);
         } else if (is_step) {
             g.rows++;
             if (g.ok) {
                 Str sid = {jf.p + g.prefix.n, jf.n - g.prefix.n};
-                PyObject *st = step_row(&sp, &row, g.o[J_CLUSTER], g.o[J_JOBID], sid);
-                if (st == NULL || PyList_Append(g.steps, st) < 0 || !material_add(&g.mat, &row, 0)) {
+                Val sv[NSTEP];
+                if (!step_values(&sp, &g.text, &row, g.jv, sid, sv) || !buf_add(&g.steps, sv, sizeof(sv))) {
                     clear_soft();
                     g.ok = 0;
-                    clear_objs(g.o, NJ);
+                } else {
+                    material_add(&g.mat, &row, 0);
                 }
-                Py_XDECREF(st);
             }
         } else {
             /* not a clean row: the job it follows (if any) goes to the Python reader */
-            if (g.open) { g.ok = 0; clear_objs(g.o, NJ); }
+            if (g.open) g.ok = 0;
             else if (!span.open) { span.open = 1; span.start = pos; span.line = line; }
         }
         line++;
@@ -873,29 +888,35 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     if (abort_scan) goto done;
     Py_ssize_t left_at = len, left_line = line;
-    if (final) {
-        if (!close_group(&sp, &g, &out, s, &span, &rows)) goto done;
-        if (span.open && !emit_span(&out, s, span.start, len, span.line)) goto done;
+    if (stopped) {
+        left_at = out.stop_at; left_line = out.stop_line;
+    } else if (final) {
+        rc = close_group(&sp, &g, &out, s, &span, &rows);
+        if (rc == 0) goto done;
+        if (rc == 2) { stopped = 1; left_at = out.stop_at; left_line = out.stop_line; }
+        else if (span.open && !emit_span(&out, s, span.start, len, span.line)) goto done;
     } else if (g.open) {
         /* the last job may go on in the next block */
         if (span.open && !emit_span(&out, s, span.start, g.start, span.line)) goto done;
         left_at = g.start; left_line = g.line;
-        group_drop(&g);
     } else if (span.open) {
         left_at = span.start; left_line = span.line;
     }
-    PyObject *left = is_bytes ? PyBytes_FromStringAndSize(s + left_at, len - left_at)
+    /* stopped: the caller resumes at left_at in the same text (nothing is copied) */
+    PyObject *left = stopped ? Py_NewRef(Py_None)
+                   : is_bytes ? PyBytes_FromStringAndSize(s + left_at, len - left_at)
                               : PyUnicode_DecodeUTF8(s + left_at, len - left_at, "strict");
     if (left == NULL) goto done;
-    result = Py_BuildValue("(OOONnn)", out.keys, out.vals, out.spans, left, left_line, rows);
+    result = Py_BuildValue("(OOONnnn)", out.keys, out.vals, out.spans, left, left_line, rows,
+                           stopped ? left_at : (Py_ssize_t)-1);
 done:
-    group_drop(&g);
-    PyMem_Free(g.mat.p);
+    if (result == NULL && abort_scan && !PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "scan aborted");
+    buf_free(&g.text);
+    buf_free(&g.steps);
     PyMem_Free(all);
     Py_XDECREF(out.keys);
     Py_XDECREF(out.vals);
     Py_XDECREF(out.spans);
-    Py_DECREF(sp.dflt_cluster);
     Py_DECREF(sp.k_unit);
     return result;
 }
@@ -935,7 +956,9 @@ static PyObject *flatten(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"flatten", flatten, METH_VARARGS, "flatten(rows, per) -> list of flat tuples of per rows each"},
-    {"scan", scan, METH_VARARGS, "scan(text, final, first_line, spec) -> (keys, vals, spans, leftover, leftover_line, rows)"},
+    {"scan", scan, METH_VARARGS, "scan(text, final, first_line, spec[, writer, start]) -> (keys, vals, spans, leftover, leftover_line, rows, resume)"},
+    {"digest", digest_py, METH_VARARGS, "digest(data, person) -> 32 hex digits of the 16-byte BLAKE2b"},
+    {"open_writer", open_writer, METH_VARARGS, "open_writer(path, lib, version, busy_ms, batch, sqls) -> Writer"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -943,5 +966,15 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sacct_scan", NULL, 
 
 PyMODINIT_FUNC PyInit__sacct_scan(void) {
     init_cls();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&WriterType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    WriteError = PyErr_NewException("nomade.slurm._sacct_scan.WriteError", NULL, NULL);
+    if (WriteError == NULL || PyModule_AddObject(m, "WriteError", Py_NewRef(WriteError)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&WriterType);
+    if (PyModule_AddObject(m, "Writer", (PyObject *)&WriterType) < 0) { Py_DECREF(m); return NULL; }
+    return m;
 }

@@ -12,12 +12,17 @@ all its rows are clean single lines; it hands every other stretch of the input, 
 to the Python reader, which re-joins broken rows and quarantines bad ones. A stretch always starts
 at a row the Python reader would also start there, so splitting the input this way changes no
 result (tests/unit/test_sacct_scan.py ingests every fixture both ways and compares the stores).
+
+With the C module, ingestion also writes the C reader's jobs without making Python objects of
+them: they go from the scanner into a ``_sacct_scan.Writer`` (``store.jobs.c_writer``), which binds
+their values into SQLite with write_rows's rules and ingest_text's batch rules; the Python
+reader's jobs are added to the same writer in their place in the input.
 """
 
 import hashlib
 import io
 import itertools
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Iterable, Iterator, List, Tuple
 
 from ..jobrecord import JobRecord
 from ..store.jobs import SQL_NULL, record_rows
@@ -29,6 +34,9 @@ try:  # optional: built from _sacct_scan.c when the install had a C compiler
     from . import _sacct_scan
 except ImportError:  # pragma: no cover - depends on the install
     _sacct_scan = None
+
+# what the C writer raises when SQLite refuses a write (a stand-in, never raised, without it)
+WriteError = getattr(_sacct_scan, "WriteError", None) or type("WriteError", (Exception,), {})
 
 Key = Tuple[str, str]
 Value = Tuple[tuple, List[tuple]]            # (jobs row, job_steps rows)
@@ -100,10 +108,10 @@ def fast_usable(reader: SacctText) -> bool:
 
 def _spec(mapper: RowMapper, delimiter: str, source: str, now: float) -> tuple:
     parsers = (F.parse_int, F.parse_time, F.parse_duration, F.parse_timelimit, F.parse_mem,
-               F.parse_exit, F.parse_state_field, F.tres_gpus, digest, sum)
+               F.parse_exit, F.parse_state_field, F.tres_gpus, sum)
     caches = (F._hour_cache, F._limit_cache, F._state_cache, F._gpu_cache)
     return (mapper.n, ord(delimiter), tuple(canonical_fields(mapper)), mapper.cluster, source,
-            float(now), SQL_NULL, parsers, caches)
+            float(now), SQL_NULL, parsers, caches, _PERSON)
 
 
 class BinaryLines:
@@ -149,7 +157,11 @@ def _blocks(reader: SacctText) -> Iterator:
 
 
 def fast_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-                counter: Counter) -> Iterator[Chunk]:
+                counter: Counter, sink=None) -> Iterator[Chunk]:
+    """The C reader's jobs and the Python reader's (for the stretches it hands on), in input
+    order. With ``sink`` (a ``_sacct_scan.Writer``) the C reader's jobs go straight into it and
+    only the Python reader's are yielded (plus an empty chunk per block, for progress); the scan
+    stops before the first clean job after a stretch, so the writer still gets them in order."""
     spec = _spec(mapper, reader.delimiter, source, now)
     binary = hasattr(reader.source_lines, "read_bytes")
     nl = b"\n" if binary else "\n"
@@ -166,22 +178,27 @@ def fast_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: st
             text, left = text[:cut], text[cut:]
         else:
             left = nl[:0]
-        try:
-            keys, vals, spans, rest, rest_line, rows = _sacct_scan.scan(text, final, line, spec)
-        except UnicodeError:  # lone surrogates in the text: the Python reader takes it all
-            keys, vals, rest, rest_line, rows = [], [], nl[:0], line + text.count(nl), 0
-            spans = [(0, text if not binary else text.decode("utf-8", "replace"), line)]
-        counter.n += rows
-        pos = 0
-        for at, span_text, span_line in spans:
-            if at > pos:
-                yield keys[pos:at], vals[pos:at]
-            yield from _span(span_text, span_line, reader, mapper, bad, source, now, counter)
-            pos = at
-        if pos < len(keys):
-            yield (keys[pos:], vals[pos:]) if pos else (keys, vals)
+        start = 0
+        while start >= 0:
+            try:
+                keys, vals, spans, rest, line, rows, start = _sacct_scan.scan(text, final, line, spec,
+                                                                              sink, start)
+            except UnicodeError:  # lone surrogates in the text: the Python reader takes it all
+                keys, vals, rest, rows, start = [], [], nl[:0], 0, -1
+                spans = [(0, text if not binary else text.decode("utf-8", "replace"), line)]
+                line += text.count(nl)
+            counter.n += rows
+            pos = 0
+            for at, span_text, span_line in spans:
+                if at > pos:
+                    yield keys[pos:at], vals[pos:at]
+                yield from _span(span_text, span_line, reader, mapper, bad, source, now, counter)
+                pos = at
+            if pos < len(keys):
+                yield (keys[pos:], vals[pos:]) if pos else (keys, vals)
+        if sink is not None:
+            yield [], []
         left = rest + left
-        line = rest_line
         if len(left) > MAX_LEFTOVER:  # no clean job for a long stretch: Python for the rest
             if binary:
                 tail = itertools.chain(_lines_of([left.decode("utf-8", "replace")]), reader.source_lines)
@@ -216,11 +233,9 @@ def _counting(rows: Iterable, counter: Counter) -> Iterator:
 
 
 def prepared_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-                    counter: Counter, fast: Optional[bool] = None) -> Iterator[Chunk]:
-    """The jobs of ``reader`` as store rows, in input order, a chunk at a time; ``fast`` None:
-    the C reader when it can be used."""
-    if fast is None:
-        fast = fast_usable(reader)
+                    counter: Counter, fast: bool, sink=None) -> Iterator[Chunk]:
+    """The jobs of ``reader`` as store rows, in input order, a chunk at a time (``fast``: the C
+    reader, with its jobs going into ``sink`` if given; see fast_chunks)."""
     if fast:
-        return fast_chunks(reader, mapper, bad, source, now, counter)
+        return fast_chunks(reader, mapper, bad, source, now, counter, sink)
     return python_chunks(reader, mapper, bad, source, now, counter)

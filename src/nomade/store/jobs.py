@@ -4,10 +4,12 @@ import hashlib
 import itertools
 import operator
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..errors import StoreError
 from ..jobrecord import JOB_COLUMNS, STEP_COLUMNS, JobRecord
 from .db import Store
 
@@ -160,6 +162,41 @@ def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tup
         except sqlite3.IntegrityError:  # steps left without their job (not written by nomade)
             _insert_many(conn, "INSERT OR REPLACE INTO job_steps", _STEP_COLS, step_rows)
         return counts
+
+
+_STEP_VALUES = f"({', '.join(_STEP_COLS)}) VALUES ({', '.join('?' * len(_STEP_COLS))})"
+# the statements of the C writer (nomade.slurm._sacct_scan.Writer), in its order
+_WRITER_SQL = (
+    "SELECT record_hash, is_final FROM jobs WHERE cluster = ?1 AND job_id = ?2",
+    f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))})",
+    _INSERT_JOB,
+    "DELETE FROM job_steps WHERE cluster = ?1 AND job_id = ?2",
+    "INSERT INTO job_steps " + _STEP_VALUES,
+    "INSERT OR REPLACE INTO job_steps " + _STEP_VALUES,
+)
+
+
+def c_writer(store: Store, batch_size: int):
+    """A ``_sacct_scan.Writer`` on its own connection to ``store`` (same rules as write_rows, for
+    rows bound from C without Python objects), or None where it cannot be had: no C module, a
+    store not in a file, or a SQLite library that is not the one Python's sqlite3 module uses."""
+    if _sacct_scan is None:
+        return None
+    rows = store.conn.execute("PRAGMA database_list").fetchall()
+    path = next((r[2] for r in rows if r[1] == "main"), "")
+    if not path:
+        return None
+    busy = store.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    lib = getattr(sys.modules.get("_sqlite3"), "__file__", None)
+    try:
+        return _sacct_scan.open_writer(path, lib, sqlite3.sqlite_version_info[0] * 1000000
+                                       + sqlite3.sqlite_version_info[1] * 1000
+                                       + sqlite3.sqlite_version_info[2], int(busy), batch_size,
+                                       _WRITER_SQL)
+    except ImportError:
+        return None
+    except _sacct_scan.WriteError as exc:
+        raise StoreError(f"{store.path}: {exc}") from None
 
 
 _MAX_VARS = 999  # SQLite's variable limit on old builds (3.32 raised it)
