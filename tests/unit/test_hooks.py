@@ -248,3 +248,33 @@ def test_entry_script_runs_real_hook(tmp_path):
     r = subprocess.run([str(script)], env=env, capture_output=True, timeout=60)
     assert r.returncode == 0
     assert len(list(iter_records(tmp_path / "data" / "spool" / "hooks"))) == 1
+
+
+def test_the_prolog_alerts_at_its_own_stages_threshold(tmp_path, monkeypatch):
+    """The start-time score is compared with the start-stage model's alert threshold, not the
+    bundle's submit-stage one."""
+    from nomade.hooks import startscore
+    from nomade.scoring import bundle, registry
+    from nomade.scoring import score as score_mod
+
+    class FakeScorer:
+        primary = {"submit": "ensemble_submit", "start": "ensemble_start"}
+        thresholds = {"alert": 0.9, "high": 0.95}                  # the submit stage's
+        stage_thresholds = {"submit": thresholds, "start": {"alert": 0.2, "high": 0.6}}
+
+        def __init__(self, _bundle):
+            pass
+
+        thresholds_for = score_mod.Scorer.thresholds_for
+
+        def score(self, reqs, stage):
+            assert stage == "start"
+            return [types.SimpleNamespace(risk=0.5, reasons=[], model_version="v1")]
+
+    (tmp_path / "bundle").mkdir()
+    monkeypatch.setattr(registry, "resolve_bundle_path", lambda cfg: tmp_path / "bundle")
+    monkeypatch.setattr(bundle, "load_bundle", lambda path: None)
+    monkeypatch.setattr(score_mod, "Scorer", FakeScorer)
+    cfg = load_config(None, {"data_dir": str(tmp_path / "data")})
+    got = startscore.load_scorer(cfg)({"job_id": "1"})
+    assert got.threshold == 0.2 and got.risk == 0.5

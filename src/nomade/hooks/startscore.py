@@ -92,9 +92,8 @@ def _bundle_scorer(cfg: Config) -> Callable[[Dict[str, Any]], StartScore]:
     if not path.exists():
         raise ModelError(f"no model bundle at {path}", hint="run `nomade train --publish` or set model.bundle")
     scorer = Scorer(load_bundle(path))
-    alert = scorer.thresholds.get("alert") if isinstance(scorer.thresholds, Mapping) else None
-
     stage = "start" if "start" in scorer.primary else "submit"  # bundles without a start stage
+    alert = scorer.thresholds_for(stage).get("alert")   # the threshold of the model that scores
 
     def score(req: Dict[str, Any]) -> StartScore:
         try:
