@@ -81,7 +81,8 @@ def main() -> None:
     from nomade.features.build import build_matrix
     from nomade.features.labels import make_labels
     from nomade.scoring import lite_features as lite
-    from nomade.train.pipeline import BASE_MODELS, lite_requests
+    from nomade.train.ensemble import DEFAULT_BASES
+    from nomade.train.pipeline import lite_requests
 
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="nomade-stack-"))
     print("| trace | learned | learned+platt | equal+platt | shrunk+platt (shipped) | best single base |")
@@ -91,7 +92,7 @@ def main() -> None:
         fm = build_matrix(jt, "submit")
         y, _ = make_labels(jt)
         fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)
-        folds = fold_predictions(fm, list(BASE_MODELS))
+        folds = fold_predictions(fm, list(DEFAULT_BASES))
         cells = []
         for how in ("learned", "learned+platt", "equal+platt", "shrunk+platt"):
             yy, pp = combine(folds, how)

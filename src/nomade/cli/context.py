@@ -1,5 +1,6 @@
 """What every command gets: the effective configuration (loaded once, lazily) and output helpers."""
 
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +30,17 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def needs_train_extra(command):
+    """A command that trains: one clear line before anything else when the [train] extra is not
+    installed (nomade.train.extra), instead of an ImportError half-way through."""
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        from ..train.extra import require_train_extra
+        require_train_extra(f"`{click.get_current_context().command_path}`")
+        return command(*args, **kwargs)
+    return checked
 
 
 def echo_json(obj: Any) -> None:

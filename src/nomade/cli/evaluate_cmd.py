@@ -4,7 +4,7 @@ from typing import Optional
 
 import click
 
-from .context import AppContext, echo_json, pass_app
+from .context import AppContext, echo_json, needs_train_extra, pass_app
 
 
 @click.command("evaluate")
@@ -21,14 +21,12 @@ from .context import AppContext, echo_json, pass_app
               help="Choose thresholds flagging at most this share of jobs (e.g. 0.1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @pass_app
+@needs_train_extra
 def evaluate(app: AppContext, cluster: Optional[str], n_folds: int, stage: str, models: str,
              max_jobs: Optional[int], alert_budget: Optional[float], as_json: bool) -> None:
     """Train on the past, test on the following window; report every model and both baselines."""
     from ..train.evaluation import evaluate_store
 
-    from ..train.extra import require_train_extra
-
-    require_train_extra("`nomade evaluate`")
     cfg = app.config
     names = [m.strip() for m in models.split(",") if m.strip()] or None
     log = None if as_json else (lambda m: click.echo(m, err=True))

@@ -2,19 +2,17 @@
 
 import click
 
-from .context import AppContext, echo_json, pass_app
+from .context import AppContext, echo_json, needs_train_extra, pass_app
 
 
 @click.command()
 @click.option("--cluster", default=None, help="Measure on this cluster's jobs only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
+@needs_train_extra
 def readiness(app: AppContext, cluster, as_json: bool) -> None:
     """Measure, per model, whether this site's history is enough (temporal learning curve)."""
-    from ..train.extra import require_train_extra
     from ..train.readiness import measure_readiness
-
-    require_train_extra("`nomade readiness`")
 
     with app.store() as store:
         res = measure_readiness(store, app.config, cluster or app.config.get("cluster") or None)

@@ -2,7 +2,7 @@
 
 import click
 
-from .context import AppContext, echo_json, pass_app
+from .context import AppContext, echo_json, needs_train_extra, pass_app
 
 
 @click.command()
@@ -14,15 +14,13 @@ from .context import AppContext, echo_json, pass_app
               help="Only the Lua-compatible lite model, on one temporal split (fast; no ensemble).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
+@needs_train_extra
 def train(app: AppContext, cluster, publish: bool, no_full: bool, as_json: bool) -> None:
     """Evaluate (rolling-origin folds: ensemble, base models, Lua model, baselines), train the
     ensemble for each stage on all history and write a model bundle (a candidate)."""
     from ..train.pipeline import publish as do_publish
     from ..train.pipeline import train_bundle
 
-    from ..train.extra import require_train_extra
-
-    require_train_extra("`nomade train`")
     cfg = app.config
     log = None if as_json else (lambda m: click.echo(m, err=True))
     with app.store() as store:

@@ -58,6 +58,15 @@ class FeatureMatrix:
         sub.meta["parent"] = self.meta.get("parent", self)
         return sub
 
+    def outcome_time(self) -> np.ndarray:
+        """When each row's outcome became known: ``meta['outcome_time']`` from the feature builder
+        (traces without start/end times get submit + runtime + an assumed wait) when it is this
+        matrix's own (rows() copies the parent's meta), else the end time."""
+        t = self.meta.get("outcome_time")
+        if t is not None and len(t) == len(self):
+            return np.asarray(t, dtype=np.float64)
+        return self.end_time.astype(np.float64)
+
     def categorical_columns(self) -> List[int]:
         """Positions of the integer-coded category columns (the neural models ignore them)."""
         return [i for i, n in enumerate(self.names) if n in self.categorical]

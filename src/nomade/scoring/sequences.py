@@ -135,9 +135,10 @@ class SequenceTable:
         return tab
 
     @classmethod
-    def of_matrix(cls, fm, k: int, outcome_t: np.ndarray, before: Optional[float] = None) -> "SequenceTable":
-        """From a FeatureMatrix's rows (``outcome_t``: when each row's outcome became known)."""
-        fields = JobFields.of_matrix(fm.X, fm.names, fm.cls, fm.start_time, fm.end_time, outcome_t)
+    def of_matrix(cls, fm, k: int, before: Optional[float] = None) -> "SequenceTable":
+        """From a FeatureMatrix's rows (jobs whose outcome was known before ``before``)."""
+        fields = JobFields.of_matrix(fm.X, fm.names, fm.cls, fm.start_time, fm.end_time,
+                                     fm.outcome_time())
         return cls.build(fields, fm.user, k, before)
 
     @classmethod

@@ -156,9 +156,8 @@ class TreeEnsemble:
         """(n, d) per-feature contributions: a Python walk per row for a few rows (a single job
         in a hook: no batch set-up), the vectorised path sums for batches. Same numbers."""
         X = np.asarray(X, dtype=np.float64)
-        if len(X) <= SINGLE_EXPLAIN_MAX:
-            return np.vstack([self.contributions_one(list(x))[1] for x in X]) if len(X) \
-                else np.zeros((0, self.n_features))
+        if 0 < len(X) <= SINGLE_EXPLAIN_MAX:
+            return np.vstack([self.contributions_one(list(x))[1] for x in X])
         return self.contributions(X)
 
     def _leaf_paths(self) -> np.ndarray:

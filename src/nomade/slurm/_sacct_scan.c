@@ -56,8 +56,6 @@ typedef struct {
     unsigned char person[16];  /* blake2b personalization of the record hash */
 } Spec;
 
-static void clear_soft(void);
-
 /* ------------------------------------------------------------------ small helpers */
 
 static unsigned char cls[256];   /* 1 garbage, 2 '\r' */

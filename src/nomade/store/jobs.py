@@ -19,8 +19,16 @@ except ImportError:  # pragma: no cover - depends on the install
     _sacct_scan = None
 
 _JOB_COLS = JOB_COLUMNS + ("source", "record_hash", "ingested_at", "updated_at")
+
+
+def _values(cols: Sequence[str], rows: int = 1) -> str:
+    """``(c1, c2, ...) VALUES (?, ?, ...)``, the placeholders repeated for ``rows`` rows."""
+    one = "(" + ",".join("?" * len(cols)) + ")"
+    return f"({', '.join(cols)}) VALUES " + ",".join([one] * rows)
+
+
 _INSERT_JOB = (
-    f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))}) "
+    f"INSERT INTO jobs {_values(_JOB_COLS)} "
     "ON CONFLICT (cluster, job_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _JOB_COLS if c not in ("cluster", "job_id", "ingested_at"))
 )
@@ -164,15 +172,14 @@ def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tup
         return counts
 
 
-_STEP_VALUES = f"({', '.join(_STEP_COLS)}) VALUES ({', '.join('?' * len(_STEP_COLS))})"
 # the statements of the C writer (nomade.slurm._sacct_scan.Writer), in its order
 _WRITER_SQL = (
     "SELECT record_hash, is_final FROM jobs WHERE cluster = ?1 AND job_id = ?2",
-    f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))})",
+    "INSERT INTO jobs " + _values(_JOB_COLS),
     _INSERT_JOB,
     "DELETE FROM job_steps WHERE cluster = ?1 AND job_id = ?2",
-    "INSERT INTO job_steps " + _STEP_VALUES,
-    "INSERT OR REPLACE INTO job_steps " + _STEP_VALUES,
+    "INSERT INTO job_steps " + _values(_STEP_COLS),
+    "INSERT OR REPLACE INTO job_steps " + _values(_STEP_COLS),
 )
 
 
@@ -188,11 +195,10 @@ def c_writer(store: Store, batch_size: int):
         return None
     busy = store.conn.execute("PRAGMA busy_timeout").fetchone()[0]
     lib = getattr(sys.modules.get("_sqlite3"), "__file__", None)
+    major, minor, patch = sqlite3.sqlite_version_info
+    version = major * 1000000 + minor * 1000 + patch   # as sqlite3_libversion_number() gives it
     try:
-        return _sacct_scan.open_writer(path, lib, sqlite3.sqlite_version_info[0] * 1000000
-                                       + sqlite3.sqlite_version_info[1] * 1000
-                                       + sqlite3.sqlite_version_info[2], int(busy), batch_size,
-                                       _WRITER_SQL)
+        return _sacct_scan.open_writer(path, lib, version, int(busy), batch_size, _WRITER_SQL)
     except ImportError:
         return None
     except _sacct_scan.WriteError as exc:
@@ -213,9 +219,7 @@ def _insert_many(conn, verb: str, cols: Sequence[str], rows: List[tuple]) -> Non
     if full:
         sql = _multi_sql.get((verb, per))
         if sql is None:
-            one = "(" + ",".join("?" * len(cols)) + ")"
-            sql = f"{verb} ({', '.join(cols)}) VALUES " + ",".join([one] * per)
-            _multi_sql[(verb, per)] = sql
+            sql = _multi_sql[(verb, per)] = f"{verb} {_values(cols, per)}"
         if _sacct_scan is not None:
             for params in _sacct_scan.flatten(rows, per):
                 conn.execute(sql, params)
@@ -224,8 +228,7 @@ def _insert_many(conn, verb: str, cols: Sequence[str], rows: List[tuple]) -> Non
             for i in range(0, full, per):
                 conn.execute(sql, tuple(chain(rows[i:i + per])))
     if full < len(rows):
-        conn.executemany(f"{verb} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                         rows[full:])
+        conn.executemany(f"{verb} {_values(cols)}", rows[full:])
 
 
 def quarantine(store: Store, items: Iterable[Tuple[str, Optional[str], str, str]],

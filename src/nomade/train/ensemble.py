@@ -29,7 +29,6 @@ from ..scoring.ensemble import Calibration, stack_input
 from .calibration import choose_calibrator, fit_iso, fit_logistic, fit_platt, identity
 
 FALLBACK_NEURAL = {"gnn": 0.4, "lstm": 0.35, "autoencoder": 0.25}
-DEFAULT_BASES = ("gbdt", "lite", "gnn", "lstm", "autoencoder")
 MIN_STACK_POSITIVES = 200
 ROW_META = ("outcome_time", "lite_X")   # per-row arrays in FeatureMatrix.meta, subset with the rows
 STACK_SHRINK = 1.0     # ridge strength (per row) toward equal stacking weights
@@ -52,7 +51,7 @@ def time_cut(fm: FeatureMatrix, frac_after: float):
     if len(lab) < 50:
         raise ModelError(f"only {len(lab)} labelled jobs to train on; ingest more history")
     cut = float(np.quantile(fm.submit_time[lab], 1.0 - frac_after))
-    known = np.asarray(fm.meta.get("outcome_time", fm.end_time))
+    known = fm.outcome_time()
     a = lab[(fm.submit_time[lab] < cut) & (known[lab] < cut)]
     b = lab[fm.submit_time[lab] >= cut]
     return a, b, cut
@@ -214,6 +213,7 @@ def _autoencoder(threads: int) -> TrainedModel:
 
 
 BASE_FACTORIES = {"gbdt": _gbdt, "lite": _lite, "gnn": _gnn, "lstm": _lstm, "autoencoder": _autoencoder}
+DEFAULT_BASES = tuple(BASE_FACTORIES)
 
 
 def default_bases(names: Optional[List[str]] = None, threads: int = 1) -> Dict[str, TrainedModel]:

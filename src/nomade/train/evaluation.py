@@ -12,8 +12,9 @@ from ..evaluate.thresholds import max_f1_threshold, sweep
 from ..features.matrix import FeatureMatrix
 from .base import TrainedModel
 from .baselines import GbdtHpeBaseline, UserHistoryBaseline
-from .ensemble import StackedEnsemble, default_bases, subset, time_cut
+from .ensemble import DEFAULT_BASES, StackedEnsemble, default_bases, subset, time_cut
 from .folds import MIN_TRAIN, rolling_folds
+from .models.gbdt import DEFAULT_ROUNDS
 
 SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7]
 
@@ -111,7 +112,7 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
 
 
 def evaluate_and_report(fm: FeatureMatrix, cfg, base_names: Optional[List[str]], n_folds: int,
-                        title: str, alert_budget: Optional[float] = None, rounds: Optional[int] = None,
+                        title: str, alert_budget: Optional[float] = None, rounds: int = DEFAULT_ROUNDS,
                         log=None):
     """evaluate_matrix with the configured seed and calibration, the Lua model (``gbdt_lite``)
     as an extra at the submit stage when ``fm`` carries the lite rows, then the report under
@@ -119,12 +120,11 @@ def evaluate_and_report(fm: FeatureMatrix, cfg, base_names: Optional[List[str]],
     report directory)."""
     from ..scoring import lite_features as lite
     from .lite_model import LiteGBDT
-    from .models.gbdt import DEFAULT_ROUNDS
     from .report import write_report
 
     extras: Dict[str, Callable[[], TrainedModel]] = {}
     if fm.stage == "submit" and "lite_X" in fm.meta:   # the Lua model scores at submission only
-        extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True), rounds or DEFAULT_ROUNDS, threads=1)
+        extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True), rounds, threads=1)
     result = evaluate_matrix(fm, n_folds, base_names, seed=int(cfg.get("train.seed")),
                              max_flagged=alert_budget, extras=extras,
                              calibration=str(cfg.get("train.calibration")), log=log)
@@ -141,7 +141,7 @@ def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
     from ..features.jobtable import load_jobs
     from ..features.labels import make_labels
     from ..scoring import lite_features as lite
-    from .pipeline import BASE_MODELS, csv_setting, lite_requests
+    from .pipeline import csv_setting, lite_requests
 
     jt = load_jobs(store, cluster, max_jobs)
     fm = build_matrix(jt, stage, cfg)
@@ -151,7 +151,7 @@ def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
                          hint="traces without wait times (SWF wait = -1) have none; use --stage submit")
     y, _ = make_labels(jt, bool(cfg.get("model.owner_cancel_is_failure")))
     fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)   # the base "lite"
-    names = base_names or csv_setting(cfg, "train.models", BASE_MODELS)
+    names = base_names or csv_setting(cfg, "train.models", DEFAULT_BASES)
     return evaluate_and_report(fm, cfg, names, n_folds,
                                f"nomade evaluation ({cluster or 'all clusters'}, {stage} stage)",
                                alert_budget, log=log)

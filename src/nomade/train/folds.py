@@ -34,7 +34,7 @@ def rolling_folds(fm: FeatureMatrix, n_folds: int = 4, test_share: float = 0.5,
     if len(lab) < min_train * 2:
         raise ModelError(f"only {len(lab)} labelled jobs; temporal evaluation needs at least "
                          f"{min_train * 2}", hint="ingest more history or lower --folds")
-    known = np.asarray(fm.meta.get("outcome_time", fm.end_time))
+    known = fm.outcome_time()
     t = fm.submit_time[lab]
     qs = np.quantile(t, np.linspace(1 - test_share, 1.0, n_folds + 1))
     folds = []

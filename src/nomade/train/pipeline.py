@@ -16,7 +16,7 @@ test on the newest 15 %, then refitted on the oldest 85 % and calibrated on the 
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -29,6 +29,8 @@ from ..scoring import lite_features as lite
 from ..scoring.calibration import CalibrationMap
 from ..scoring.registry import current_in_store, primary_pr_auc, promote, register
 from .bundle_writer import new_version, write_bundle
+from .ensemble import DEFAULT_BASES
+from .extra import missing_train_modules
 from .lite_model import LiteGBDT, isotonic_map
 from .lua_compile import compile_submit_lua
 from .models.gbdt import DEFAULT_ROUNDS, GBDTModel
@@ -36,7 +38,6 @@ from .series_model import fit_series
 
 FIT, CAL = 0.70, 0.85
 STAGES = ("submit", "start")
-BASE_MODELS = ("gbdt", "lite", "gnn", "lstm", "autoencoder")
 MIN_STAGE_JOBS = 1000   # labelled jobs a later stage (start) needs to be trained at all
 
 
@@ -213,18 +214,18 @@ def _fit_stage(fm, jt, cls, cfg, base_names, say):
 @dataclass
 class _Parts:
     """What the training steps contribute to a bundle."""
-    files: Dict[str, Any]
-    models: Dict[str, Any]
     schemas: Dict[str, Any]
-    evaluation: Dict[str, Any]
-    ensemble: Dict[str, Any]
-    thresholds: Dict[str, float]
-    stage_thresholds: Dict[str, Dict[str, float]]
-    metrics: Dict[str, Any]
+    files: Dict[str, Any] = field(default_factory=dict)
+    models: Dict[str, Any] = field(default_factory=dict)
+    evaluation: Dict[str, Any] = field(default_factory=dict)
+    ensemble: Dict[str, Any] = field(default_factory=dict)
+    thresholds: Dict[str, float] = field(default_factory=dict)
+    stage_thresholds: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    reports: Dict[str, str] = field(default_factory=dict)
+    fitted: Dict[str, Any] = field(default_factory=dict)
     lua: Optional[LuaPart] = None
     series: Optional[Dict[str, Any]] = None
-    reports: Optional[Dict[str, str]] = None
-    fitted: Optional[Dict[str, Any]] = None
 
 
 def _cold_start_parts(parts: _Parts, X_lite, y, cls, names_lite, inputs_lite, seed, rounds, say) -> None:
@@ -246,7 +247,7 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
     stage's matrix) and the series model."""
     from ..features.build import build_matrix
 
-    base_names = csv_setting(cfg, "train.models", BASE_MODELS)
+    base_names = csv_setting(cfg, "train.models", DEFAULT_BASES)
     stages = csv_setting(cfg, "train.stages", STAGES)
     stacks: Dict[str, Any] = {}
     skipped: Dict[str, str] = {}
@@ -299,9 +300,7 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
     X_lite, hist = lite.build_lite_rows(lite_requests(jt, y), with_history)
     names_lite = lite.lite_names(with_history)
     inputs_lite = "lite_history" if with_history else "lite"
-    parts = _Parts(files={}, models={}, evaluation={}, ensemble={}, thresholds={}, stage_thresholds={},
-                   metrics={}, reports={}, fitted={},
-                   schemas={inputs_lite: {"names": names_lite, "hash": lite.schema_hash(names_lite)}})
+    parts = _Parts(schemas={inputs_lite: {"names": names_lite, "hash": lite.schema_hash(names_lite)}})
     if use_full_features:
         _ensemble_parts(parts, store, cfg, jt, cls, X_lite, names_lite, inputs_lite, version, seed,
                         rounds, say)
@@ -392,7 +391,7 @@ def _refresh_stack(files: Dict[str, Any], bundle, stack: Dict[str, Any], jt, cls
     from ..features.start import StartContext
     from ..scoring.neighbours import NeighbourBank
     from ..scoring.sequences import SequenceTable
-    from .models.knn import DEFAULT_WINDOW, SimilarityGraph, outcome_time
+    from .models.knn import DEFAULT_WINDOW, SimilarityGraph
     from .stage_bundle import CONTEXT_FILE
 
     stage = stack["stage"]
@@ -409,7 +408,7 @@ def _refresh_stack(files: Dict[str, Any], bundle, stack: Dict[str, Any], jt, cls
             graph = SimilarityGraph.with_scaler(old.mean, old.std, old.k, int(spec.get("window", DEFAULT_WINDOW)))
             new = graph.bank(fm)
         elif spec["kind"] == "lstm":
-            new = SequenceTable.of_matrix(fm, SequenceTable.from_arrays(arrays, prefix).k, outcome_time(fm))
+            new = SequenceTable.of_matrix(fm, SequenceTable.from_arrays(arrays, prefix).k)
         else:
             continue
         files.update({f"{prefix}{k}.npy": v for k, v in new.to_arrays("").items()})
@@ -482,15 +481,15 @@ def headline_rows(manifest: Dict[str, Any]) -> List[str]:
 def demo_step(data_dir: Path, say=None, rounds: int = DEFAULT_ROUNDS) -> Dict[str, Any]:
     """The prediction part of ``nomade demo``: train on the imported trace, publish, print the
     headline table. Returns what the demo summary records."""
-    import importlib.util
-
     from ..config import load_config
     from ..scoring.ensemble import describe
     from ..store.db import store_from_config
 
     out = say or (lambda m: None)
-    if importlib.util.find_spec("lightgbm") is None:
-        out("training skipped: the [train] extra is not installed (pip install 'nomade[train]')")
+    missing = missing_train_modules()
+    if missing:
+        out(f"training skipped: the [train] extra is not installed (missing: {', '.join(missing)}; "
+            "pip install 'nomade[train]')")
         return {"skipped": "train extra not installed"}
     cfg = load_config(None, {"data_dir": str(data_dir)})
     out("training the ensemble (two GBDTs + similarity GNN + LSTM + autoencoder, stacked and "

@@ -33,11 +33,11 @@ def alert_thresholds(ens: StackedEnsemble, budget: Optional[float]) -> Dict[str,
     return {"alert": alert, "high": alert + (1.0 - alert) / 2.0}
 
 
-def _arrays(files: Dict[str, Any], prefix: str, arrays: Dict[str, np.ndarray], old: str) -> list:
-    """The model's arrays (keys starting with ``old``) as .npy files named with ``prefix``."""
+def _arrays(files: Dict[str, Any], prefix: str, arrays: Dict[str, np.ndarray], own: str) -> list:
+    """The model's arrays (keys starting with its ``own`` prefix) as .npy files named with ``prefix``."""
     names = []
     for key, arr in arrays.items():
-        fname = prefix + key[len(old):] + ".npy"
+        fname = prefix + key[len(own):] + ".npy"
         files[fname] = np.asarray(arr)
         names.append(fname)
     return sorted(names)
@@ -69,11 +69,11 @@ def stage_artifacts(ens: StackedEnsemble, fm: FeatureMatrix, context: Optional[S
             spec["n_trees"] = len(trees["trees"])
             out.files[spec["trees"]] = trees
         elif base in ("gnn", "lstm"):   # the neighbour bank / sequence table, as of the data's end
-            old = "knn_" if base == "gnn" else "seq_"
-            spec["array_prefix"] = f"{old}{stage}_"
+            own = model.ARRAY_PREFIX
+            spec["array_prefix"] = f"{own}{stage}_"
             if base == "gnn":
                 spec["window"] = int(model.graph.window)
-            spec["arrays"] = _arrays(out.files, spec["array_prefix"], model.export_arrays(math.inf), old)
+            spec["arrays"] = _arrays(out.files, spec["array_prefix"], model.export_arrays(math.inf), own)
         out.models[name] = spec
     out.stack = ens.stack_spec(stage)
     out.thresholds = alert_thresholds(ens, budget)

@@ -208,11 +208,6 @@ fail:
     return 0;
 }
 
-static uint64_t fnv(uint64_t h, const char *p, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ULL; }
-    return h;
-}
-
 static int same_key(const Val *a, const char *ta, const Val *b, const char *tb) {
     return a[J_CLUSTER].n == b[J_CLUSTER].n && a[J_JOBID].n == b[J_JOBID].n
         && memcmp(ta + a[J_CLUSTER].off, tb + b[J_CLUSTER].off, a[J_CLUSTER].n) == 0
@@ -253,7 +248,7 @@ static int w_add(Writer *w, const Val *row, const Val *steps, Py_ssize_t nsteps,
     w->last.n = 0;
     if (!buf_add(&w->last, w->key.p, w->key.n)) return 0;
     w->has_last = 1;
-    uint64_t h = fnv(1469598103934665603ULL, w->key.p, w->key.n);
+    uint64_t h = fnv1a(w->key.p, w->key.n);
 
     Py_ssize_t base = w->text.n, row_at = w->vals.n / (Py_ssize_t)sizeof(Val);
     if (!buf_add(&w->text, T, tn)) return 0;

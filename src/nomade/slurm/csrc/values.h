@@ -9,10 +9,16 @@
 
 #if PY_VERSION_HEX < 0x030A0000   /* Python 3.9 */
 static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
-static inline PyObject *Py_XNewRef(PyObject *o) { Py_XINCREF(o); return o; }
 #endif
 
 typedef struct { const char *p; Py_ssize_t n; } Str;
+
+/* FNV-1a, for the hash tables here (str cache, the writer's batch) */
+static uint64_t fnv1a(const char *p, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ULL; }
+    return h;
+}
 
 static PyObject *mkstr(Str s) { return PyUnicode_DecodeUTF8(s.p, s.n, NULL); }
 
@@ -25,8 +31,7 @@ static SCEntry scache[SC_SIZE];
 
 static PyObject *cstr(Str s) {
     if (s.n > SC_MAXLEN) return mkstr(s);
-    uint64_t h = 1469598103934665603ULL;
-    for (Py_ssize_t i = 0; i < s.n; i++) { h ^= (unsigned char)s.p[i]; h *= 1099511628211ULL; }
+    uint64_t h = fnv1a(s.p, s.n);
     SCEntry *e = &scache[h & (SC_SIZE - 1)];
     if (e->obj != NULL && e->h == h && e->n == s.n && memcmp(e->p, s.p, s.n) == 0) return Py_NewRef(e->obj);
     PyObject *o = mkstr(s);

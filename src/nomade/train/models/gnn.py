@@ -20,7 +20,7 @@ from torch_geometric.nn import SAGEConv
 from ...features.matrix import FeatureMatrix
 from ...scoring.neighbours import DEFAULT_K, neighbour_mean
 from ..base import TrainedModel
-from .knn import DEFAULT_WINDOW, SimilarityGraph, locate_rows, neighbour_labels
+from .knn import DEFAULT_WINDOW, SimilarityGraph, locate_rows, neighbour_labels, parent_of
 from .torch_training import (ZScore, deterministic, fit_loop, onnx_bytes, positive_weight,
                              require_fitted, temporal_split, training_rows)
 
@@ -70,6 +70,7 @@ def batch_graph(idx: np.ndarray, valid: np.ndarray, src_feats: np.ndarray):
 class SimilarityGNN(TrainedModel):
     name = "gnn"
     is_probability = True
+    ARRAY_PREFIX = "knn_"   # of export_arrays' keys (the neighbour bank)
 
     def __init__(self, k: int = DEFAULT_K, window: int = DEFAULT_WINDOW, hidden: int = 64,
                  epochs: int = 12, batch: int = 1024, lr: float = 3e-3,
@@ -149,6 +150,6 @@ class SimilarityGNN(TrainedModel):
         """The scoring-time bank: the ``window`` most recently submitted jobs (of the matrix the
         training rows belong to) whose outcome was known before ``until`` (TrainedModel)."""
         require_fitted(self, "fitted_on")
-        full, _ = locate_rows(self.fitted_on)
+        full = parent_of(self.fitted_on)
         cut = float(np.nanmax(self.fitted_on.submit_time)) + 1e-9 if until is None else until
-        return self.graph.bank(full, before=cut).to_arrays("knn_")
+        return self.graph.bank(full, before=cut).to_arrays(self.ARRAY_PREFIX)

@@ -113,32 +113,29 @@ class SimilarityGraph:
         if Z is None:
             Z = self.z(full.X)
         return past_neighbours(unit_rows(Z), full.submit_time.astype(np.float64),
-                               outcome_time(full), self.k, self.window, positions)
+                               full.outcome_time(), self.k, self.window, positions)
 
     def bank(self, full: FeatureMatrix, before: Optional[float] = None) -> NeighbourBank:
         """The scoring-time bank: the ``window`` most recently submitted rows of ``full`` that
         ended before ``before`` (default: the last end time in the data)."""
-        end = outcome_time(full)
+        end = full.outcome_time()
         cut = np.nanmax(end) + 1 if before is None else before
         ended = np.flatnonzero(np.isfinite(end) & (end < cut))
         rows = ended[-self.window:]
         return NeighbourBank.from_rows(full.X[rows], full.y[rows], self.mean, self.std, self.k)
 
 
-def outcome_time(full: FeatureMatrix) -> np.ndarray:
-    """When each row's outcome became known: ``meta['outcome_time']`` from the feature builder
-    (traces without start/end times get submit + runtime + an assumed wait), else the end time."""
-    t = full.meta.get("outcome_time")
-    if t is not None and len(t) == len(full):
-        return np.asarray(t, dtype=np.float64)
-    return full.end_time.astype(np.float64)
+def parent_of(fm: FeatureMatrix) -> FeatureMatrix:
+    """The full matrix fm's rows were taken from (FeatureMatrix.rows), fm itself when none."""
+    parent = fm.meta.get("parent")
+    return fm if parent is None else parent
 
 
 def locate_rows(fm: FeatureMatrix) -> Tuple[FeatureMatrix, np.ndarray]:
     """The full (parent) matrix of ``fm`` and the positions of fm's rows in it, matched on
     (cluster, job_id, submit_time). fm itself (positions 0..n-1) when it has no parent."""
-    parent = fm.meta.get("parent")
-    if parent is None or parent is fm:
+    parent = parent_of(fm)
+    if parent is fm:
         return fm, np.arange(len(fm))
     key = {(c, j, float(t)): i for i, (c, j, t) in
            enumerate(zip(parent.cluster, parent.job_id, parent.submit_time))}

@@ -21,7 +21,7 @@ from ...features.matrix import FeatureMatrix
 from ...scoring.neighbours import fit_scaler
 from ...scoring.sequences import DEFAULT_K, N_STEP, JobFields, SequenceTable, from_rows
 from ..base import TrainedModel
-from .knn import locate_rows, outcome_time
+from .knn import parent_of
 from .torch_training import (ZScore, deterministic, fit_loop, onnx_bytes, positive_weight,
                              require_fitted, temporal_split, training_rows)
 
@@ -61,17 +61,18 @@ def scoring_moments(fm: FeatureMatrix) -> np.ndarray:
 
 def history_sequences(fm: FeatureMatrix) -> np.ndarray:
     """The (n, K, f) oldest-first tensor of fm's rows from history_idx (into the full matrix)."""
-    full, _ = locate_rows(fm)
+    full = parent_of(fm)
     if fm.history_idx is None:
         return np.zeros((len(fm), DEFAULT_K, N_STEP), dtype=np.float32)
     fields = JobFields.of_matrix(full.X, full.names, full.cls, full.start_time, full.end_time,
-                                 outcome_time(full))
+                                 full.outcome_time())
     return from_rows(fields, fm.history_idx, scoring_moments(fm))
 
 
 class SequenceLSTM(TrainedModel):
     name = "lstm"
     is_probability = True
+    ARRAY_PREFIX = "seq_"   # of export_arrays' keys (the sequence table)
 
     def __init__(self, k: int = DEFAULT_K, hidden: int = 32, epochs: int = 10, batch: int = 1024,
                  lr: float = 3e-3, max_train_rows: int = 80000):
@@ -133,6 +134,6 @@ class SequenceLSTM(TrainedModel):
         """The scoring-time table: each user's last K jobs (of the matrix the training rows
         belong to) whose outcome was known before ``until`` (TrainedModel)."""
         require_fitted(self, "fitted_on")
-        full, _ = locate_rows(self.fitted_on)
+        full = parent_of(self.fitted_on)
         cut = float(np.nanmax(scoring_moments(self.fitted_on))) + 1e-9 if until is None else until
-        return SequenceTable.of_matrix(full, self.k, outcome_time(full), cut).to_arrays("seq_")
+        return SequenceTable.of_matrix(full, self.k, cut).to_arrays(self.ARRAY_PREFIX)
