@@ -15,8 +15,7 @@ from pathlib import Path
 
 from nomade.command import run_command
 
-TRACES = Path("/work/shared/data/traces")
-DEFAULT = "ctc-sp2-1996,llnl-atlas-2006,llnl-thunder-2007"
+from trace_jobs import DEFAULT, TRACES
 
 
 def nomade(data_dir: Path, *args: str, timeout: float = 3600) -> str:

@@ -9,7 +9,8 @@ Both commands run as child processes; wall time, CPU time (user+sys) and peak RS
 os.wait4's rusage of each child. With --repeat N they run N times, alternating (nomade, sqlite3,
 nomade, ...), each nomade run into a fresh store, and the ratio is reported per pair and as the
 median: this VM's speed drifts by tens of percent over minutes, which a single pair cannot
-separate from the programs' own difference. `--python-reader` runs nomade without its C reader. sqlite3 imports ALL lines of the dump (the header too) into a
+separate from the programs' own difference. `--python-reader` runs nomade without its C module (same interpreter as --nomade's).
+sqlite3 imports ALL lines of the dump (the header too) into a
 31-column TEXT table with `.mode list` / `.separator "|"` inside one transaction (what `.import`
 does). Rows broken by '|' or newlines inside fields are imported anyway (sqlite3 pads or drops
 columns and says so on stderr); nomade re-joins them.
@@ -18,6 +19,7 @@ columns and says so on stderr); nomade re-joins them.
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,17 @@ def run_child(argv, stdin_text=None, env=None):
             "rc": p.returncode, "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace")}
 
 
+def _interpreter(script: str) -> str:
+    """The Python that runs a console script (its #! line), so that --python-reader measures the
+    same install as --nomade."""
+    path = shutil.which(script) or script
+    with open(path, "rb") as fh:
+        first = fh.readline().decode(errors="replace").strip()
+    if not first.startswith("#!"):
+        sys.exit(f"{path}: not a console script (no #! line)")
+    return first[2:].strip().split()[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dump")
@@ -62,19 +75,21 @@ def main() -> None:
     cols = ", ".join(f'"c{i}_{name}" TEXT' for i, name in enumerate(header))
     print(f"dump: {a.dump} ({size_mb:.0f} MB, {lines} lines incl. header, {len(header)} fields)")
     argv = [a.nomade]
-    if a.python_reader:  # the same CLI with the C module made unimportable
-        argv = [sys.executable, "-c", "import sys; sys.modules['nomade.slurm._sacct_scan'] = None; "
+    if a.python_reader:  # the same CLI, run by the --nomade script's interpreter, without the C module
+        argv = [_interpreter(a.nomade), "-c", "import sys; sys.modules['nomade.slurm._sacct_scan'] = None; "
                 "from nomade.cli.main import main; sys.argv[0] = 'nomade'; main()"]
+    script = (f"CREATE TABLE dump ({cols});\n.mode list\n.separator \"|\"\n"
+              f".import '{os.path.abspath(a.dump)}' dump\nSELECT count(*) FROM dump;\n")
     ratios = []
     for rep in range(a.repeat):
         store = os.path.join(work, f"nomade{rep}")
         nom = run_child(argv + ["--data-dir", store, "ingest", "sacct", "--file", a.dump], env=env)
         db = os.path.join(work, f"import{rep}.db")
-        script = (f"CREATE TABLE dump ({cols});\n.mode list\n.separator \"|\"\n"
-                  f".import '{os.path.abspath(a.dump)}' dump\nSELECT count(*) FROM dump;\n")
         sq = run_child([a.sqlite3, db], stdin_text=script)
-        if nom["rc"]:
-            print(nom["stderr"][-2000:], file=sys.stderr)
+        for name, res in (("nomade", nom), ("sqlite3", sq)):
+            if res["rc"]:   # a failed run has no figure to report
+                print(res["stderr"][-2000:], file=sys.stderr)
+                sys.exit(f"run {rep + 1}: {name} failed (rc {res['rc']})")
         print(f"run {rep + 1}: nomade ingest sacct --file: wall {nom['wall_s']:.1f} s, cpu {nom['cpu_s']:.1f} s, "
               f"peak RSS {nom['peak_rss_mb']:.0f} MB, rc {nom['rc']}: {nom['stdout'].strip()}")
         print(f"run {rep + 1}: sqlite3 .import:            wall {sq['wall_s']:.1f} s, cpu {sq['cpu_s']:.1f} s, "
@@ -83,11 +98,10 @@ def main() -> None:
         if not a.keep:
             shutil.rmtree(store, ignore_errors=True)
             os.unlink(db)
-    walls = sorted(r[0] for r in ratios)
-    cpus = sorted(r[1] for r in ratios)
     rss = max(r[2] for r in ratios)
     print(f"ratio nomade/sqlite3 per run (wall): {', '.join(f'{r[0]:.2f}x' for r in ratios)}")
-    print(f"median ratio: wall {walls[len(walls) // 2]:.2f}x, cpu {cpus[len(cpus) // 2]:.2f}x (target <= 1.5x); "
+    wall, cpu = statistics.median(r[0] for r in ratios), statistics.median(r[1] for r in ratios)
+    print(f"median ratio: wall {wall:.2f}x, cpu {cpu:.2f}x (target <= 1.5x); "
           f"peak RSS {rss:.0f} MB {'OK' if rss <= 300 else 'OVER'} (target <= 300 MB)")
     if a.keep:
         print(f"stores kept under {work}")

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 
-TRACES = Path("/work/shared/data/traces")
+from trace_jobs import TRACES
+
 SHIFT = 12 * 365 * 86400.0
 
 

@@ -6,7 +6,9 @@
 # 1. installs what the tests need: Debian packages (when root), a Python 3.11 venv .venv with
 #    torch==2.13.0 (CPU) first and then -e '.[train,dev]', and a Python 3.9 venv .venv39 (pyenv's
 #    3.9) with -e '.[dev]' (runtime deps + pytest only). Venvs are rebuilt only when pyproject.toml
-#    changes (stamp file .venv*/.nomade-stamp holds its hash);
+#    changes (stamp file .venv*/.nomade-stamp holds its hash); the C sacct reader
+#    (nomade.slurm._sacct_scan) is rebuilt in both when one of its sources is newer, a failed
+#    build logged in build-ext.log (under CI a failed build is an error: CI must test the C reader);
 # 2. brings up the real Slurm cluster (tests/slurm/cluster.sh up) when root and exports
 #    NOMADE_SLURM_READY=1;
 # 3. runs pytest with .venv on the whole suite, then .venv39 on -m "not train and not slurm";
@@ -33,7 +35,7 @@ die() { log "ERROR: $*"; exit 1; }
 IS_ROOT=0; [ "$(id -u)" = 0 ] && IS_ROOT=1
 
 # ------------------------------------------------------------------ 1a. Debian packages
-APT_PKGS="sqlite3 lua5.1 ${NOMADE_TEST_APT_EXTRA:-}"
+APT_PKGS="sqlite3 lua5.1 gcc ${NOMADE_TEST_APT_EXTRA:-}"  # gcc: the C sacct reader
 if [ $IS_ROOT = 1 ] && command -v apt-get >/dev/null; then
   missing=""
   for p in $APT_PKGS; do
@@ -95,16 +97,24 @@ fi
 
 # the C reader of sacct dumps (src/nomade/slurm/_sacct_scan.c + csrc/*.h) is built by the editable
 # install; rebuilt here when a source is newer than the built module (a venv kept from an earlier run)
+# (setup.py builds it as optional: a failed compile leaves pip's exit 0 and any older module in
+# place, so the module is checked again after the build, and a stale one removed)
+ext_stale() {  # $1: built module; true when missing or older than any of its sources
+  for src in setup.py src/nomade/slurm/_sacct_scan.c src/nomade/slurm/csrc/*.h; do
+    [ "$src" -nt "$1" ] && return 0
+  done
+  return 1
+}
 for v in .venv ${PY39:+.venv39}; do
   so=src/nomade/slurm/_sacct_scan$("$v/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-  stale=0
-  for src in src/nomade/slurm/_sacct_scan.c src/nomade/slurm/csrc/*.h; do
-    [ "$src" -nt "$so" ] && stale=1
-  done
-  if [ ! -f "$so" ] || [ "$stale" = 1 ]; then
+  if ext_stale "$so"; then
     log "  $v: building the C sacct reader"
-    "$v/bin/python" -m pip install -q --no-deps -e . >>"$NOMADE_TEST_REPORT_DIR/build-ext.log" 2>&1 \
-      || log "warning: the C sacct reader did not build for $v (see build-ext.log); the Python reader is used"
+    "$v/bin/python" -m pip install -q --no-deps -e . >>"$NOMADE_TEST_REPORT_DIR/build-ext.log" 2>&1
+    if ext_stale "$so"; then
+      rm -f "$so"
+      [ "$CI" = true ] && die "the C sacct reader did not build for $v (see $NOMADE_TEST_REPORT_DIR/build-ext.log)"
+      log "warning: the C sacct reader did not build for $v (see build-ext.log); the Python reader is used"
+    fi
   fi
 done
 
