@@ -37,7 +37,7 @@ def main() -> None:
         res = evaluate_matrix(fm, a.folds, ["gbdt"], extras=extras)
         m = res["metrics"]
 
-        def cell(k):
+        def cell(k, m=m):
             return f"{m[k]['pr_auc']:.3f} / {m[k]['roc_auc']:.3f}"
         print(f"| {name} | {cell('gbdt')} | {cell('gbdt_al')} | {cell('gbdt_random')} | "
               f"{a.budget:.0%} | {time.time() - t:.0f} |", flush=True)

@@ -102,7 +102,7 @@ def main() -> None:
                 sub = f"sbatch -p {part} -c {cpus} --mem={mem} {name.split()[0]}.sh"
                 r = rnd.random()
                 if r < 0.01:
-                    sub = f"sbatch --wrap=cat in.txt | sort | uniq -c > out.txt"
+                    sub = "sbatch --wrap=cat in.txt | sort | uniq -c > out.txt"
                 elif r < 0.012:
                     sub = "sbatch --wrap=python -c 'print(1)\nprint(2)'"
                 exitc = "0:0"

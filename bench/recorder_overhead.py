@@ -86,7 +86,6 @@ def measure_daemon_rss(spool, seconds):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(seconds)
     status = Path(f"/proc/{p.pid}/status").read_text()
-    t = os.times()
     fields = {k: v.strip() for k, _, v in (ln.partition(":") for ln in status.splitlines())}
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)

@@ -111,12 +111,13 @@ def stack_batch(m, reqs) -> None:
         if b.kind == "lite":
             recent = [m.features.history.submissions(u, float(t))[0] for u, t in zip(users, moments)]
             feeds["X"] = np.ascontiguousarray(timed("lite rows (Python LiteHistory)",
-                                                    lambda: b.lite.rows(reqs, recent)), dtype=np.float32)
+                                                    lambda b=b, recent=recent: b.lite.rows(reqs, recent)),
+                                          dtype=np.float32)
         elif b.kind == "gnn":
             feeds["NBR_MEAN"] = timed(f"neighbour search, {len(b.bank.Z)}-job bank (numpy)",
-                                      lambda: b.bank.aggregate(X32))
+                                      lambda b=b: b.bank.aggregate(X32))
         elif b.kind == "lstm":
-            feeds["SEQ"] = timed("sequence lookup (numpy)", lambda: b.table.sequences(users, moments))
+            feeds["SEQ"] = timed("sequence lookup (numpy)", lambda b=b: b.table.sequences(users, moments))
         out = {"gbdt": "probability", "lite": "probability", "autoencoder": "err"}.get(b.kind, "p")
         b.session.run([out], {k: v[:10] for k, v in feeds.items()})   # warm
         t = time.time()

@@ -7,10 +7,14 @@
 ---------------------------------------------------------------------- site settings
 local MODEL_PATH = "/etc/nomade/submit_model.lua" -- written by `nomade install-slurm`
 local THRESHOLD = nil           -- nil = the model's M.threshold; else a number in 0..1
-local RELOAD_CHECK_S = 10       -- without lfs: how often to look for a new model
-local LFS_CHECK_S = 1           -- with lfs: how often to stat it (mtime has 1-second resolution)
+local RELOAD_CHECK_S = 10       -- without lfs: how often to re-read the model and compare
+local LFS_CHECK_S = 1           -- with lfs: how often to stat it (mtime, size, inode)
 local MAX_MODEL_BYTES = 8 * 1024 * 1024 -- a bigger model file is refused (load time holds locks)
 local MAX_MODEL_STEPS = 200000  -- VM instructions one prediction may take before it is aborted
+local MAX_LOAD_STEPS = 50000000 -- VM instructions running the model file may take
+local MAX_MODEL_KB = 16384      -- memory (KiB) one prediction may add before it is aborted
+local MAX_LOAD_KB = 524288      -- memory (KiB) running the model file may add
+local MAX_TEXT = 300            -- longest reason, suggestion or version a model may return
 local QUIET_TAG = "nomade:quiet" -- in --comment: no message for this job
 local QUIET_ENV = "NOMADE_QUIET" -- NOMADE_QUIET=1 in the job's environment (sbatch): same
 local ERROR_LOG_EVERY_S = 300   -- at most one error line per this many seconds, per kind of error
@@ -20,13 +24,25 @@ local WINDOW_S = 3600           -- "recent submissions" window
 
 local NO_VAL = 4294967294       -- NO_VAL (32-bit); INFINITE is 4294967295
 local BIG64 = 1e15              -- NO_VAL64 / INFINITE64 and flag bits: no real MiB value is this big
+local HOOK_EVERY = 1000         -- the model's step and memory caps are checked every this many steps
+local MAX_REP_BYTES = 65536     -- longest string the model's string.rep may build
+local CHUNK_NAME = "=nomade submit_model.lua"
 
 local ok_lfs, lfs = pcall(require, "lfs")
 if not ok_lfs then lfs = nil end
 
+-- captured before any model runs; the model never sees these
+local sethook, getinfo, gc = debug.sethook, debug.getinfo, collectgarbage
+local STRING_MT = getmetatable("")
+local HOST_STRING_INDEX = STRING_MT and STRING_MT.__index
+local str_rep, str_len, str_sub = string.rep, string.len, string.sub
+
 local model = nil               -- the loaded model table M
-local model_stamp = nil         -- "mtime:size" of the file it came from
-local next_check = 0            -- without lfs: os.time() of the next look
+local model_text = nil          -- the text last tried (loaded or refused): unchanged = not reloaded
+local model_stamp = nil         -- with lfs: "mtime:size:ino" of the file last read
+local problem = nil             -- why there is no new model (missing, too big): logged on change
+local checked = false           -- looked at the file at least once
+local next_check = 0            -- os.time() of the next look
 local last_error_at = {}        -- message format -> os.time() of its last line
 local suppressed = {}           -- message format -> lines suppressed since
 local counters = {}             -- user -> {t0 = window start, n = count, prev = previous window}
@@ -49,75 +65,185 @@ local function log_error(fmt, ...)
   pcall(slurm.log_error, "nomade: %s", msg)
 end
 
+-- a value the model handed back, as bounded text for a log line
+local function shown(v)
+  return str_sub(tostring(v), 1, MAX_TEXT)
+end
+
+---------------------------------------------------------------------- the model sandbox
+-- The model file is data from whoever can write MODEL_PATH (docs/slurm.md, "Trust boundaries"):
+-- it runs in an empty environment holding only pure functions (no pcall, so it cannot catch the
+-- step hook's error; no getmetatable, load*, require, io, os, debug, coroutine), under a step
+-- and memory cap, and what it returns is checked before use.
+
+local function bounded_rep(s, n)
+  local len = str_len(s)
+  n = tonumber(n) or 0
+  if n > 0 and len * n > MAX_REP_BYTES then
+    error("string.rep result over " .. MAX_REP_BYTES .. " bytes", 2)
+  end
+  return str_rep(s, n)
+end
+
+-- the string functions a model may use: no patterns (their backtracking is unbounded time in
+-- C, out of the hook's reach), no dump; string.rep bounded
+local function model_string()
+  return { byte = string.byte, char = string.char, format = string.format, len = string.len,
+           lower = string.lower, upper = string.upper, reverse = string.reverse,
+           sub = string.sub, rep = bounded_rep }
+end
+
+-- what ("").name reaches while model code runs: a table the model cannot get hold of
+local STRING_METHODS = model_string()
+
 local function sandbox()
-  local function copy(t)
-    local c = {}
-    for k, v in pairs(t) do c[k] = v end
-    return c
+  local m = {}
+  for k, v in pairs(math) do
+    if k ~= "random" and k ~= "randomseed" then m[k] = v end
   end
   return {
-    math = copy(math), string = copy(string), table = copy(table),
+    math = m, string = model_string(),
+    table = { insert = table.insert, remove = table.remove, sort = table.sort, concat = table.concat },
     pairs = pairs, ipairs = ipairs, next = next, type = type, select = select,
-    tostring = tostring, tonumber = tonumber, unpack = unpack, error = error,
-    pcall = pcall, assert = assert, setmetatable = setmetatable, getmetatable = getmetatable,
+    tostring = tostring, tonumber = tonumber, unpack = unpack or table.unpack,
+    error = error, assert = assert,
   }
 end
 
--- the file's identity; nil when it is missing
-local function file_stamp(path)
-  if lfs then
-    local a = lfs.attributes(path)
-    if not a then return nil, nil end
-    return tostring(a.modification) .. ":" .. tostring(a.size), a.size
+-- f(...) under a step cap and a memory cap, with strings' methods pointing at the bounded copy;
+-- returns pcall's status and up to three results. The hook only raises while a function of the
+-- model's chunk runs, so it can never fire in this function's own code after pcall returns.
+local function guarded(max_steps, max_kb, f, a1)
+  local limit, ticks, mem0 = max_steps / HOOK_EVERY, 0, gc("count")
+  local function hook()
+    ticks = ticks + 1
+    local info = getinfo(2, "S")
+    if info == nil or info.source ~= CHUNK_NAME then return end
+    if ticks > limit then error("took over " .. max_steps .. " steps", 0) end
+    if gc("count") - mem0 > max_kb then error("used over " .. max_kb .. " KiB of memory", 0) end
   end
-  local fh = io.open(path, "rb")
-  if not fh then return nil, nil end
-  local size = fh:seek("end")
-  fh:close()
-  return "size:" .. tostring(size), size
+  if STRING_MT then STRING_MT.__index = STRING_METHODS end
+  sethook(hook, "", HOOK_EVERY)
+  local ok, r1, r2, r3 = pcall(f, a1)
+  sethook()
+  if STRING_MT then STRING_MT.__index = HOST_STRING_INDEX end
+  return ok, r1, r2, r3
 end
 
-local function load_model(path, size)
-  if size and size > MAX_MODEL_BYTES then
-    return nil, string.format("%s is %d bytes, over the %d-byte limit; publish a smaller bundle",
-                              path, size, MAX_MODEL_BYTES)
+-- a function of the text, run in env: Lua 5.1 (setfenv) or 5.2+ (load's env argument)
+local function compile(text, env)
+  if setfenv then
+    local chunk, err = loadstring(text, CHUNK_NAME)
+    if chunk then setfenv(chunk, env) end
+    return chunk, err
   end
-  local chunk, err = loadfile(path)
-  if not chunk then return nil, "cannot load " .. path .. ": " .. tostring(err) end
-  setfenv(chunk, sandbox())
-  local ok, m = pcall(chunk)
-  if not ok then return nil, "model " .. path .. " failed to run: " .. tostring(m) end
-  if type(m) ~= "table" or type(m.predict) ~= "function" then
-    return nil, "model " .. path .. " does not return a table with predict(); re-export the bundle"
-  end
-  if m.format ~= 1 then
-    return nil, "model " .. path .. " has format " .. tostring(m.format) .. ", expected 1; upgrade nomade's job_submit.lua"
-  end
-  return m, nil
+  return load(text, CHUNK_NAME, "t", env)
 end
 
--- the current model, reloaded when the file changes; keeps the old one if the new one is bad
-local function current_model()
-  local now = os.time()
-  if model_stamp ~= nil and now < next_check then return model end
-  next_check = now + (lfs and LFS_CHECK_S or RELOAD_CHECK_S)
-  local stamp, size = file_stamp(MODEL_PATH)
-  if stamp == nil then
-    if model_stamp ~= "missing" then
-      log_error("model %s is missing; jobs pass without a risk check", MODEL_PATH)
-      model_stamp = "missing"
+-- a short string, or nil when v is not one
+local function short_text(v)
+  if type(v) == "string" and #v <= MAX_TEXT then return v end
+  return nil
+end
+
+local function checked_model(m)
+  if type(m) ~= "table" or type(rawget(m, "predict")) ~= "function" then
+    return nil, "does not return a table with predict(); re-export the bundle"
+  end
+  if rawget(m, "format") ~= 1 then
+    return nil, "has format " .. shown(rawget(m, "format")) .. ", expected 1; upgrade nomade's job_submit.lua"
+  end
+  local v, t = rawget(m, "version"), rawget(m, "threshold")
+  if v ~= nil and type(v) ~= "number" and short_text(v) == nil then
+    return nil, "has a version that is not a short string"
+  end
+  if t ~= nil and not (type(t) == "number" and t >= 0 and t <= 1) then
+    return nil, "has a threshold outside 0..1"
+  end
+  return { predict = m.predict, version = tostring(v), threshold = t }, nil
+end
+
+local function load_model(path, text)
+  if str_sub(text, 1, 1) == "\27" then
+    return nil, "model " .. path .. " is bytecode; only a text model is loaded"
+  end
+  local chunk, err = compile(text, sandbox())
+  if not chunk then return nil, "cannot load " .. path .. ": " .. shown(err) end
+  local ok, m = guarded(MAX_LOAD_STEPS, MAX_LOAD_KB, chunk)
+  if not ok then return nil, "model " .. path .. " failed to run: " .. shown(m) end
+  local checked_m, why = checked_model(m)
+  if not checked_m then return nil, "model " .. path .. " " .. why end
+  return checked_m, nil
+end
+
+---------------------------------------------------------------------- reading the model file
+-- "mtime:size:ino" through lfs; nil when the file is missing
+local function lfs_stamp(path)
+  local a = lfs.attributes(path)
+  if not a then return nil end
+  return tostring(a.modification) .. ":" .. tostring(a.size) .. ":" .. tostring(a.ino)
+end
+
+-- the file's text, or nil and why (missing, too big); a big file is refused before reading
+local function read_model(path)
+  local fh, err = io.open(path, "rb")
+  if not fh then
+    if string.find(tostring(err), "No such file", 1, true) then
+      return nil, "model " .. path .. " is missing; jobs pass without a risk check"
     end
-    return model
+    return nil, "cannot read model " .. tostring(err) .. " (it must be readable by SlurmUser)"
   end
-  if stamp == model_stamp then return model end
-  local m, err = load_model(MODEL_PATH, size)
+  local size = fh:seek("end")
+  if size == nil or size > MAX_MODEL_BYTES then
+    fh:close()
+    return nil, string.format("%s is %s bytes, over the %d-byte limit; publish a smaller bundle",
+                              path, tostring(size), MAX_MODEL_BYTES)
+  end
+  fh:seek("set", 0)
+  local text = size > 0 and fh:read(size) or ""
+  fh:close()
+  return text or "", nil
+end
+
+-- is it time to look at the file, and (with lfs) has it changed since it was last read?
+local function should_read(now)
+  if checked and now < next_check then return false end
+  checked = true
+  if not lfs then
+    next_check = now + RELOAD_CHECK_S
+    return true
+  end
+  next_check = now + LFS_CHECK_S
+  local stamp = lfs_stamp(MODEL_PATH)
+  if stamp ~= nil and stamp == model_stamp then return false end
   model_stamp = stamp
+  return true
+end
+
+local function try_text(text)
+  local m, err = load_model(MODEL_PATH, text)
   if not m then
-    log_error("%s (keeping %s)", err, model and ("model " .. tostring(model.version)) or "no model")
-    return model
+    log_error("%s (keeping %s)", err, model and ("model " .. model.version) or "no model")
+    return
   end
   model = m
-  pcall(slurm.log_info, "nomade: loaded model %s from %s", tostring(m.version), MODEL_PATH)
+  pcall(slurm.log_info, "nomade: loaded model %s from %s", m.version, MODEL_PATH)
+end
+
+-- the current model, reloaded when the file's content changes; a new file that does not load
+-- keeps the old model and is logged once (not tried again until it changes)
+local function current_model()
+  if not should_read(os.time()) then return model end
+  local text, why = read_model(MODEL_PATH)
+  if text == nil then
+    if why ~= problem then log_error("%s", why) end
+    problem = why
+    return model
+  end
+  problem = nil
+  if text == model_text then return model end
+  model_text = text
+  try_text(text)
   return model
 end
 
@@ -222,11 +348,7 @@ end
 
 local function message(risk, reasons, suggestion, version)
   local parts = {}
-  if type(reasons) == "table" then
-    for i = 1, math.min(3, #reasons) do
-      if type(reasons[i]) == "string" then parts[#parts + 1] = reasons[i] end
-    end
-  end
+  for i = 1, reasons and #reasons or 0 do parts[i] = reasons[i] end
   local text = string.format("nomade: %s failure risk (%d%%)", level_of(risk), math.floor(risk * 100 + 0.5))
   if #parts > 0 then text = text .. ": " .. table.concat(parts, "; ") end
   text = text .. "."
@@ -237,12 +359,34 @@ local function message(risk, reasons, suggestion, version)
   return text
 end
 
+-- reasons: nil or an array of at most 3 short strings; also stops at the 4th entry of any table
+local function valid_reasons(reasons)
+  if reasons == nil then return true end
+  if type(reasons) ~= "table" then return false end
+  local n = 0
+  for k, v in next, reasons do
+    n = n + 1
+    if n > 3 or type(k) ~= "number" or k ~= math.floor(k) or k < 1 or k > 3 or short_text(v) == nil then
+      return false
+    end
+  end
+  return n == #reasons
+end
+
+-- the model's answer, or nil and what is wrong with it
+local function validated(risk, reasons, suggestion)
+  if type(risk) ~= "number" or risk ~= risk or risk < 0 or risk > 1 then
+    return nil, "a non-number or out-of-range risk (" .. shown(risk) .. ")"
+  end
+  if not valid_reasons(reasons) then return nil, "reasons that are not at most 3 short strings" end
+  if suggestion ~= nil and short_text(suggestion) == nil then
+    return nil, "a suggestion that is not a short string"
+  end
+  return risk, nil
+end
+
 local function predict(m, req)
-  local function abort() error("prediction took over " .. MAX_MODEL_STEPS .. " steps") end
-  debug.sethook(abort, "", MAX_MODEL_STEPS)
-  local ok, risk, reasons, suggestion = pcall(m.predict, req)
-  debug.sethook()
-  return ok, risk, reasons, suggestion
+  return guarded(MAX_MODEL_STEPS, MAX_MODEL_KB, m.predict, req)
 end
 
 local function check_job(job_desc, submit_uid)
@@ -253,15 +397,16 @@ local function check_job(job_desc, submit_uid)
   if is_quiet(job_desc) then return end
   local ok, risk, reasons, suggestion = predict(m, req)
   if not ok then
-    log_error("model %s raised for uid %s: %s", tostring(m.version), tostring(submit_uid), tostring(risk))
+    log_error("model %s raised for uid %s: %s", m.version, tostring(submit_uid), shown(risk))
     return
   end
-  risk = tonumber(risk)
-  if risk == nil or risk ~= risk then
-    log_error("model %s returned a non-number risk for uid %s", tostring(m.version), tostring(submit_uid))
+  local why
+  risk, why = validated(risk, reasons, suggestion)
+  if risk == nil then
+    log_error("model %s returned %s for uid %s", m.version, why, tostring(submit_uid))
     return
   end
-  local threshold = THRESHOLD or tonumber(m.threshold) or 0.5
+  local threshold = THRESHOLD or m.threshold or 0.5
   if risk >= threshold then
     slurm.log_user("%s", message(risk, reasons, suggestion, m.version))
   end
@@ -282,7 +427,8 @@ end
 -- test and benchmark hook: the internals, for lupa/lua5.1 only (slurmctld never calls it)
 function nomade_internals()
   return { build_req = build_req, message = message, current_model = current_model,
-           counters = function() return counters, n_users end, predict = predict }
+           counters = function() return counters, n_users end, predict = predict,
+           validated = validated }
 end
 
 return slurm.SUCCESS

@@ -11,8 +11,8 @@
 #    build logged in build-ext.log (under CI a failed build is an error: CI must test the C reader);
 # 2. brings up the real Slurm cluster (tests/slurm/cluster.sh up) when root and exports
 #    NOMADE_SLURM_READY=1;
-# 3. runs pytest with .venv on the whole suite, then .venv39 on -m "not train and not slurm";
-# 4. exits non-zero if either run failed (pytest's "no tests collected", rc 5, is a failure) and,
+# 3. runs ruff (pyproject.toml [tool.ruff]), then pytest with .venv on the whole suite, then .venv39 on -m "not train and not slurm";
+# 4. exits non-zero if ruff found anything or either run failed (pytest's "no tests collected", rc 5, is a failure) and,
 #    under CI (CI=true), also if any test marked slurm was skipped;
 # 5. prints both pytest summary lines ("N passed, ...") at the end.
 #
@@ -132,7 +132,13 @@ else
   log "not bringing up Slurm (not root or NOMADE_TEST_NO_SLURM=1): slurm tests will skip"
 fi
 
-# ------------------------------------------------------------------ 3. pytest
+# ------------------------------------------------------------------ 3. ruff, then pytest
+# the lint rules (pyflakes, bugbear, bandit's S rules, blind except, no print in library code) are
+# in pyproject.toml [tool.ruff]; a finding fails the run like a failing test
+log "ruff check (.venv/bin/ruff $(.venv/bin/ruff --version 2>/dev/null | cut -d' ' -f2))"
+.venv/bin/ruff check --output-format concise . 2>&1 | tee "$NOMADE_TEST_REPORT_DIR/ruff.log"
+RC_RUFF=${PIPESTATUS[0]}
+
 run_pytest() { # run_pytest NAME VENV ARGS... ; sets RC_<NAME>
   local name=$1 venv=$2; shift 2
   log "pytest ($name): $venv/bin/python -m pytest $*"
@@ -148,6 +154,8 @@ fi
 
 # ------------------------------------------------------------------ 4/5. verdict
 FAIL=0
+echo "ruff: rc=$RC_RUFF  $(tail -1 "$NOMADE_TEST_REPORT_DIR/ruff.log")"
+[ "$RC_RUFF" = 0 ] || FAIL=1
 summary() { grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$' "$NOMADE_TEST_REPORT_DIR/pytest-$1.log" | tail -1; }
 echo
 echo "==================== nomade test summary ===================="

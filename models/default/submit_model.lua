@@ -11,6 +11,8 @@ local CAL_X = {0.02226304597060292,0.03193876000907442,0.044907726966226295,0.05
 local CAL_Y = {0.0,0.0002797985450475658,0.0011695906432748538,0.0070921985815602835,0.009708737864077669,0.013824884792626729,0.03845478489903424,0.14486326681448633,0.17663451232583066,0.17763157894736842,0.20930232558139536,0.3243102550754815,0.3317307692307692,0.3372093023255814,0.352112676056338,0.375,0.4565812391142075,0.5,0.6470588235294118,0.68,0.7666666666666667,0.7702702702702703,1.0}
 local U = {}
 local N = {}
+local HA1, HS1, HP1 = 53996379, 36608752, 67108859
+local HA2, HS2, HP2 = 52396342, 66966723, 67108837
 
 local function request_features(req, x)
   local cpus = req.cpus
@@ -33,6 +35,23 @@ local function request_features(req, x)
   x[6] = cpn; x[7] = mem_pc; x[8] = floor(t / 3600) % 24; x[9] = (floor(t / 86400) + 3) % 7
 end
 
+local byte = string.byte
+local function hkey(s)
+  local h1, h2 = HS1, HS2
+  for i = 1, #s do
+    local b = byte(s, i) + 1
+    h1 = (h1 * HA1 + b) % HP1
+    h2 = (h2 * HA2 + b) % HP2
+  end
+  return h1 * HP2 + h2
+end
+
+-- the history rows of this request's user and (user, name); nil when unknown
+local function history_rows(req)
+  local user = req.user or ""
+  return U[hkey(user)], N[hkey(user .. "\031" .. (req.name or ""))]
+end
+
 local EMPTY = {0, 0, -1, 0, false}
 local function agg(a, x, i)
   if a[1] == 0 then
@@ -42,10 +61,9 @@ local function agg(a, x, i)
   end
 end
 
-local function history_features(req, x)
-  local user = req.user or ""
-  local u = U[user] or EMPTY
-  local k = N[user .. "\031" .. (req.name or "")] or EMPTY
+local function history_features(req, x, u, k)
+  u = u or EMPTY
+  k = k or EMPTY
   x[10] = req.recent_submits
   agg(u, x, 11)
   local up90 = u[5] or nil
@@ -58,6 +76,11807 @@ end
 
 local T = {}
 T[1] = function(x, c)
+  if x[6] ~= nil and x[6] <= 100.50000000000001 then
+    if x[5] == nil or x[5] <= 12150.000000000002 then
+      if x[6] == nil or x[6] <= 4.500000000000001 then
+        if x[6] == nil or x[6] <= 3.5000000000000004 then
+          if x[6] == nil or x[6] <= 1.5000000000000002 then
+            return -1.607813053858478
+          else
+            return -1.5455735841269425
+          end
+        else
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return -1.5635507386130192
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              return -1.6801196935844172
+            else
+              return -1.6463328535789252
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          if x[6] == nil or x[6] <= 21.500000000000004 then
+            return -1.6352405602611702
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -1.5577597155517646
+            else
+              return -1.6304433110206193
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 150.00000000000003 then
+            return -1.4235070608173541
+          else
+            return -1.576509575507978
+          end
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 1.5000000000000002 then
+        if x[5] == nil or x[5] <= 61350.00000000001 then
+          return -1.5897808391127215
+        else
+          return -1.5398750666433496
+        end
+      else
+        return -1.5046891441150045
+      end
+    end
+  else
+    if x[6] == nil or x[6] <= 115.00000000000001 then
+      return -1.3354340139851673
+    else
+      return -1.4897363394651584
+    end
+  end
+end
+T[2] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[5] == nil or x[5] <= 12150.000000000002 then
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if x[1] == nil or x[1] <= 1.5000000000000002 then
+            return 0.02541786201955324
+          else
+            return 0.08002187514963943
+          end
+        else
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.0647239532730105
+          else
+            return -0.03026845137341291
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          if x[1] == nil or x[1] <= 18.500000000000004 then
+            return -0.00028478541620245007
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.06898982667990057
+            else
+              return 0.004445073413253073
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 150.00000000000003 then
+            return 0.175084174328328
+          else
+            return 0.053454025713157376
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        if x[5] == nil or x[5] <= 61350.00000000001 then
+          return 0.041715711401093425
+        else
+          return 0.08478754968514118
+        end
+      else
+        return 0.11345952279010961
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.23461990328191945
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        return 0.11468308513150427
+      else
+        return 0.1688760388613946
+      end
+    end
+  end
+end
+T[3] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.05051033655833495
+      else
+        return 0.09224249787467742
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 13.500000000000002 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            return -0.00827443713384782
+          else
+            return -0.04716894875670223
+          end
+        else
+          return 0.008836808844941426
+        end
+      else
+        if x[1] == nil or x[1] <= 24.500000000000004 then
+          if x[1] == nil or x[1] <= 15.500000000000002 then
+            return 0.05178690137752184
+          else
+            return 0.025590391456299856
+          end
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 11.500000000000002 then
+              return 0.04573317100807098
+            else
+              return 0.07808357024784257
+            end
+          else
+            return 0.025406601658074186
+          end
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.19563298794257017
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if x[1] == nil or x[1] <= 129.50000000000003 then
+          return 0.1972946717949407
+        else
+          return 0.0994615039366122
+        end
+      else
+        if (x[9] or 0) <= 5.500000000000001 then
+          return 0.09451906984618313
+        else
+          return 0.14195932961715993
+        end
+      end
+    end
+  end
+end
+T[4] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.046436730187111
+      else
+        return 0.0827732305415421
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              return 0.09963601426406322
+            else
+              return -0.013266999688192262
+            end
+          else
+            return -0.04859472808735725
+          end
+        else
+          return 0.007562705540002503
+        end
+      else
+        if x[1] == nil or x[1] <= 24.500000000000004 then
+          if x[1] == nil or x[1] <= 15.500000000000002 then
+            return 0.047562784108814454
+          else
+            return 0.023902761932588244
+          end
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 11.500000000000002 then
+              return 0.04218702833328425
+            else
+              return 0.07059480520981451
+            end
+          else
+            return 0.023738836577645285
+          end
+        end
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 13.500000000000002 then
+          return 0.1626214850033907
+        else
+          return 0.08061061415410986
+        end
+      else
+        return 0.09201221173552156
+      end
+    else
+      return 0.17318165944691016
+    end
+  end
+end
+T[5] = function(x, c)
+  if x[5] == nil or x[5] <= 12150.000000000002 then
+    if x[6] ~= nil and x[6] <= 64.50000000000001 then
+      if x[6] == nil or x[6] <= 4.500000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          return 0.038449484268243385
+        else
+          if x[6] == nil or x[6] <= 3.5000000000000004 then
+            if x[6] == nil or x[6] <= 1.5000000000000002 then
+              return 0.015150252525076539
+            else
+              return 0.11245872939798547
+            end
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              return -0.04226866293624193
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.01838496406095336
+              else
+                return 0.10151288313865753
+              end
+            end
+          end
+        end
+      else
+        if x[5] ~= nil and x[5] <= 10950.000000000002 then
+          return 0.04240426651714732
+        else
+          if x[6] == nil or x[6] <= 18.500000000000004 then
+            return -0.004085024639557916
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.05359042520188609
+            else
+              return 0.0011888120929290503
+            end
+          end
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 65.50000000000001 then
+        return 0.15730087108255678
+      else
+        return 0.07732314803484297
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      return 0.05347996806400251
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        return 0.07915334019517158
+      else
+        return 0.11371063517712479
+      end
+    end
+  end
+end
+T[6] = function(x, c)
+  if x[5] == nil or x[5] <= 12150.000000000002 then
+    if x[6] ~= nil and x[6] <= 64.50000000000001 then
+      if x[6] == nil or x[6] <= 4.500000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          return 0.03566666202770086
+        else
+          if x[6] == nil or x[6] <= 3.5000000000000004 then
+            if x[6] == nil or x[6] <= 1.5000000000000002 then
+              return 0.01425360553593654
+            else
+              return 0.10031458679242969
+            end
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              return -0.04142060351929797
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.017692514812972567
+              else
+                return 0.09002268838148
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          if x[6] == nil or x[6] <= 21.500000000000004 then
+            return -0.0035142550005498488
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.049900940182579796
+            else
+              return 0.000855066766850013
+            end
+          end
+        else
+          return 0.03930388512807568
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 65.50000000000001 then
+        return 0.14175578880296205
+      else
+        return 0.07053193118100291
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      if x[5] == nil or x[5] <= 61350.00000000001 then
+        return 0.027892282553860916
+      else
+        return 0.06247571944724814
+      end
+    else
+      return 0.08614066759246479
+    end
+  end
+end
+T[7] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[1] ~= nil and x[1] <= 64.50000000000001 then
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          return 0.03315676852776613
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 1.5000000000000002 then
+              return 0.012993807057178734
+            else
+              return 0.08919776660159097
+            end
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              return -0.040519161976932165
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.017019368710184484
+              else
+                return 0.08137172978717236
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.028143138226027188
+          else
+            return -0.0026098077052379744
+          end
+        else
+          if x[5] == nil or x[5] <= 150.00000000000003 then
+            return 0.12833394613024038
+          else
+            return 0.03490631165888593
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 129.50000000000003 then
+        return 0.08949168142753955
+      else
+        return 0.04769082416309939
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.0456223670987766
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        return 0.06525664488850418
+      else
+        return 0.09314138633468172
+      end
+    end
+  end
+end
+T[8] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[1] ~= nil and x[1] <= 57.00000000000001 then
+      if x[5] == nil or x[5] <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 17.500000000000004 then
+          return -0.0204979032536783
+        else
+          return 0.007926730447992641
+        end
+      else
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            return 0.03088237691589879
+          else
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return 0.012243250921539835
+              else
+                return 0.08144745885352023
+              end
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.040313869572374705
+              else
+                if x[5] == nil or x[5] <= 2130.0000000000005 then
+                  return -0.016163771036592747
+                else
+                  return 0.060949627043308044
+                end
+              end
+            end
+          end
+        else
+          return 0.03210728051966965
+        end
+      end
+    else
+      if x[1] ~= nil and x[1] <= 7748.000000000001 then
+        return 0.04943352509247418
+      else
+        return 0.1155967042306574
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      if x[5] == nil or x[5] <= 61350.00000000001 then
+        return 0.023504559861861035
+      else
+        return 0.05359473693414363
+      end
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        return 0.059974406369754346
+      else
+        return 0.08470248638016724
+      end
+    end
+  end
+end
+T[9] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.03132177098693982
+      else
+        return 0.05416468284539038
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              return 0.08598428719507821
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.027295065546471972
+              else
+                return 0.009501422650288076
+              end
+            end
+          else
+            return -0.04571039666177926
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return -0.00030595081310835185
+          else
+            if (x[8] or 0) <= 20.500000000000004 then
+              return 0.039250439734059527
+            else
+              return -0.007512931911370185
+            end
+          end
+        end
+      else
+        return 0.029415480583026093
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.11153833089728311
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if x[1] == nil or x[1] <= 129.50000000000003 then
+          return 0.11808176566454387
+        else
+          return 0.055090831250637
+        end
+      else
+        if (x[9] or 0) <= 5.500000000000001 then
+          return 0.05269402456245954
+        else
+          return 0.08604751057577885
+        end
+      end
+    end
+  end
+end
+T[10] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[6] ~= nil and x[6] <= 64.50000000000001 then
+      if x[6] == nil or x[6] <= 4.500000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          return 0.026850295764309137
+        else
+          if x[6] == nil or x[6] <= 3.5000000000000004 then
+            if x[6] == nil or x[6] <= 1.5000000000000002 then
+              return 0.00977443636427433
+            else
+              return 0.07001421126720851
+            end
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              if (x[8] or 0) <= 1.0000000180025095e-35 then
+                return 0.020533514844309014
+              else
+                return -0.04435771663530651
+              end
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.015976893519573262
+              else
+                return 0.07009212092447524
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 630.0000000000001 then
+          if x[5] ~= nil and x[5] <= 150.00000000000003 then
+            return 0.0872596290559645
+          else
+            return 0.005697715604673264
+          end
+        else
+          return 0.03236961799502434
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 65.50000000000001 then
+        return 0.10885796872647907
+      else
+        return 0.050898653725149956
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      if x[5] == nil or x[5] <= 61350.00000000001 then
+        return 0.020083443736465513
+      else
+        return 0.0471254779629053
+      end
+    else
+      return 0.06354921535407211
+    end
+  end
+end
+T[11] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.027207654278762924
+      else
+        return 0.04689518230343002
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              return 0.07649070881789327
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.025867611495457576
+              else
+                return 0.009400316859560323
+              end
+            end
+          else
+            return -0.044368658007181316
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return -0.0003115624252068441
+          else
+            return 0.022280817878341228
+          end
+        end
+      else
+        return 0.02566834670238698
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.09924230076616995
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 13.500000000000002 then
+          if x[1] == nil or x[1] <= 129.50000000000003 then
+            return 0.12071172750959457
+          else
+            return 0.05648057783237803
+          end
+        else
+          return 0.04013988945397089
+        end
+      else
+        if (x[9] or 0) <= 5.500000000000001 then
+          return 0.04523725967768058
+        else
+          return 0.07498063687653012
+        end
+      end
+    end
+  end
+end
+T[12] = function(x, c)
+  if x[5] == nil or x[5] <= 12150.000000000002 then
+    if x[1] ~= nil and x[1] <= 40.50000000000001 then
+      if x[5] ~= nil and x[5] <= 10950.000000000002 then
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return 0.010217322735573742
+            else
+              return 0.046291910890493226
+            end
+          else
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return 0.008570035546210714
+              else
+                return 0.0633559737764111
+              end
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.03809851838944278
+              else
+                return 0.010210005505517808
+              end
+            end
+          end
+        else
+          return 0.02457741941254456
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return 0.02732108487042297
+          else
+            return -0.02430512956386893
+          end
+        else
+          return 0.004970336327788737
+        end
+      end
+    else
+      if x[1] ~= nil and x[1] <= 7748.000000000001 then
+        return 0.036469420055388085
+      else
+        return 0.09094769844163272
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      if x[5] == nil or x[5] <= 61350.00000000001 then
+        return 0.016894838041974915
+      else
+        return 0.04178837755593292
+      end
+    else
+      return 0.05615160820654293
+    end
+  end
+end
+T[13] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[6] ~= nil and x[6] <= 57.00000000000001 then
+      if x[5] == nil or x[5] <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return 0.024918937257136023
+          else
+            return -0.023098293982785668
+          end
+        else
+          return 0.00546464814746354
+        end
+      else
+        if x[6] == nil or x[6] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            return 0.02201227545186643
+          else
+            if x[6] == nil or x[6] <= 3.5000000000000004 then
+              return 0.018783884004329975
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.037144188125512526
+              else
+                if x[5] == nil or x[5] <= 2130.0000000000005 then
+                  return -0.016115742693286386
+                else
+                  return 0.05111941394398763
+                end
+              end
+            end
+          end
+        else
+          return 0.022884476009681503
+        end
+      end
+    else
+      if x[6] ~= nil and x[6] <= 7748.000000000001 then
+        return 0.03468977390548227
+      else
+        return 0.08618935887236322
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      return 0.030515790733226203
+    else
+      if x[5] == nil or x[5] <= 40200.00000000001 then
+        if x[6] == nil or x[6] <= 31.500000000000004 then
+          return 0.05500877673798909
+        else
+          return 0.020306000125547983
+        end
+      else
+        return 0.060782779407196556
+      end
+    end
+  end
+end
+T[14] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.022164674696953532
+      else
+        return 0.03898639279075136
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              return 0.06835960020832567
+            else
+              return -0.008154711655572975
+            end
+          else
+            if (x[9] or 0) <= 5.500000000000001 then
+              return -0.044765663559148974
+            else
+              return 0.11607923773221861
+            end
+          end
+        else
+          return 0.004599476769072053
+        end
+      else
+        return 0.021189959636044933
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.08719475164161367
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 13.500000000000002 then
+          if (x[8] or 0) <= 5.500000000000001 then
+            return 0.02820141789722551
+          else
+            return 0.10071917308018741
+          end
+        else
+          return 0.03234626976990221
+        end
+      else
+        if (x[9] or 0) <= 5.500000000000001 then
+          return 0.03676846980079323
+        else
+          if x[1] == nil or x[1] <= 129.50000000000003 then
+            return 0.07875150413597892
+          else
+            return 0.032301173365471475
+          end
+        end
+      end
+    end
+  end
+end
+T[15] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if (x[8] or 0) <= 13.500000000000002 then
+      if (x[8] or 0) <= 6.500000000000001 then
+        return 0.017831624548931245
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          return 0.024752393166739852
+        else
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            if (x[9] or 0) <= 5.500000000000001 then
+              return -0.041694974066797036
+            else
+              return 0.08592140758471074
+            end
+          else
+            return 0.006808174391167899
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 24.500000000000004 then
+        return 0.017605371351359204
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          return 0.03951311984752194
+        else
+          return 0.012329031575530775
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.08381164933895922
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if x[1] == nil or x[1] <= 129.50000000000003 then
+          return 0.08567518027684973
+        else
+          return 0.03571601998071507
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if x[1] == nil or x[1] <= 128.50000000000003 then
+            return 0.013196172808941184
+          else
+            return 0.04115196112538606
+          end
+        else
+          if x[1] == nil or x[1] <= 129.50000000000003 then
+            return 0.07113000431522142
+          else
+            return 0.030461308538595546
+          end
+        end
+      end
+    end
+  end
+end
+T[16] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.01971647260427565
+      else
+        return 0.035342992184448196
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              return 0.06128414076516617
+            else
+              return -0.008581785079200845
+            end
+          else
+            if (x[9] or 0) <= 5.500000000000001 then
+              return -0.04344951711859541
+            else
+              return 0.0917253766068041
+            end
+          end
+        else
+          return 0.003531945152397307
+        end
+      else
+        return 0.01879665824013016
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.08080902680071073
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 13.500000000000002 then
+          return 0.07703912721312445
+        else
+          return 0.027554454055227752
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if x[1] == nil or x[1] <= 128.50000000000003 then
+            return 0.01248709328112554
+          else
+            return 0.038637027671462106
+          end
+        else
+          if x[1] == nil or x[1] <= 129.50000000000003 then
+            return 0.06639123965216052
+          else
+            return 0.028703180714585903
+          end
+        end
+      end
+    end
+  end
+end
+T[17] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[1] ~= nil and x[1] <= 100.50000000000001 then
+      if x[5] ~= nil and x[5] <= 38100.00000000001 then
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          return 0.004935427439324068
+        else
+          if x[5] == nil or x[5] <= 2130.0000000000005 then
+            return 0.013691850139976178
+          else
+            if x[1] == nil or x[1] <= 17.500000000000004 then
+              return 0.0432935951247034
+            else
+              return 0.017959951839521048
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 1.0000000180025095e-35 then
+              return 0.024060706175378647
+            else
+              return -0.025392863066678397
+            end
+          else
+            return 0.0010200729860209293
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return 0.024084372715320775
+          else
+            return -0.015701258972943537
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 129.50000000000003 then
+        if x[1] ~= nil and x[1] <= 128.50000000000003 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return 0.07933411555653244
+          else
+            return 0.031152233037161654
+          end
+        else
+          return 0.08428653963783159
+        end
+      else
+        return 0.0211652233937
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 18.500000000000004 then
+      return 0.03430060757714572
+    else
+      return 0.06050139713877422
+    end
+  end
+end
+T[18] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.017372049048003487
+      else
+        return 0.03242132406118236
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            if (x[8] or 0) <= 1.0000000180025095e-35 then
+              return 0.02161376749286439
+            else
+              return -0.013465804598648965
+            end
+          else
+            if (x[9] or 0) <= 5.500000000000001 then
+              return -0.044888879519296904
+            else
+              return 0.08705333528169315
+            end
+          end
+        else
+          return 0.0031740813808402053
+        end
+      else
+        if x[1] == nil or x[1] <= 12.500000000000002 then
+          return 0.021688695274051626
+        else
+          if x[1] == nil or x[1] <= 16.500000000000004 then
+            return 0.004045390498191017
+          else
+            if x[1] == nil or x[1] <= 17.500000000000004 then
+              return 0.11228535383339587
+            else
+              if (x[9] or 0) <= 4.500000000000001 then
+                if (x[8] or 0) <= 11.500000000000002 then
+                  return 0.013155078542612005
+                else
+                  return 0.028666934417948556
+                end
+              else
+                return -0.0004974898061794173
+              end
+            end
+          end
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.0757153441040625
+    else
+      return 0.035568687284368544
+    end
+  end
+end
+T[19] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if (x[8] or 0) <= 13.500000000000002 then
+      if (x[8] or 0) <= 6.500000000000001 then
+        return 0.014435956454852947
+      else
+        if x[1] == nil or x[1] <= 2.5000000000000004 then
+          return 0.0199730952097609
+        else
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            if (x[9] or 0) <= 5.500000000000001 then
+              return -0.038794745905197575
+            else
+              return 0.06016701523490706
+            end
+          else
+            if (x[9] or 0) <= 1.5000000000000002 then
+              if (x[8] or 0) <= 11.500000000000002 then
+                if (x[9] or 0) <= 1.0000000180025095e-35 then
+                  return 0.032493264461234066
+                else
+                  return -0.016196362411074198
+                end
+              else
+                return 0.04620479662436195
+              end
+            else
+              return -0.0032168318696163506
+            end
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 40.50000000000001 then
+        return 0.014447894574266866
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          return 0.041373149121225104
+        else
+          return 0.001686537257340528
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.0735357856456808
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 13.500000000000002 then
+          return 0.0671984992521896
+        else
+          return 0.021454829676967647
+        end
+      else
+        return 0.03043938824705049
+      end
+    end
+  end
+end
+T[20] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[6] ~= nil and x[6] <= 57.00000000000001 then
+      if x[5] == nil or x[5] <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 17.500000000000004 then
+          return -0.01886824806877231
+        else
+          return 0.0013739679123778677
+        end
+      else
+        if x[6] == nil or x[6] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            if x[6] == nil or x[6] <= 2.5000000000000004 then
+              return 0.002235115359205481
+            else
+              return 0.03815897275650182
+            end
+          else
+            if x[6] == nil or x[6] <= 3.5000000000000004 then
+              if x[6] == nil or x[6] <= 1.5000000000000002 then
+                return 0.0011698387407243697
+              else
+                return 0.046605715005827
+              end
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.03490874219609357
+              else
+                if x[5] == nil or x[5] <= 2130.0000000000005 then
+                  return -0.017541456452574305
+                else
+                  return 0.045290681598561096
+                end
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 150.00000000000003 then
+            return 0.06595210779183867
+          else
+            return 0.013547005233975111
+          end
+        end
+      end
+    else
+      if x[6] ~= nil and x[6] <= 8016.000000000001 then
+        return 0.021923259925631853
+      else
+        return 0.06890742915138794
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      return 0.021262960925072637
+    else
+      return 0.0398119717381382
+    end
+  end
+end
+T[21] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[6] ~= nil and x[6] <= 100.50000000000001 then
+      if x[5] ~= nil and x[5] <= 38100.00000000001 then
+        if x[6] == nil or x[6] <= 4.500000000000001 then
+          return 0.0034437542220848525
+        else
+          if x[5] == nil or x[5] <= 2130.0000000000005 then
+            return 0.010140057817091477
+          else
+            if x[6] == nil or x[6] <= 17.500000000000004 then
+              return 0.036875263953709526
+            else
+              return 0.013594177167026775
+            end
+          end
+        end
+      else
+        if x[6] == nil or x[6] <= 18.500000000000004 then
+          return -0.012800139081473797
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return 0.019054343897839453
+          else
+            return -0.016261600876823806
+          end
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 129.50000000000003 then
+        if x[6] ~= nil and x[6] <= 128.50000000000003 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return 0.0691216179407061
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[5] ~= nil and x[5] <= 28950.000000000004 then
+                return 0.04002847400043042
+              else
+                return -0.03168462566847389
+              end
+            else
+              return 0.053610414563766896
+            end
+          end
+        else
+          return 0.07643390092402078
+        end
+      else
+        return 0.014908412172084294
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 18.500000000000004 then
+      return 0.028575811988203987
+    else
+      return 0.05111498523454783
+    end
+  end
+end
+T[22] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[1] ~= nil and x[1] <= 100.50000000000001 then
+      if x[5] ~= nil and x[5] <= 38100.00000000001 then
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            return 0.01422943015685897
+          else
+            return -0.001828863980215692
+          end
+        else
+          if x[5] == nil or x[5] <= 2130.0000000000005 then
+            if x[5] == nil or x[5] <= 150.00000000000003 then
+              return 0.060083366277857465
+            else
+              return 0.007756293151877593
+            end
+          else
+            if x[1] == nil or x[1] <= 17.500000000000004 then
+              return 0.03449816710599664
+            else
+              return 0.012846663069767464
+            end
+          end
+        end
+      else
+        if (x[8] or 0) <= 11.500000000000002 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return 0.01948156727569098
+          else
+            if x[1] == nil or x[1] <= 7.500000000000001 then
+              return -0.04270930822607655
+            else
+              return -0.011725300006657892
+            end
+          end
+        else
+          return 0.0017645763201706657
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 129.50000000000003 then
+        if x[1] ~= nil and x[1] <= 128.50000000000003 then
+          return 0.03216659853490307
+        else
+          return 0.07451588531707869
+        end
+      else
+        return 0.014115051930702786
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 18.500000000000004 then
+      return 0.02687126200570504
+    else
+      return 0.04819429420064894
+    end
+  end
+end
+T[23] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return 0.012843498682537336
+      else
+        return 0.026790378102161734
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            if (x[8] or 0) <= 1.0000000180025095e-35 then
+              return 0.01956280917581712
+            else
+              return -0.012306956821166186
+            end
+          else
+            if (x[9] or 0) <= 5.500000000000001 then
+              return -0.043201479253302165
+            else
+              return 0.07417345096043126
+            end
+          end
+        else
+          return 0.002027045408049733
+        end
+      else
+        if x[1] == nil or x[1] <= 74.00000000000001 then
+          if x[1] == nil or x[1] <= 64.50000000000001 then
+            return 0.012995258734091769
+          else
+            return 0.066324137643825
+          end
+        else
+          return -0.014553165934000474
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.06688048404538353
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 13.500000000000002 then
+          if (x[8] or 0) <= 5.500000000000001 then
+            return 0.00665534041325441
+          else
+            return 0.07092533640970956
+          end
+        else
+          return 0.015203257827489653
+        end
+      else
+        return 0.024088569254372503
+      end
+    end
+  end
+end
+T[24] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[6] ~= nil and x[6] <= 40.50000000000001 then
+      if x[5] == nil or x[5] <= 1.0000000180025095e-35 then
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return 0.017682178067204356
+          else
+            return -0.021299517817167272
+          end
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              if x[6] == nil or x[6] <= 7.500000000000001 then
+                return 0.12880142831233332
+              else
+                return -0.005015812254865297
+              end
+            else
+              return 0.0005008483009947068
+            end
+          else
+            return -0.0052480923035727435
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 150.00000000000003 then
+          return 0.057112788808680016
+        else
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if x[6] == nil or x[6] <= 4.500000000000001 then
+              if x[5] == nil or x[5] <= 1530.0000000000002 then
+                return 0.01244509146725075
+              else
+                return -0.01972974994005455
+              end
+            else
+              return 0.007700044126053603
+            end
+          else
+            return 0.011843723270397434
+          end
+        end
+      end
+    else
+      if x[6] ~= nil and x[6] <= 7748.000000000001 then
+        return 0.017447896699672925
+      else
+        return 0.06052969122278745
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      return 0.01692109925976614
+    else
+      return 0.03297011170636521
+    end
+  end
+end
+T[25] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[6] ~= nil and x[6] <= 100.50000000000001 then
+      if x[5] ~= nil and x[5] <= 38100.00000000001 then
+        if x[6] == nil or x[6] <= 4.500000000000001 then
+          return 0.0025070534221430982
+        else
+          if x[5] == nil or x[5] <= 2130.0000000000005 then
+            if x[5] == nil or x[5] <= 150.00000000000003 then
+              return 0.051517752492840276
+            else
+              return 0.006104883919936614
+            end
+          else
+            if x[6] == nil or x[6] <= 28.500000000000004 then
+              return 0.0295116948608126
+            else
+              return 0.008659230119740523
+            end
+          end
+        end
+      else
+        if (x[8] or 0) <= 11.500000000000002 then
+          if (x[8] or 0) <= 4.500000000000001 then
+            return -0.003013515570165857
+          else
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              return 0.02574087196859755
+            else
+              return -0.033737798800609065
+            end
+          end
+        else
+          if (x[9] or 0) <= 1.5000000000000002 then
+            if x[6] == nil or x[6] <= 57.00000000000001 then
+              return 0.004190864878469443
+            else
+              return 0.04512748891023255
+            end
+          else
+            return -0.007037985470751931
+          end
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 115.00000000000001 then
+        return 0.06448339155591003
+      else
+        return 0.020058050344453616
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 18.500000000000004 then
+      return 0.02326960510010578
+    else
+      return 0.04263554753170609
+    end
+  end
+end
+T[26] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[6] ~= nil and x[6] <= 100.50000000000001 then
+      if x[5] ~= nil and x[5] <= 38100.00000000001 then
+        if x[6] == nil or x[6] <= 4.500000000000001 then
+          return 0.002378460201461657
+        else
+          if x[5] == nil or x[5] <= 2130.0000000000005 then
+            return 0.007319207913566031
+          else
+            return 0.020811436219239348
+          end
+        end
+      else
+        if x[6] == nil or x[6] <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            return -0.01818221866112767
+          else
+            return -7.5073355349136e-05
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return 0.016487208219991206
+          else
+            return -0.01584667988306836
+          end
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 129.50000000000003 then
+        if x[6] ~= nil and x[6] <= 128.50000000000003 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return 0.06030823286772922
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[5] ~= nil and x[5] <= 28950.000000000004 then
+                return 0.03216307047257793
+              else
+                return -0.03446647844659006
+              end
+            else
+              return 0.04546936769476239
+            end
+          end
+        else
+          return 0.06976043235425107
+        end
+      else
+        return 0.009873755368079154
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      return 0.024571262192491297
+    else
+      return 0.057515321971499056
+    end
+  end
+end
+T[27] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if (x[8] or 0) <= 14.500000000000002 then
+      if (x[8] or 0) <= 4.500000000000001 then
+        return 0.01180346865876328
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          return 0.011839460750437012
+        else
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.038038930461471075
+            else
+              if (x[8] or 0) <= 11.500000000000002 then
+                return -0.025197188049184097
+              else
+                if (x[8] or 0) <= 13.500000000000002 then
+                  return 0.06990297571207642
+                else
+                  return -0.015031506497077414
+                end
+              end
+            end
+          else
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.01489768598846219
+            else
+              return -0.003677115002079916
+            end
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 40.50000000000001 then
+        return 0.009474718083285864
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          return 0.029648254829516392
+        else
+          return -0.01755852969488367
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 115.00000000000001 then
+      return 0.062073492456241955
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return 0.04403948036142824
+        else
+          return 0.021446054002848162
+        end
+      else
+        return 0.010219412468807051
+      end
+    end
+  end
+end
+T[28] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if (x[8] or 0) <= 14.500000000000002 then
+      if (x[8] or 0) <= 4.500000000000001 then
+        return 0.011150616597722306
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          return 0.011197758974366078
+        else
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if (x[8] or 0) <= 13.500000000000002 then
+                return -0.04057228431890952
+              else
+                return 0.014128157161655866
+              end
+            else
+              if (x[8] or 0) <= 11.500000000000002 then
+                return -0.02443282326207215
+              else
+                if (x[8] or 0) <= 13.500000000000002 then
+                  return 0.06371050976282913
+                else
+                  return -0.014413136745046155
+                end
+              end
+            end
+          else
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.01406597203941879
+            else
+              return -0.0034995648747417293
+            end
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 40.50000000000001 then
+        return 0.008962044400439451
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if x[1] == nil or x[1] <= 74.00000000000001 then
+            return 0.035340334313664665
+          else
+            return -0.01134644577782878
+          end
+        else
+          return -0.004328224981415829
+        end
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      return 0.020782667104901672
+    else
+      return 0.06383057917301597
+    end
+  end
+end
+T[29] = function(x, c)
+  if x[5] == nil or x[5] <= 12150.000000000002 then
+    if x[1] ~= nil and x[1] <= 57.00000000000001 then
+      if x[5] ~= nil and x[5] <= 10950.000000000002 then
+        if x[5] == nil or x[5] <= 150.00000000000003 then
+          return 0.04850022065014347
+        else
+          return 0.0037073419196651386
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return 0.016078450319072315
+          else
+            return -0.019210704003581287
+          end
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.027496043326639037
+          else
+            if x[1] == nil or x[1] <= 7.500000000000001 then
+              return -0.02079566409942977
+            else
+              if x[1] == nil or x[1] <= 15.500000000000002 then
+                return 0.027334708856068386
+              else
+                return -0.014547508312873809
+              end
+            end
+          end
+        end
+      end
+    else
+      if x[1] ~= nil and x[1] <= 8016.000000000001 then
+        return 0.013542308331771358
+      else
+        return 0.05606461626451675
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.012698256703433747
+    else
+      if x[1] ~= nil and x[1] <= 302.00000000000006 then
+        if x[1] == nil or x[1] <= 74.00000000000001 then
+          return 0.027964810351065808
+        else
+          if x[1] == nil or x[1] <= 96.50000000000001 then
+            return -0.04826125512774171
+          else
+            return 0.0150495962199153
+          end
+        end
+      else
+        return 0.04749999134933168
+      end
+    end
+  end
+end
+T[30] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if (x[8] or 0) <= 14.500000000000002 then
+      if (x[8] or 0) <= 4.500000000000001 then
+        return 0.010183289068357094
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          return 0.009995704307113856
+        else
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if (x[9] or 0) <= 1.0000000180025095e-35 then
+                return 0.0048478389155756675
+              else
+                return -0.040654483016676825
+              end
+            else
+              if (x[8] or 0) <= 11.500000000000002 then
+                return -0.02331698808327419
+              else
+                if (x[8] or 0) <= 13.500000000000002 then
+                  return 0.057951442173351554
+                else
+                  return -0.013961642567460781
+                end
+              end
+            end
+          else
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.012951704043920181
+            else
+              return -0.003534115560811518
+            end
+          end
+        end
+      end
+    else
+      return 0.009057977705170967
+    end
+  else
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          if x[1] == nil or x[1] <= 129.50000000000003 then
+            return 0.05252078418412564
+          else
+            return 0.011159729326308614
+          end
+        else
+          return 0.012675821372576413
+        end
+      else
+        return 0.03336933546423861
+      end
+    else
+      return 0.06225083668619328
+    end
+  end
+end
+T[31] = function(x, c)
+  if x[1] ~= nil and x[1] <= 100.50000000000001 then
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] == nil or x[1] <= 2.5000000000000004 then
+        return 0.009478526205279758
+      else
+        return 0.04007176115918212
+      end
+    else
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            return -0.004278432333991226
+          else
+            if (x[9] or 0) <= 5.500000000000001 then
+              return -0.04064111631123646
+            else
+              return 0.061443169532084646
+            end
+          end
+        else
+          return 0.0002469217919649698
+        end
+      else
+        if x[1] == nil or x[1] <= 12.500000000000002 then
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 5.500000000000001 then
+              return 0.036564921736939114
+            else
+              return 0.0075113751340192885
+            end
+          else
+            return 0.021870786105473383
+          end
+        else
+          if x[1] == nil or x[1] <= 16.500000000000004 then
+            return -0.0007896899038239857
+          else
+            if x[1] == nil or x[1] <= 17.500000000000004 then
+              return 0.08538506842556887
+            else
+              if (x[9] or 0) <= 4.500000000000001 then
+                return 0.012205313547567778
+              else
+                return -0.005918611709116697
+              end
+            end
+          end
+        end
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      return 0.01780932159942941
+    else
+      return 0.06149618564330287
+    end
+  end
+end
+T[32] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[1] ~= nil and x[1] <= 7748.000000000001 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[1] == nil or x[1] <= 40.50000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            if x[5] == nil or x[5] <= 150.00000000000003 then
+              return 0.044577622806868826
+            else
+              return 0.006125134807340928
+            end
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              if x[1] == nil or x[1] <= 2.5000000000000004 then
+                return 0.0185683044542137
+              else
+                return -0.02167033412841235
+              end
+            else
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                if (x[9] or 0) <= 1.0000000180025095e-35 then
+                  return 0.03044321445884179
+                else
+                  return 0.003964580456096384
+                end
+              else
+                return -0.012531599462545237
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            return 0.007830040242154914
+          else
+            return 0.031620070213569315
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 1.5000000000000002 then
+          return -0.0010294402163409067
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            return 0.045802262800256836
+          else
+            return 0.012771263258895847
+          end
+        end
+      end
+    else
+      return 0.04960913081619617
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.014561234148265628
+    else
+      return 0.02928253435512104
+    end
+  end
+end
+T[33] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[1] ~= nil and x[1] <= 7748.000000000001 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[1] == nil or x[1] <= 40.50000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.007295976031592663
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              if x[1] == nil or x[1] <= 2.5000000000000004 then
+                return 0.017506407590227563
+              else
+                return -0.02092762276088547
+              end
+            else
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                return 0.007860261713011256
+              else
+                if x[1] == nil or x[1] <= 21.500000000000004 then
+                  return -0.01773969713212342
+                else
+                  return 0.0021546285641737923
+                end
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            return 0.007424664152024029
+          else
+            return 0.029810992319724124
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 1.5000000000000002 then
+          return -0.000978486404018828
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            return 0.0431739424481245
+          else
+            if x[5] == nil or x[5] <= 35190.00000000001 then
+              return 0.01381982979150227
+            else
+              return -0.011665026470463934
+            end
+          end
+        end
+      end
+    else
+      return 0.04809109063143354
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.018838241456765523
+    else
+      return 0.04759175063892601
+    end
+  end
+end
+T[34] = function(x, c)
+  if x[5] == nil or x[5] <= 50700.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+            return -0.0033381893704315276
+          else
+            return 0.030638261963794572
+          end
+        else
+          if x[5] == nil or x[5] <= 1830.0000000000002 then
+            return -0.018302172222994965
+          else
+            if (x[8] or 0) <= 12.500000000000002 then
+              if (x[8] or 0) <= 6.500000000000001 then
+                return 0.0012352002190160307
+              else
+                return -0.03131563449945226
+              end
+            else
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return 0.000985938523721592
+              else
+                return 0.042263192161856686
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 630.0000000000001 then
+          if x[1] == nil or x[1] <= 100.50000000000001 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.005008136155164819
+            else
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                return 0.005335653622231979
+              else
+                return -0.02130877050882131
+              end
+            end
+          else
+            return 0.012485826558558441
+          end
+        else
+          return 0.011211454432936318
+        end
+      end
+    else
+      return 0.05960562559584531
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.018440311343989116
+    else
+      return 0.05463773845983821
+    end
+  end
+end
+T[35] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[1] ~= nil and x[1] <= 57.00000000000001 then
+      if x[5] == nil or x[5] <= 90.00000000000001 then
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return 0.01598473220825596
+          else
+            if x[1] == nil or x[1] <= 7.500000000000001 then
+              return -0.029766007703177985
+            else
+              return -0.011042586908199363
+            end
+          end
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.02742127221150899
+          else
+            return -0.004447174852446952
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 150.00000000000003 then
+          return 0.06071040856708565
+        else
+          return 0.002107311666568156
+        end
+      end
+    else
+      if x[1] ~= nil and x[1] <= 8288.000000000002 then
+        return 0.010208920068906065
+      else
+        return 0.05778978988065358
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.009176897287068135
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        if x[1] == nil or x[1] <= 57.00000000000001 then
+          return 0.022973962499127296
+        else
+          return -0.0015338552720672348
+        end
+      else
+        if x[1] ~= nil and x[1] <= 302.00000000000006 then
+          if x[1] == nil or x[1] <= 193.00000000000003 then
+            return 0.02779864596271074
+          else
+            return 0.0006700014186657383
+          end
+        else
+          return 0.053501337460899426
+        end
+      end
+    end
+  end
+end
+T[36] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 1650.0000000000002 then
+      if x[1] == nil or x[1] <= 40.50000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if (x[9] or 0) <= 5.500000000000001 then
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return -0.0027901257338279113
+            else
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return 0.033238473539839435
+              else
+                return 0.006316450402490903
+              end
+            end
+          else
+            return -0.019616753778900268
+          end
+        else
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            return -0.017292499705385746
+          else
+            if x[1] == nil or x[1] <= 12.500000000000002 then
+              if (x[9] or 0) <= 1.0000000180025095e-35 then
+                return 0.02746412242313047
+              else
+                return 0.003011795710107282
+              end
+            else
+              return -0.011373310962455911
+            end
+          end
+        end
+      else
+        return 0.007872931831323052
+      end
+    else
+      return 0.039754286223631724
+    end
+  else
+    if x[5] == nil or x[5] <= 54300.00000000001 then
+      if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+        return -0.0012745595065581591
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          return 0.040452942190504396
+        else
+          return 0.010726288823369129
+        end
+      end
+    else
+      if x[1] ~= nil and x[1] <= 302.00000000000006 then
+        return 0.016912707505840008
+      else
+        return 0.05134400586445749
+      end
+    end
+  end
+end
+T[37] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 1650.0000000000002 then
+      if x[1] == nil or x[1] <= 40.50000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          return 0.005991694514256147
+        else
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return 0.01830805307607439
+            else
+              return -0.01868795546462452
+            end
+          else
+            if x[1] == nil or x[1] <= 12.500000000000002 then
+              return 0.0066926422914661485
+            else
+              if x[1] == nil or x[1] <= 16.500000000000004 then
+                return -0.01672522791740287
+              else
+                return 0.0017345633570882138
+              end
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 193.00000000000003 then
+          return 0.010653747984637864
+        else
+          if x[5] == nil or x[5] <= 1530.0000000000002 then
+            return -0.01272769110212377
+          else
+            return 0.0453521667254411
+          end
+        end
+      end
+    else
+      return 0.03805831509887164
+    end
+  else
+    if x[5] == nil or x[5] <= 54300.00000000001 then
+      if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+        return -0.0012115920621423575
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          return 0.03827939905878792
+        else
+          return 0.010156272198393271
+        end
+      end
+    else
+      if x[1] ~= nil and x[1] <= 302.00000000000006 then
+        return 0.016017109723697874
+      else
+        return 0.04931842489531424
+      end
+    end
+  end
+end
+T[38] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 40.50000000000001 then
+      if x[1] == nil or x[1] <= 36.50000000000001 then
+        if x[1] == nil or x[1] <= 32.50000000000001 then
+          return 0.003919834842724689
+        else
+          return 0.03016086717516274
+        end
+      else
+        return -0.02585141146235998
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[8] or 0) <= 5.500000000000001 then
+          return 0.004472076102464746
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              return 0.03703980995812986
+            else
+              if (x[8] or 0) <= 11.500000000000002 then
+                return -0.008963553108030988
+              else
+                return 0.024482693214592288
+              end
+            end
+          else
+            return 0.007270789098217605
+          end
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if (x[8] or 0) <= 2.5000000000000004 then
+            return 0.025630088258103412
+          else
+            return -0.00847861702051565
+          end
+        else
+          if x[1] == nil or x[1] <= 100.50000000000001 then
+            return -0.00927228094683615
+          else
+            if x[1] == nil or x[1] <= 129.50000000000003 then
+              if (x[8] or 0) <= 9.500000000000002 then
+                return 0.008814767009601937
+              else
+                return 0.04784375339333968
+              end
+            else
+              return 0.0013923484891979257
+            end
+          end
+        end
+      end
+    end
+  else
+    return 0.057982540340182215
+  end
+end
+T[39] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[6] ~= nil and x[6] <= 1650.0000000000002 then
+      if x[6] == nil or x[6] <= 57.00000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if x[6] == nil or x[6] <= 17.500000000000004 then
+            if x[6] == nil or x[6] <= 2.5000000000000004 then
+              return -0.003566488969773648
+            else
+              if (x[9] or 0) <= 5.500000000000001 then
+                return 0.016814537256951898
+              else
+                return -0.027130835945012283
+              end
+            end
+          else
+            return -0.019164056876161725
+          end
+        else
+          if x[6] == nil or x[6] <= 4.500000000000001 then
+            return -0.016171939219720755
+          else
+            if x[6] == nil or x[6] <= 12.500000000000002 then
+              return 0.006127712557427473
+            else
+              if x[6] == nil or x[6] <= 21.500000000000004 then
+                if (x[9] or 0) <= 2.5000000000000004 then
+                  return -0.005764517253497716
+                else
+                  return -0.029260760072948602
+                end
+              else
+                return 0.004483119090171785
+              end
+            end
+          end
+        end
+      else
+        return 0.006654954281528983
+      end
+    else
+      return 0.03575153691688243
+    end
+  else
+    if x[5] == nil or x[5] <= 54300.00000000001 then
+      if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+        return -0.0013453432377037397
+      else
+        return 0.010893525724817478
+      end
+    else
+      if x[6] ~= nil and x[6] <= 302.00000000000006 then
+        return 0.014902995703867092
+      else
+        return 0.04703417174445707
+      end
+    end
+  end
+end
+T[40] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[1] ~= nil and x[1] <= 8288.000000000002 then
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return -0.003393431369400804
+          else
+            return 0.025317052251863776
+          end
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            return 0.005456157490202068
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              if (x[9] or 0) <= 2.5000000000000004 then
+                if (x[9] or 0) <= 1.0000000180025095e-35 then
+                  return 0.029832571926249697
+                else
+                  return -0.04576967612390247
+                end
+              else
+                return -0.0025215195245087405
+              end
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.011732004286467992
+              else
+                return 0.04572432473454441
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 630.0000000000001 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.008138304049251898
+          else
+            if x[5] ~= nil and x[5] <= 150.00000000000003 then
+              return 0.04256718012402583
+            else
+              return -0.005117409849123248
+            end
+          end
+        else
+          return 0.008353981380384805
+        end
+      end
+    else
+      return 0.055137484434301
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.006872214931792931
+    else
+      return 0.017650170100800274
+    end
+  end
+end
+T[41] = function(x, c)
+  if x[5] == nil or x[5] <= 50700.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[1] == nil or x[1] <= 80.50000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.004426995136250361
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return -0.014984045950786241
+            else
+              return -0.0008096831407196988
+            end
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if x[1] == nil or x[1] <= 129.50000000000003 then
+              return 0.050860548412253404
+            else
+              return 0.0020306704465793933
+            end
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[5] == nil or x[5] <= 150.00000000000003 then
+                if x[1] == nil or x[1] <= 866.0000000000001 then
+                  return -0.0312038154019848
+                else
+                  return 0.012215717671477997
+                end
+              else
+                return 0.025456049503880498
+              end
+            else
+              return 0.026065629969395772
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 1.5000000000000002 then
+          return -0.0019395980507740298
+        else
+          if x[1] == nil or x[1] <= 17.500000000000004 then
+            return 0.015143085307299915
+          else
+            return 0.0022400898475143094
+          end
+        end
+      end
+    else
+      return 0.05671178117298745
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.013318630556664372
+    else
+      return 0.04356898507453018
+    end
+  end
+end
+T[42] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[1] == nil or x[1] <= 4.500000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return -0.0034436074335732893
+          else
+            return 0.02351783480065265
+          end
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 1.5000000000000002 then
+              return -0.000405456383747393
+            else
+              return 0.02995420137743935
+            end
+          else
+            if x[5] == nil or x[5] <= 7290.000000000001 then
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.023306700191964472
+              else
+                if x[5] == nil or x[5] <= 2130.0000000000005 then
+                  return -0.009617436240591505
+                else
+                  return 0.030126302205962782
+                end
+              end
+            else
+              return 0.02014527452904121
+            end
+          end
+        end
+      else
+        if x[5] ~= nil and x[5] <= 35190.00000000001 then
+          return 0.007344253782727595
+        else
+          return -0.00026818929279902597
+        end
+      end
+    else
+      return 0.05624278219333041
+    end
+  else
+    if x[1] ~= nil and x[1] <= 18.500000000000004 then
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        return -0.006225864621552184
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.026398245490583106
+        else
+          return 0.005145405853313852
+        end
+      end
+    else
+      return 0.024120690758360593
+    end
+  end
+end
+T[43] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[1] == nil or x[1] <= 57.00000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            if x[1] == nil or x[1] <= 17.500000000000004 then
+              return 0.006081795418540148
+            else
+              return -0.01900185815084618
+            end
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return -0.013766904972378705
+            else
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                return 0.005474798052285139
+              else
+                if x[1] == nil or x[1] <= 21.500000000000004 then
+                  return -0.015410885537148792
+                else
+                  return 0.003814617160789538
+                end
+              end
+            end
+          end
+        else
+          return 0.007174231198742539
+        end
+      else
+        if x[1] == nil or x[1] <= 1.5000000000000002 then
+          return -0.00156734058559901
+        else
+          if x[1] == nil or x[1] <= 28.500000000000004 then
+            if (x[8] or 0) <= 12.500000000000002 then
+              if (x[8] or 0) <= 8.500000000000002 then
+                return 0.01678547271753642
+              else
+                return -0.025209929603152017
+              end
+            else
+              return 0.01976465421184252
+            end
+          else
+            return 0.00136475807577902
+          end
+        end
+      end
+    else
+      return 0.05594623868216502
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.012194293915493941
+    else
+      return 0.0420623690443645
+    end
+  end
+end
+T[44] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[1] ~= nil and x[1] <= 8288.000000000002 then
+      if x[1] == nil or x[1] <= 57.00000000000001 then
+        if x[5] ~= nil and x[5] <= 150.00000000000003 then
+          return 0.03433454021878849
+        else
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 4.500000000000001 then
+              return 0.0034184433150412107
+            else
+              if (x[8] or 0) <= 11.500000000000002 then
+                if (x[8] or 0) <= 7.500000000000001 then
+                  return -0.004234339225647149
+                else
+                  if x[5] ~= nil and x[5] <= 510.00000000000006 then
+                    return 0.04871462959298611
+                  else
+                    return -0.03193013157423667
+                  end
+                end
+              else
+                if x[5] == nil or x[5] <= 1830.0000000000002 then
+                  return -0.008084097273587925
+                else
+                  return 0.0075899359312381915
+                end
+              end
+            end
+          else
+            return 0.0031101926603411623
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 193.00000000000003 then
+          return 0.01050003621968517
+        else
+          if x[5] ~= nil and x[5] <= 2430.0000000000005 then
+            return 0.02830182002316812
+          else
+            if x[1] == nil or x[1] <= 866.0000000000001 then
+              return -0.022022748750249527
+            else
+              return 0.003501947641894916
+            end
+          end
+        end
+      end
+    else
+      return 0.05311181425577817
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.0052888370895010015
+    else
+      return 0.014793233331142417
+    end
+  end
+end
+T[45] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[1] == nil or x[1] <= 80.50000000000001 then
+          if (x[9] or 0) <= 5.500000000000001 then
+            if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+              return 0.005308528047558166
+            else
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return -0.01389512462707428
+              else
+                return 0.00034693237909083695
+              end
+            end
+          else
+            return -0.017759496762358423
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if x[1] == nil or x[1] <= 129.50000000000003 then
+              return 0.04830060967266528
+            else
+              return 0.00171928775395633
+            end
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[5] == nil or x[5] <= 150.00000000000003 then
+                if x[1] == nil or x[1] <= 866.0000000000001 then
+                  return -0.03004725021662189
+                else
+                  return 0.010986464131552368
+                end
+              else
+                return 0.022542096692420882
+              end
+            else
+              if x[1] == nil or x[1] <= 256.50000000000006 then
+                return 0.032940924774630606
+              else
+                return -0.009198223214276496
+              end
+            end
+          end
+        end
+      else
+        return 0.00549014516746011
+      end
+    else
+      return 0.05528288822169691
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.011092982886806576
+    else
+      return 0.03997214937660127
+    end
+  end
+end
+T[46] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[1] == nil or x[1] <= 100.50000000000001 then
+          if (x[9] or 0) <= 5.500000000000001 then
+            if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+              return 0.0050466396577986405
+            else
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return -0.01334298464042334
+              else
+                return 0.0004364341483557796
+              end
+            end
+          else
+            return -0.01756437074202428
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if x[1] == nil or x[1] <= 129.50000000000003 then
+              return 0.049167898834941305
+            else
+              return 0.0016336066790107965
+            end
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[5] == nil or x[5] <= 150.00000000000003 then
+                if x[1] == nil or x[1] <= 866.0000000000001 then
+                  return -0.028938069238034426
+                else
+                  return 0.01043132776358499
+                end
+              else
+                return 0.017500204538170885
+              end
+            else
+              if x[1] == nil or x[1] <= 129.50000000000003 then
+                return 0.036230870231067074
+              else
+                return -0.0009693870535297744
+              end
+            end
+          end
+        end
+      else
+        return 0.005206651981879469
+      end
+    else
+      return 0.05496578988081531
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.010522865304145826
+    else
+      return 0.03851352450490417
+    end
+  end
+end
+T[47] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 40.50000000000001 then
+      if x[1] == nil or x[1] <= 36.50000000000001 then
+        if x[1] == nil or x[1] <= 32.50000000000001 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 7.500000000000001 then
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                if (x[9] or 0) <= 1.5000000000000002 then
+                  return -0.0018612387648578308
+                else
+                  return 0.010864666101132672
+                end
+              else
+                return -0.0033192617241406316
+              end
+            else
+              if (x[8] or 0) <= 11.500000000000002 then
+                if x[1] == nil or x[1] <= 2.5000000000000004 then
+                  return 0.006553437644088451
+                else
+                  if x[1] == nil or x[1] <= 4.500000000000001 then
+                    return -0.04012290064639524
+                  else
+                    return -0.0071360037761271896
+                  end
+                end
+              else
+                return 0.0008299025888567693
+              end
+            end
+          else
+            return 0.004930925395596074
+          end
+        else
+          return 0.02540678081887156
+        end
+      else
+        return -0.025963654163590907
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        return 0.01035402191224121
+      else
+        if (x[9] or 0) <= 5.500000000000001 then
+          return -0.002986328148870699
+        else
+          if x[1] == nil or x[1] <= 100.50000000000001 then
+            return -0.010080962380373634
+          else
+            return 0.02102638920899748
+          end
+        end
+      end
+    end
+  else
+    return 0.05482068894145135
+  end
+end
+T[48] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[1] == nil or x[1] <= 80.50000000000001 then
+          if x[5] ~= nil and x[5] <= 150.00000000000003 then
+            return 0.03120139486416236
+          else
+            if (x[8] or 0) <= 17.500000000000004 then
+              return -0.005272287086719625
+            else
+              return 0.0019250864110642919
+            end
+          end
+        else
+          return 0.008213868509726508
+        end
+      else
+        if x[1] == nil or x[1] <= 1.5000000000000002 then
+          return -0.0024301707814798085
+        else
+          if x[1] == nil or x[1] <= 28.500000000000004 then
+            return 0.01185522139569389
+          else
+            return 6.329825508287472e-05
+          end
+        end
+      end
+    else
+      return 0.05438040641871372
+    end
+  else
+    if x[1] ~= nil and x[1] <= 25.500000000000004 then
+      return 0.008061807002863406
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          return 0.015251779715356415
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.05982370813084975
+          else
+            return 0.008883965881860066
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 193.00000000000003 then
+          return 0.024715668515441845
+        else
+          if x[1] == nil or x[1] <= 256.50000000000006 then
+            return -0.0773540107080675
+          else
+            return 0.00944030019717174
+          end
+        end
+      end
+    end
+  end
+end
+T[49] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[6] ~= nil and x[6] <= 8976.000000000002 then
+      if x[5] == nil or x[5] <= 2130.0000000000005 then
+        if x[6] == nil or x[6] <= 57.00000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            if x[6] == nil or x[6] <= 17.500000000000004 then
+              if (x[9] or 0) <= 5.500000000000001 then
+                if x[6] == nil or x[6] <= 2.5000000000000004 then
+                  return -0.0036440120908876137
+                else
+                  return 0.012996574189943183
+                end
+              else
+                return -0.01971473446982638
+              end
+            else
+              return -0.018420957520328463
+            end
+          else
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 1.0000000180025095e-35 then
+                return 0.010489984866227575
+              else
+                if x[6] == nil or x[6] <= 4.500000000000001 then
+                  return -0.02401472501481011
+                else
+                  if (x[9] or 0) <= 1.5000000000000002 then
+                    if (x[8] or 0) <= 3.5000000000000004 then
+                      return -0.030606408914163427
+                    else
+                      return 0.015292749145224372
+                    end
+                  else
+                    return -0.014063981229039044
+                  end
+                end
+              end
+            else
+              return -0.00033153924837732494
+            end
+          end
+        else
+          return 0.00543134527318767
+        end
+      else
+        return 0.004566722049325611
+      end
+    else
+      return 0.054110583214197094
+    end
+  else
+    if x[6] ~= nil and x[6] <= 420.00000000000006 then
+      return 0.009283935231434606
+    else
+      return 0.036328573033839316
+    end
+  end
+end
+T[50] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] ~= nil and x[5] <= 150.00000000000003 then
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          return -0.011758450138558712
+        else
+          return 0.04591917599709533
+        end
+      else
+        if x[5] == nil or x[5] <= 2130.0000000000005 then
+          if x[1] == nil or x[1] <= 40.50000000000001 then
+            return -0.0027230679593074885
+          else
+            return 0.005046198434196577
+          end
+        else
+          return 0.004332329472210217
+        end
+      end
+    else
+      return 0.053854283318901
+    end
+  else
+    if x[1] ~= nil and x[1] <= 25.500000000000004 then
+      return 0.007173015807967177
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if x[1] == nil or x[1] <= 80.50000000000001 then
+            return 0.04020030113219391
+          else
+            if x[1] == nil or x[1] <= 302.00000000000006 then
+              return -0.03052631059933067
+            else
+              return 0.032632930380322264
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.05706899855225579
+          else
+            return 0.007912998241099192
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 193.00000000000003 then
+          return 0.02310745618375823
+        else
+          if x[1] == nil or x[1] <= 256.50000000000006 then
+            return -0.07324755629837065
+          else
+            return 0.0074428074193154505
+          end
+        end
+      end
+    end
+  end
+end
+T[51] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if (x[8] or 0) <= 14.500000000000002 then
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.008898616408999476
+          else
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              return -0.002786866162525027
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                if (x[9] or 0) <= 1.0000000180025095e-35 then
+                  if x[5] ~= nil and x[5] <= 18030.000000000004 then
+                    return 0.09411219900183664
+                  else
+                    return -0.01948423967770742
+                  end
+                else
+                  return -0.0419572934273474
+                end
+              else
+                return 0.0008359192461367502
+              end
+            end
+          end
+        else
+          if x[5] ~= nil and x[5] <= 14430.000000000002 then
+            return 0.008442887065980583
+          else
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.012304928462821411
+            else
+              if (x[8] or 0) <= 3.5000000000000004 then
+                return 0.0069724501957648295
+              else
+                if (x[9] or 0) <= 4.500000000000001 then
+                  return -0.027386014564149033
+                else
+                  return 0.0025260319461009612
+                end
+              end
+            end
+          end
+        end
+      else
+        return 0.0032087721199852356
+      end
+    else
+      return 0.053610544108455865
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.008339397491175151
+    else
+      return 0.033366223471368986
+    end
+  end
+end
+T[52] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 4.500000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            return -0.0050199737834257085
+          else
+            return -0.0360250679147971
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.006667950968034547
+          else
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 16.500000000000004 then
+                if (x[8] or 0) <= 15.500000000000002 then
+                  return -0.005778477731757669
+                else
+                  return 0.02038779714064164
+                end
+              else
+                return -0.02184953901582533
+              end
+            else
+              if (x[8] or 0) <= 18.500000000000004 then
+                if x[1] == nil or x[1] <= 2.5000000000000004 then
+                  return -0.0026905867560878057
+                else
+                  return 0.08969411319469217
+                end
+              else
+                return 0.005405885461397374
+              end
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if (x[8] or 0) <= 10.500000000000002 then
+              return 0.04271912981333059
+            else
+              return 0.012420180911713909
+            end
+          else
+            return 0.0002714792812185661
+          end
+        else
+          return -0.0011122091713350309
+        end
+      end
+    else
+      return 0.003988623872428455
+    end
+  else
+    return 0.05353276356524827
+  end
+end
+T[53] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 1650.0000000000002 then
+      if x[5] ~= nil and x[5] <= 150.00000000000003 then
+        return 0.02632350980847596
+      else
+        return -0.0011840934259976423
+      end
+    else
+      if x[1] == nil or x[1] <= 2030.0000000000002 then
+        return 0.059126112113973894
+      else
+        return 0.013135679859308497
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.0012555973738710064
+    else
+      if x[1] == nil or x[1] <= 3.5000000000000004 then
+        return 0.02237948278787981
+      else
+        if x[5] == nil or x[5] <= 54300.00000000001 then
+          if x[1] == nil or x[1] <= 28.500000000000004 then
+            return 0.008882092960341542
+          else
+            return -0.000745298770943691
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            if x[1] == nil or x[1] <= 64.50000000000001 then
+              if x[1] == nil or x[1] <= 24.500000000000004 then
+                return 0.013815370148658565
+              else
+                return 0.07743118852150219
+              end
+            else
+              if x[1] == nil or x[1] <= 490.00000000000006 then
+                if (x[9] or 0) <= 3.5000000000000004 then
+                  if (x[9] or 0) <= 2.5000000000000004 then
+                    return -0.0315578033172584
+                  else
+                    return 0.03480883719563745
+                  end
+                else
+                  return -0.0480011670175288
+                end
+              else
+                return 0.0355865442962805
+              end
+            end
+          else
+            return 0.007418996729514619
+          end
+        end
+      end
+    end
+  end
+end
+T[54] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[1] ~= nil and x[1] <= 8288.000000000002 then
+      if (x[8] or 0) <= 1.0000000180025095e-35 then
+        if x[5] == nil or x[5] <= 4890.000000000001 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.049579730448839246
+          else
+            return 0.01099017047253448
+          end
+        else
+          return 0.0388157508834123
+        end
+      else
+        if (x[8] or 0) <= 14.500000000000002 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return 0.016149670448839967
+          else
+            if x[5] ~= nil and x[5] <= 510.00000000000006 then
+              return 0.021953953159990533
+            else
+              return -0.008384486529084944
+            end
+          end
+        else
+          return 0.0019538699026233693
+        end
+      end
+    else
+      return 0.0490903761704409
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        return -0.011393919121167044
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if x[5] == nil or x[5] <= 23700.000000000004 then
+            return -0.009321952257030369
+          else
+            return 0.021747334997332748
+          end
+        else
+          if x[5] == nil or x[5] <= 21570.000000000004 then
+            if x[5] == nil or x[5] <= 16500.000000000004 then
+              return -0.010783975484678123
+            else
+              return 0.07303167122105335
+            end
+          else
+            return -0.004364359905317732
+          end
+        end
+      end
+    else
+      return 0.010607457940786895
+    end
+  end
+end
+T[55] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[6] ~= nil and x[6] <= 7748.000000000001 then
+      if x[6] == nil or x[6] <= 57.00000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if x[6] == nil or x[6] <= 17.500000000000004 then
+            if (x[9] or 0) <= 5.500000000000001 then
+              if x[6] == nil or x[6] <= 2.5000000000000004 then
+                return -0.0037819680310048898
+              else
+                if x[6] == nil or x[6] <= 4.500000000000001 then
+                  return 0.024050831111405838
+                else
+                  return 0.005559552369311676
+                end
+              end
+            else
+              return -0.019185224961273114
+            end
+          else
+            return -0.017994816941781684
+          end
+        else
+          if x[6] == nil or x[6] <= 4.500000000000001 then
+            return -0.011157398365406159
+          else
+            if x[6] ~= nil and x[6] <= 12.500000000000002 then
+              return 0.00511418097566145
+            else
+              if x[6] == nil or x[6] <= 21.500000000000004 then
+                if (x[9] or 0) <= 2.5000000000000004 then
+                  return -0.005044754747688243
+                else
+                  return -0.02720808239296454
+                end
+              else
+                return 0.0036080829036544033
+              end
+            end
+          end
+        end
+      else
+        return 0.004147649864685324
+      end
+    else
+      return 0.03992000146178992
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      return 0.0010826157726996554
+    else
+      if x[6] == nil or x[6] <= 3.5000000000000004 then
+        return 0.020925119321121236
+      else
+        return 0.006869717885133144
+      end
+    end
+  end
+end
+T[56] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 4.500000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return -0.008470019570341195
+              else
+                return 0.027423496545740368
+              end
+            else
+              return -0.012172725255973495
+            end
+          else
+            return -0.03540569442010486
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.0064519345085957735
+          else
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 16.500000000000004 then
+                if (x[8] or 0) <= 15.500000000000002 then
+                  return -0.00611792470658975
+                else
+                  return 0.01846703826800599
+                end
+              else
+                return -0.021260983651274233
+              end
+            else
+              if (x[8] or 0) <= 18.500000000000004 then
+                if x[1] == nil or x[1] <= 2.5000000000000004 then
+                  return -0.003120733673757554
+                else
+                  return 0.08111218066741045
+                end
+              else
+                if x[1] == nil or x[1] <= 3.5000000000000004 then
+                  return 0.013030722918471911
+                else
+                  return -0.007441241360993262
+                end
+              end
+            end
+          end
+        end
+      else
+        return 0.0026924618077843053
+      end
+    else
+      return 0.0033736865004212117
+    end
+  else
+    return 0.05277994861638278
+  end
+end
+T[57] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 40.50000000000001 then
+      if x[1] == nil or x[1] <= 36.50000000000001 then
+        if x[1] == nil or x[1] <= 32.50000000000001 then
+          return 0.001270925685150909
+        else
+          return 0.022462440099081292
+        end
+      else
+        return -0.025720737836836163
+      end
+    else
+      if x[1] == nil or x[1] <= 50.50000000000001 then
+        return 0.028501992079971384
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if (x[8] or 0) <= 5.500000000000001 then
+                return -0.019872181364757883
+              else
+                if x[1] == nil or x[1] <= 96.50000000000001 then
+                  return -0.01351683783275787
+                else
+                  return 0.05056556620684011
+                end
+              end
+            else
+              if (x[8] or 0) <= 3.5000000000000004 then
+                if x[1] == nil or x[1] <= 74.00000000000001 then
+                  return 0.022166900440988187
+                else
+                  return 0.0003795389688058914
+                end
+              else
+                if x[1] == nil or x[1] <= 1268.0000000000002 then
+                  if (x[9] or 0) <= 5.500000000000001 then
+                    return -0.019260570511077307
+                  else
+                    return 0.007342179882941601
+                  end
+                else
+                  return 0.028604861981879077
+                end
+              end
+            end
+          else
+            return 0.013633062020793507
+          end
+        else
+          return -0.0033221613466582894
+        end
+      end
+    end
+  else
+    return 0.052586043806514673
+  end
+end
+T[58] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] ~= nil and x[5] <= 150.00000000000003 then
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          return -0.013453548946239464
+        else
+          return 0.04090111201075296
+        end
+      else
+        if (x[8] or 0) <= 14.500000000000002 then
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+              return 0.007713962061414642
+            else
+              if (x[8] or 0) <= 1.0000000180025095e-35 then
+                return 0.011215001843097715
+              else
+                return -0.01678705608659014
+              end
+            end
+          else
+            return 0.0007878273767270602
+          end
+        else
+          return 0.0023382495363530914
+        end
+      end
+    else
+      return 0.052240662110923236
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          return 0.00545527194879554
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.058739168731742
+          else
+            return 0.004269128082939834
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.06066248763870298
+          else
+            return 0.04500366483275811
+          end
+        else
+          return -0.06531908117904006
+        end
+      end
+    else
+      return 0.029935512286078547
+    end
+  end
+end
+T[59] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 1650.0000000000002 then
+      return -0.0011390144778835366
+    else
+      if x[1] == nil or x[1] <= 2030.0000000000002 then
+        return 0.058085350326325724
+      else
+        return 0.01104457542669201
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 0.0008690899705007327
+    else
+      if x[1] == nil or x[1] <= 3.5000000000000004 then
+        return 0.01978483577394928
+      else
+        if x[5] == nil or x[5] <= 54300.00000000001 then
+          if x[1] ~= nil and x[1] <= 28.500000000000004 then
+            if x[1] == nil or x[1] <= 24.500000000000004 then
+              return 0.006965159189277781
+            else
+              return 0.045603999928614025
+            end
+          else
+            return -0.0017201288792425733
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            if x[1] == nil or x[1] <= 64.50000000000001 then
+              if x[1] == nil or x[1] <= 24.500000000000004 then
+                return 0.011751701409980046
+              else
+                return 0.0710700276925387
+              end
+            else
+              if (x[8] or 0) <= 18.500000000000004 then
+                if (x[8] or 0) <= 12.500000000000002 then
+                  if x[1] == nil or x[1] <= 490.00000000000006 then
+                    return -0.04149714628955321
+                  else
+                    return 0.030164775015421932
+                  end
+                else
+                  return 0.040829774298001525
+                end
+              else
+                return -0.026756693530038612
+              end
+            end
+          else
+            return 0.0056427530669255314
+          end
+        end
+      end
+    end
+  end
+end
+T[60] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 40.50000000000001 then
+      if x[1] == nil or x[1] <= 36.50000000000001 then
+        if x[1] == nil or x[1] <= 32.50000000000001 then
+          return 0.0010311162782976617
+        else
+          return 0.02114859806284195
+        end
+      else
+        return -0.02472719677502937
+      end
+    else
+      if x[1] == nil or x[1] <= 50.50000000000001 then
+        return 0.0268351018042554
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if (x[8] or 0) <= 5.500000000000001 then
+                return -0.018942878469801847
+              else
+                if x[1] == nil or x[1] <= 96.50000000000001 then
+                  return -0.013021902720118656
+                else
+                  return 0.04893075112486681
+                end
+              end
+            else
+              if (x[8] or 0) <= 3.5000000000000004 then
+                if x[1] == nil or x[1] <= 74.00000000000001 then
+                  return 0.020757450858887375
+                else
+                  return 0.0003245753055568202
+                end
+              else
+                if x[1] == nil or x[1] <= 1268.0000000000002 then
+                  if (x[9] or 0) <= 5.500000000000001 then
+                    return -0.01832076298360399
+                  else
+                    return 0.006937512060726871
+                  end
+                else
+                  return 0.02656478380487236
+                end
+              end
+            end
+          else
+            return 0.01231785180779425
+          end
+        else
+          return -0.0031335600107753703
+        end
+      end
+    end
+  else
+    return 0.052063442616891255
+  end
+end
+T[61] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[6] ~= nil and x[6] <= 7748.000000000001 then
+      if x[6] == nil or x[6] <= 57.00000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if x[6] == nil or x[6] <= 17.500000000000004 then
+            if (x[9] or 0) <= 5.500000000000001 then
+              return 0.005517230532876862
+            else
+              return -0.01870184930937729
+            end
+          else
+            return -0.017583728953112162
+          end
+        else
+          return -0.004909536160829943
+        end
+      else
+        if x[5] == nil or x[5] <= 1530.0000000000002 then
+          return 0.0012857069313970593
+        else
+          return 0.019028593184354313
+        end
+      end
+    else
+      return 0.03604502947093343
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.003249784291132814
+        else
+          if (x[8] or 0) <= 9.500000000000002 then
+            if x[5] == nil or x[5] <= 27300.000000000004 then
+              return -0.016566978890535662
+            else
+              return 0.06274334879600334
+            end
+          else
+            return 0.015205146851897569
+          end
+        end
+      else
+        return -0.003669383790213001
+      end
+    else
+      if x[6] == nil or x[6] <= 3.5000000000000004 then
+        if (x[8] or 0) <= 18.500000000000004 then
+          return 0.011029961423335491
+        else
+          return 0.038058299030217645
+        end
+      else
+        return 0.00573071422322885
+      end
+    end
+  end
+end
+T[62] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      return -0.00014175422720250067
+    else
+      return 0.05154333468393501
+    end
+  else
+    if x[5] == nil or x[5] <= 14430.000000000002 then
+      if x[1] == nil or x[1] <= 15.500000000000002 then
+        return 0.005708732299620281
+      else
+        if x[1] == nil or x[1] <= 16.500000000000004 then
+          return 0.07362034439701215
+        else
+          return 0.018416950193844556
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 17640.000000000004 then
+        return -0.03671723483655479
+      else
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return -0.0037487751373410944
+        else
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              if (x[8] or 0) <= 15.500000000000002 then
+                return -0.00370356329428319
+              else
+                return 0.01748560028105571
+              end
+            else
+              if (x[8] or 0) <= 10.500000000000002 then
+                return 0.03875748868380476
+              else
+                return 0.01374228309562935
+              end
+            end
+          else
+            if x[5] == nil or x[5] <= 18030.000000000004 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return 0.07472178954049018
+              else
+                return -0.0018141308521069238
+              end
+            else
+              if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+                return -0.004393981781050395
+              else
+                return 0.007140091949086858
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[63] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if x[5] ~= nil and x[5] <= 150.00000000000003 then
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          return -0.012974842464691497
+        else
+          return 0.03877386369354399
+        end
+      else
+        if x[5] == nil or x[5] <= 630.0000000000001 then
+          return -0.0019843782074289613
+        else
+          return 0.0017302783856057583
+        end
+      end
+    else
+      return 0.05148239048780615
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.008914729203813053
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.01731325999279278
+            else
+              return 0.00057121141366793
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.0537522033988476
+          else
+            return 0.0028900110314324765
+          end
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return -0.04739199379538933
+          else
+            return 0.03080725992177808
+          end
+        else
+          return -0.05648291135101509
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        return 0.042940932513617025
+      else
+        return 0.003414614280795462
+      end
+    end
+  end
+end
+T[64] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[6] ~= nil and x[6] <= 1732.0000000000002 then
+      if x[5] ~= nil and x[5] <= 150.00000000000003 then
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          return -0.012330973064055272
+        else
+          return 0.03721277335888865
+        end
+      else
+        if x[6] == nil or x[6] <= 24.500000000000004 then
+          return -0.0029777287185798608
+        else
+          return 0.002128634257197116
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 2030.0000000000002 then
+        return 0.06476449902644767
+      else
+        return 0.009640893561005165
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.0033096922804897013
+        else
+          if (x[8] or 0) <= 9.500000000000002 then
+            if x[5] == nil or x[5] <= 32430.000000000004 then
+              return -0.011018039632516479
+            else
+              return 0.05614136335759587
+            end
+          else
+            return 0.013209278894400725
+          end
+        end
+      else
+        return -0.0034371424318244944
+      end
+    else
+      if x[6] == nil or x[6] <= 74.00000000000001 then
+        if x[6] ~= nil and x[6] <= 64.50000000000001 then
+          return 0.007287174363692456
+        else
+          return 0.05461854222449284
+        end
+      else
+        if x[6] == nil or x[6] <= 96.50000000000001 then
+          return -0.03944778622360795
+        else
+          return 0.0018915307781577377
+        end
+      end
+    end
+  end
+end
+T[65] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if (x[8] or 0) <= 14.500000000000002 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return 0.009163375985933492
+        else
+          if (x[8] or 0) <= 4.500000000000001 then
+            return 0.003030397826763929
+          else
+            return -0.009467627624170827
+          end
+        end
+      else
+        return 0.001935128814473288
+      end
+    else
+      return 0.051159163977427084
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.008489685281788053
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.015871664273607613
+            else
+              return 0.0005590487711650175
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.0514909664149825
+          else
+            return 0.0023837922354313546
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.05351180980490664
+          else
+            return 0.04081110176611751
+          end
+        else
+          return -0.05994110900081271
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        return 0.04162382641246625
+      else
+        return 0.003159130051119386
+      end
+    end
+  end
+end
+T[66] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if (x[8] or 0) <= 14.500000000000002 then
+        if x[5] ~= nil and x[5] <= 150.00000000000003 then
+          return 0.04437089307073837
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if x[1] == nil or x[1] <= 96.50000000000001 then
+              return 0.0006763229163100022
+            else
+              return 0.035840947123420036
+            end
+          else
+            if (x[8] or 0) <= 4.500000000000001 then
+              return 0.0021006035221033453
+            else
+              if x[5] ~= nil and x[5] <= 50700.00000000001 then
+                return -0.0031591396588970186
+              else
+                if (x[9] or 0) <= 5.500000000000001 then
+                  if (x[9] or 0) <= 1.5000000000000002 then
+                    if (x[8] or 0) <= 11.500000000000002 then
+                      return -0.02686528436721269
+                    else
+                      if (x[8] or 0) <= 12.500000000000002 then
+                        return 0.10408205816806418
+                      else
+                        return -0.0053796809663763335
+                      end
+                    end
+                  else
+                    return -0.03179923117811785
+                  end
+                else
+                  return 0.02275584057157892
+                end
+              end
+            end
+          end
+        end
+      else
+        return 0.0018370257012539544
+      end
+    else
+      return 0.05102008172739604
+    end
+  else
+    if x[1] ~= nil and x[1] <= 420.00000000000006 then
+      return 0.004945286287385329
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        return 0.04055262349682742
+      else
+        return 0.0033471498948367527
+      end
+    end
+  end
+end
+T[67] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 4.500000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            return -0.0049605700547791405
+          else
+            if (x[8] or 0) <= 11.500000000000002 then
+              return -0.04155443298352955
+            else
+              return -0.016195645779345638
+            end
+          end
+        else
+          return -0.0005273226891139654
+        end
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if (x[8] or 0) <= 10.500000000000002 then
+              return 0.033058904316920136
+            else
+              if (x[8] or 0) <= 17.500000000000004 then
+                return -0.006470942452920405
+              else
+                return 0.02140575279695935
+              end
+            end
+          else
+            return -0.00038474246427813057
+          end
+        else
+          return -0.0014414518868873134
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        if (x[9] or 0) <= 5.500000000000001 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return 0.03263751654945546
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              return 0.025845200037083328
+            else
+              return -0.027617334434416607
+            end
+          end
+        else
+          return -0.0477263759332125
+        end
+      else
+        return 0.0019932326870711337
+      end
+    end
+  else
+    return 0.05106310863338856
+  end
+end
+T[68] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+      if x[5] ~= nil and x[5] <= 150.00000000000003 then
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          return -0.012543724007283156
+        else
+          return 0.03420246769184059
+        end
+      else
+        if x[1] == nil or x[1] <= 24.500000000000004 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.0016477466679462585
+          else
+            return -0.005411034207059703
+          end
+        else
+          return 0.0018943969515732495
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 2030.0000000000002 then
+        return 0.06511817730221689
+      else
+        return 0.009180428568940321
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return 6.86895043236744e-05
+    else
+      if x[1] == nil or x[1] <= 74.00000000000001 then
+        if x[1] ~= nil and x[1] <= 64.50000000000001 then
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            if (x[8] or 0) <= 18.500000000000004 then
+              if x[5] == nil or x[5] <= 44700.00000000001 then
+                return 0.022864306292330484
+              else
+                return -0.003390016845778247
+              end
+            else
+              return 0.035164535568122116
+            end
+          else
+            return 0.00559303434809617
+          end
+        else
+          return 0.05167140423475948
+        end
+      else
+        if x[1] == nil or x[1] <= 96.50000000000001 then
+          return -0.03797974423096883
+        else
+          return 0.0011923746580056298
+        end
+      end
+    end
+  end
+end
+T[69] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] ~= nil and x[1] <= 8976.000000000002 then
+      if (x[8] or 0) <= 14.500000000000002 then
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.0073513644026073355
+          else
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              return -0.0027602606500676348
+            else
+              if (x[8] or 0) <= 1.0000000180025095e-35 then
+                return 0.02090887913711181
+              else
+                return -0.02760702108246051
+              end
+            end
+          end
+        else
+          return 0.0008233801579594123
+        end
+      else
+        return 0.0016391095764090606
+      end
+    else
+      return 0.05058966253131424
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[8] or 0) <= 10.500000000000002 then
+            return 0.010590610786178074
+          else
+            return 0.0012142843817100572
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.04916965532946646
+          else
+            return 0.0016319356433631507
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.05099013788289624
+          else
+            return 0.03901371689981817
+          end
+        else
+          return -0.05720776101954359
+        end
+      end
+    else
+      return 0.024360782470334706
+    end
+  end
+end
+T[70] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if (x[8] or 0) <= 1.0000000180025095e-35 then
+      return 0.006142436592329643
+    else
+      if (x[8] or 0) <= 11.500000000000002 then
+        if (x[8] or 0) <= 9.500000000000002 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[9] or 0) <= 3.5000000000000004 then
+              return 0.0004983916038318368
+            else
+              return -0.009299227789750186
+            end
+          else
+            if x[1] == nil or x[1] <= 12.500000000000002 then
+              if x[1] == nil or x[1] <= 5.500000000000001 then
+                if (x[8] or 0) <= 5.500000000000001 then
+                  return -0.013544194021380818
+                else
+                  return 0.03332084403939731
+                end
+              else
+                return 0.04567603926840701
+              end
+            else
+              return -0.004243345336092661
+            end
+          end
+        else
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              return 0.003872740242420163
+            else
+              return -0.04022831674522709
+            end
+          else
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if x[1] == nil or x[1] <= 121.50000000000001 then
+                return -0.00402191013862234
+              else
+                return 0.04928874924393901
+              end
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.02653167692727832
+              else
+                return 0.003026900959646641
+              end
+            end
+          end
+        end
+      else
+        return 0.001781709721675017
+      end
+    end
+  else
+    return 0.05064377201807804
+  end
+end
+T[71] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8976.000000000002 then
+    if x[1] == nil or x[1] <= 4.500000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return -0.007772807551601925
+              else
+                return 0.025213076339460096
+              end
+            else
+              return -0.011521990252508439
+            end
+          else
+            return -0.033107720422732925
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.006404456095067121
+          else
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 16.500000000000004 then
+                if (x[8] or 0) <= 15.500000000000002 then
+                  return -0.006610826892398357
+                else
+                  return 0.01560710209314569
+                end
+              else
+                return -0.02141069469023093
+              end
+            else
+              if (x[8] or 0) <= 18.500000000000004 then
+                if x[1] == nil or x[1] <= 2.5000000000000004 then
+                  return -0.004624555880429999
+                else
+                  return 0.07332265657524366
+                end
+              else
+                return 0.003159759403331737
+              end
+            end
+          end
+        end
+      else
+        return 0.0016235724682933713
+      end
+    else
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        return 0.013451410018465313
+      else
+        return 0.001648084481078013
+      end
+    end
+  else
+    return 0.05051477734158563
+  end
+end
+T[72] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+      if x[1] == nil or x[1] <= 256.50000000000006 then
+        if x[1] == nil or x[1] <= 100.50000000000001 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 4.500000000000001 then
+              if x[5] ~= nil and x[5] <= 150.00000000000003 then
+                return 0.042725851598022585
+              else
+                return 0.00047358181852400817
+              end
+            else
+              if (x[8] or 0) <= 11.500000000000002 then
+                if x[5] ~= nil and x[5] <= 510.00000000000006 then
+                  return 0.02668453240899836
+                else
+                  return -0.017346874990706678
+                end
+              else
+                if x[1] == nil or x[1] <= 57.00000000000001 then
+                  return -0.007485235118073374
+                else
+                  return 0.012047081062862577
+                end
+              end
+            end
+          else
+            return 0.0012287824824195022
+          end
+        else
+          return 0.009114646765748994
+        end
+      else
+        return -0.014184544537158684
+      end
+    else
+      return 0.017054647611002748
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return -7.119084811181116e-05
+    else
+      if x[1] == nil or x[1] <= 74.00000000000001 then
+        if x[1] ~= nil and x[1] <= 64.50000000000001 then
+          return 0.0062639577577712074
+        else
+          return 0.04892676905932176
+        end
+      else
+        if x[1] == nil or x[1] <= 96.50000000000001 then
+          return -0.03660271607445686
+        else
+          return 0.0008154486598838511
+        end
+      end
+    end
+  end
+end
+T[73] = function(x, c)
+  if x[1] == nil or x[1] <= 1.0000000180025095e-35 then
+    return 0.05030268286232723
+  else
+    if (x[8] or 0) <= 1.0000000180025095e-35 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return -0.008694208537745912
+      else
+        if x[1] == nil or x[1] <= 8.500000000000002 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return 0.005272601048732991
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return 0.0966296187927473
+              else
+                return 0.008791898176032108
+              end
+            else
+              return 0.015203946001179759
+            end
+          end
+        else
+          return -0.00044821344615589395
+        end
+      end
+    else
+      if (x[8] or 0) <= 11.500000000000002 then
+        if (x[8] or 0) <= 9.500000000000002 then
+          return 0.0001077690068777399
+        else
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              return 0.003928434913782097
+            else
+              return -0.03929988673399547
+            end
+          else
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if x[1] == nil or x[1] <= 121.50000000000001 then
+                return -0.003552287571712274
+              else
+                return 0.04768236311971806
+              end
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.02531303824564657
+              else
+                return 0.0029266111265571497
+              end
+            end
+          end
+        end
+      else
+        return 0.0015561029786159445
+      end
+    end
+  end
+end
+T[74] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[6] ~= nil and x[6] <= 7748.000000000001 then
+      if x[6] == nil or x[6] <= 57.00000000000001 then
+        return -0.0023399562856114852
+      else
+        return 0.0024233838355613335
+      end
+    else
+      return 0.030182628953888038
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.0032642765629757424
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[8] or 0) <= 17.500000000000004 then
+              if x[5] == nil or x[5] <= 23700.000000000004 then
+                return -0.018566951852032106
+              else
+                if (x[8] or 0) <= 12.500000000000002 then
+                  return 0.04844633033151597
+                else
+                  return 0.010199246822526126
+                end
+              end
+            else
+              return 0.05988280779078168
+            end
+          else
+            return 0.00034261662901941795
+          end
+        end
+      else
+        return -0.003696419141189518
+      end
+    else
+      if x[6] == nil or x[6] <= 2052.0000000000005 then
+        if x[6] == nil or x[6] <= 3.5000000000000004 then
+          if (x[8] or 0) <= 18.500000000000004 then
+            if x[5] == nil or x[5] <= 44700.00000000001 then
+              return 0.021367459534917598
+            else
+              return -0.0034378635250348587
+            end
+          else
+            return 0.03301861198635427
+          end
+        else
+          return 0.004213160252504662
+        end
+      else
+        return -0.024013279527906065
+      end
+    end
+  end
+end
+T[75] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8288.000000000002 then
+    if (x[8] or 0) <= 1.0000000180025095e-35 then
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        return -0.013152847383268771
+      else
+        return 0.007236552654259972
+      end
+    else
+      if (x[8] or 0) <= 11.500000000000002 then
+        if (x[8] or 0) <= 9.500000000000002 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            return -0.001556165767625177
+          else
+            if x[1] == nil or x[1] <= 12.500000000000002 then
+              return 0.015959984630938662
+            else
+              return -0.004336024687645358
+            end
+          end
+        else
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              return 0.003776091279063077
+            else
+              return -0.0385597854228143
+            end
+          else
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if x[1] == nil or x[1] <= 121.50000000000001 then
+                return -0.003471398161941133
+              else
+                return 0.04630518221962837
+              end
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return -0.024347947872015725
+              else
+                return 0.002764354919545733
+              end
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 5916.000000000001 then
+          return 0.0015703158241145148
+        else
+          return -0.03253339826290524
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 8440.000000000002 then
+      return 0.05093726279092817
+    else
+      return -0.014445809099988553
+    end
+  end
+end
+T[76] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -4.021020888797557e-05
+  else
+    if x[6] ~= nil and x[6] <= 420.00000000000006 then
+      if x[6] == nil or x[6] <= 193.00000000000003 then
+        if x[6] == nil or x[6] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.0084494438427188
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if (x[8] or 0) <= 9.500000000000002 then
+                if (x[9] or 0) <= 1.5000000000000002 then
+                  return -0.0022859447960306228
+                else
+                  return 0.044163505944913306
+                end
+              else
+                if x[6] == nil or x[6] <= 12.500000000000002 then
+                  return 0.012301347995323422
+                else
+                  return -0.016152180822653708
+                end
+              end
+            else
+              if (x[9] or 0) <= 3.5000000000000004 then
+                return -0.008087896312407609
+              else
+                return 0.002822871871038863
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.04687955876400906
+          else
+            return 0.0008437664342345003
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.04696250263471167
+          else
+            return 0.0368130185195662
+          end
+        else
+          return -0.052138792453587796
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        return 0.03820973837058278
+      else
+        return 0.0015766374344510364
+      end
+    end
+  end
+end
+T[77] = function(x, c)
+  if x[1] ~= nil and x[1] <= 8288.000000000002 then
+    if x[1] == nil or x[1] <= 4.500000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 12.500000000000002 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            if (x[9] or 0) <= 1.0000000180025095e-35 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return -0.00683235432097963
+              else
+                return 0.024007622033286494
+              end
+            else
+              return -0.010923575958577496
+            end
+          else
+            return -0.03170735009128686
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.006065814555269295
+          else
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 16.500000000000004 then
+                if (x[8] or 0) <= 15.500000000000002 then
+                  return -0.006523559673879079
+                else
+                  return 0.014542771236102568
+                end
+              else
+                return -0.02062431698734183
+              end
+            else
+              if (x[8] or 0) <= 18.500000000000004 then
+                if x[1] == nil or x[1] <= 2.5000000000000004 then
+                  return -0.0046959236910261186
+                else
+                  return 0.06656735232511003
+                end
+              else
+                return 0.0026938832624812184
+              end
+            end
+          end
+        end
+      else
+        return 0.0012461335047044986
+      end
+    else
+      return 0.0015661712100365607
+    end
+  else
+    if x[1] == nil or x[1] <= 8440.000000000002 then
+      return 0.05065221910134432
+    else
+      return -0.013710377870505145
+    end
+  end
+end
+T[78] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 584.0000000000001 then
+      if x[1] == nil or x[1] <= 40.50000000000001 then
+        if x[1] == nil or x[1] <= 36.50000000000001 then
+          return 0.00036781537839160523
+        else
+          return -0.024557016788115286
+        end
+      else
+        if x[1] == nil or x[1] <= 50.50000000000001 then
+          return 0.0240865340243938
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[8] or 0) <= 9.500000000000002 then
+              return -0.0006418851113696855
+            else
+              if (x[9] or 0) <= 1.5000000000000002 then
+                if (x[8] or 0) <= 13.500000000000002 then
+                  return 0.031921855731305925
+                else
+                  return 0.008370759408252606
+                end
+              else
+                return 0.005247592512165795
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 193.00000000000003 then
+              return 0.0004169418928121728
+            else
+              return -0.02582732288476435
+            end
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        return -0.03825776524846017
+      else
+        if (x[8] or 0) <= 13.500000000000002 then
+          return -0.02149082783021411
+        else
+          return 0.005170256521125659
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 2030.0000000000002 then
+      if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+        return 0.019120076320133173
+      else
+        return 0.062254049054419315
+      end
+    else
+      return 0.0010019385078545596
+    end
+  end
+end
+T[79] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 584.0000000000001 then
+      if x[1] == nil or x[1] <= 40.50000000000001 then
+        if x[1] == nil or x[1] <= 34.50000000000001 then
+          if x[1] == nil or x[1] <= 32.50000000000001 then
+            return 0.00018829810922792146
+          else
+            return 0.026167713074517547
+          end
+        else
+          return -0.021062640077417746
+        end
+      else
+        if x[1] == nil or x[1] <= 50.50000000000001 then
+          return 0.022755792194842205
+        else
+          if x[1] == nil or x[1] <= 57.00000000000001 then
+            return -0.03375945297829353
+          else
+            if (x[8] or 0) <= 22.500000000000004 then
+              if (x[9] or 0) <= 1.5000000000000002 then
+                if x[1] == nil or x[1] <= 193.00000000000003 then
+                  return 0.0135777102870675
+                else
+                  return -0.010862881938117443
+                end
+              else
+                return 0.000731927078989914
+              end
+            else
+              return -0.014604820466306368
+            end
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        return -0.03640564224858981
+      else
+        if (x[8] or 0) <= 16.500000000000004 then
+          return -0.01700797548179426
+        else
+          return 0.00931977620861365
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 2030.0000000000002 then
+      if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+        return 0.018184549657160164
+      else
+        return 0.061223921627369185
+      end
+    else
+      return 0.0009520069031126212
+    end
+  end
+end
+T[80] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 7748.000000000001 then
+      return -0.0012424926912874715
+    else
+      return 0.028136477627684314
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.002920438752102183
+        else
+          return 0.015799693143667134
+        end
+      else
+        return -0.0037290854327233776
+      end
+    else
+      if x[1] == nil or x[1] <= 74.00000000000001 then
+        if x[1] ~= nil and x[1] <= 64.50000000000001 then
+          return 0.005514452250674716
+        else
+          return 0.04595236298450064
+        end
+      else
+        if x[1] == nil or x[1] <= 96.50000000000001 then
+          return -0.0357147132683083
+        else
+          if x[5] == nil or x[5] <= 3660.0000000000005 then
+            return -0.018278392811454342
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if (x[9] or 0) <= 1.5000000000000002 then
+                return -0.008430810706707472
+              else
+                if x[5] == nil or x[5] <= 21630.000000000004 then
+                  return -0.002893614382117358
+                else
+                  if x[1] == nil or x[1] <= 490.00000000000006 then
+                    return 0.01639867651371032
+                  else
+                    return 0.046317245457558796
+                  end
+                end
+              end
+            else
+              if x[5] == nil or x[5] <= 10770.000000000002 then
+                return 0.024099859338230917
+              else
+                return -0.013278598663693212
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[81] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[6] ~= nil and x[6] <= 1732.0000000000002 then
+      return -0.0013185706895755133
+    else
+      if x[6] == nil or x[6] <= 2030.0000000000002 then
+        return 0.06475396407557168
+      else
+        return 0.006785140909707641
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+      return -0.0002789883319437241
+    else
+      if x[6] == nil or x[6] <= 3.5000000000000004 then
+        if (x[8] or 0) <= 18.500000000000004 then
+          return 0.007466224262678342
+        else
+          return 0.031100026003609102
+        end
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[8] or 0) <= 13.500000000000002 then
+            if x[6] == nil or x[6] <= 4.500000000000001 then
+              if (x[9] or 0) <= 1.0000000180025095e-35 then
+                return 0.0556845791081495
+              else
+                if x[5] == nil or x[5] <= 18030.000000000004 then
+                  return -0.04712499719511882
+                else
+                  return 0.048797803027536696
+                end
+              end
+            else
+              if x[6] == nil or x[6] <= 5.500000000000001 then
+                return 0.06045470185195371
+              else
+                return -0.00453150373820667
+              end
+            end
+          else
+            return 0.006065296324889144
+          end
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.009717121165439354
+          else
+            if x[6] == nil or x[6] <= 193.00000000000003 then
+              return 0.0009843244318512865
+            else
+              return -0.03251773568393911
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[82] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00019484714256262712
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      if x[6] == nil or x[6] <= 193.00000000000003 then
+        if x[6] == nil or x[6] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.00792959225186735
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if (x[8] or 0) <= 9.500000000000002 then
+                if (x[9] or 0) <= 1.5000000000000002 then
+                  return -0.0018644491044220947
+                else
+                  return 0.041142298976846126
+                end
+              else
+                if x[6] == nil or x[6] <= 12.500000000000002 then
+                  return 0.011237490607681934
+                else
+                  return -0.015932324968862883
+                end
+              end
+            else
+              return -0.0005155818091667346
+            end
+          end
+        else
+          if x[5] ~= nil and x[5] <= 64770.00000000001 then
+            return 0.04463608010907678
+          else
+            return -4.9644615266335094e-05
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.04614515427084007
+          else
+            return 0.0348887239166915
+          end
+        else
+          return -0.05005693428029632
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.005510609269975127
+        else
+          return 0.05384871923678339
+        end
+      else
+        return 0.0021040033131936573
+      end
+    end
+  end
+end
+T[83] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 584.0000000000001 then
+      if x[1] == nil or x[1] <= 100.50000000000001 then
+        if x[1] == nil or x[1] <= 74.00000000000001 then
+          return 0.0004429907427841937
+        else
+          return -0.020740884416282468
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.037627131842182686
+            else
+              return -0.022321999159005828
+            end
+          else
+            if x[1] == nil or x[1] <= 490.00000000000006 then
+              return -0.007836102208204295
+            else
+              return 0.017194258972811405
+            end
+          end
+        else
+          if x[1] == nil or x[1] <= 129.50000000000003 then
+            if (x[8] or 0) <= 9.500000000000002 then
+              return 4.5029060352187303e-05
+            else
+              return 0.03628891351405352
+            end
+          else
+            return -0.011085445304061636
+          end
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        return -0.03469747496194487
+      else
+        if (x[8] or 0) <= 13.500000000000002 then
+          return -0.019589622122116703
+        else
+          return 0.004900294010362743
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 2030.0000000000002 then
+      if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+        return 0.017491931928241916
+      else
+        return 0.05941796566972012
+      end
+    else
+      return 0.0005343478802541756
+    end
+  end
+end
+T[84] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 7748.000000000001 then
+      if x[5] ~= nil and x[5] <= 150.00000000000003 then
+        if x[5] == nil or x[5] <= 90.00000000000001 then
+          return -0.01306215710979754
+        else
+          return 0.0313838486612978
+        end
+      else
+        if x[1] == nil or x[1] <= 24.500000000000004 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.0014503100350267296
+          else
+            if x[1] == nil or x[1] <= 12.500000000000002 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                if x[1] == nil or x[1] <= 2.5000000000000004 then
+                  return 0.022481701924814135
+                else
+                  return -0.011837164253963604
+                end
+              else
+                return 0.004888157692777052
+              end
+            else
+              return -0.01259464806198489
+            end
+          end
+        else
+          return 0.0014640469241427676
+        end
+      end
+    else
+      return 0.026207203763871895
+    end
+  else
+    if x[1] == nil or x[1] <= 2052.0000000000005 then
+      if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+        return -0.00038014122107308645
+      else
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if (x[8] or 0) <= 18.500000000000004 then
+            if x[5] == nil or x[5] <= 44700.00000000001 then
+              return 0.019486570962209376
+            else
+              return -0.004431695263400398
+            end
+          else
+            return 0.029644857716937468
+          end
+        else
+          return 0.0034136427951836947
+        end
+      end
+    else
+      return -0.022145632932121365
+    end
+  end
+end
+T[85] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return -0.009170558260915678
+    else
+      if x[1] == nil or x[1] <= 8.500000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.004437972659854603
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return 0.08569884123579286
+            else
+              return 0.007710991245353871
+            end
+          else
+            return 0.013742062358902414
+          end
+        end
+      else
+        return -0.000989903297036356
+      end
+    end
+  else
+    if (x[8] or 0) <= 14.500000000000002 then
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        if x[1] == nil or x[1] <= 96.50000000000001 then
+          return 0.0007809091779712308
+        else
+          if x[1] == nil or x[1] <= 242.00000000000003 then
+            return 0.04571395250541168
+          else
+            return -0.013425460745472378
+          end
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          return -0.0045354636827713525
+        else
+          if x[1] == nil or x[1] <= 12.500000000000002 then
+            if x[1] == nil or x[1] <= 5.500000000000001 then
+              if (x[8] or 0) <= 5.500000000000001 then
+                return -0.013946723149094523
+              else
+                return 0.016719343147320216
+              end
+            else
+              return 0.03796300108106857
+            end
+          else
+            return -0.0024950383196171784
+          end
+        end
+      end
+    else
+      return 0.0013346622975256648
+    end
+  end
+end
+T[86] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00027296100451074546
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      if x[6] == nil or x[6] <= 193.00000000000003 then
+        if x[6] == nil or x[6] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.007648694190645369
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if (x[8] or 0) <= 9.500000000000002 then
+                if (x[9] or 0) <= 1.5000000000000002 then
+                  return -0.0015603920140566385
+                else
+                  return 0.03941251131485585
+                end
+              else
+                if x[6] == nil or x[6] <= 12.500000000000002 then
+                  return 0.010601406972064818
+                else
+                  return -0.015322434028282941
+                end
+              end
+            else
+              return -0.0005631241802000188
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.043029065968551834
+          else
+            return -0.0002170066024626227
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.043538769215086356
+          else
+            return 0.033878763491184204
+          end
+        else
+          return -0.04744725654058218
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.00525964840545589
+        else
+          return 0.05255138466440038
+        end
+      else
+        return 0.002075304374057175
+      end
+    end
+  end
+end
+T[87] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    return -0.0017025404620421584
+  else
+    if x[1] ~= nil and x[1] <= 4.500000000000001 then
+      if x[5] == nil or x[5] <= 16500.000000000004 then
+        if x[5] == nil or x[5] <= 1530.0000000000002 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return -0.004189949714195625
+          else
+            return 0.024409648157251992
+          end
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            if x[5] == nil or x[5] <= 14430.000000000002 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return -0.0008340528034069581
+              else
+                return 0.018293906730603545
+              end
+            else
+              return -0.04647993833095126
+            end
+          else
+            if (x[8] or 0) <= 13.500000000000002 then
+              if (x[8] or 0) <= 8.500000000000002 then
+                if (x[8] or 0) <= 1.5000000000000002 then
+                  return -0.023643005391537044
+                else
+                  return 0.01608404532841699
+                end
+              else
+                if x[5] == nil or x[5] <= 7890.000000000001 then
+                  return -0.04752871361677399
+                else
+                  return 0.04079703153505873
+                end
+              end
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.01910049107264164
+              else
+                return 0.027304039436240508
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 18030.000000000004 then
+          return 0.040264727333965425
+        else
+          return 0.0012405394272515767
+        end
+      end
+    else
+      return 0.003452831752898705
+    end
+  end
+end
+T[88] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      if (x[8] or 0) <= 6.500000000000001 then
+        return 0.03891053077224595
+      else
+        return -0.0026859646928693165
+      end
+    else
+      if (x[8] or 0) <= 14.500000000000002 then
+        if x[5] ~= nil and x[5] <= 14430.000000000002 then
+          return 0.0009758576000943632
+        else
+          return -0.004903276320254757
+        end
+      else
+        return 0.000941753915104931
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[8] or 0) <= 10.500000000000002 then
+            if (x[8] or 0) <= 5.500000000000001 then
+              return 0.00433297092847986
+            else
+              return 0.021794421189153514
+            end
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              return -0.0030582631629450037
+            else
+              return 0.005467473348056655
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.04143508113643914
+          else
+            return -0.00037858766986420924
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 12.500000000000002 then
+            return -0.03718679930227243
+          else
+            return 0.03551673350251557
+          end
+        else
+          return -0.04540172140828354
+        end
+      end
+    else
+      return 0.020100362191709076
+    end
+  end
+end
+T[89] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00025452055319415145
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      if x[6] == nil or x[6] <= 193.00000000000003 then
+        if x[6] == nil or x[6] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.007427343905579798
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if (x[8] or 0) <= 9.500000000000002 then
+                if (x[9] or 0) <= 1.5000000000000002 then
+                  return -0.0019788300699956213
+                else
+                  return 0.03710088985383516
+                end
+              else
+                return 0.007929593207801337
+              end
+            else
+              return -0.0007360726089990909
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.040022523851767904
+          else
+            return -0.0003596780845098516
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return -0.05097478275311288
+          else
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.008542655319984903
+            else
+              return 0.04495697751610308
+            end
+          end
+        else
+          return -0.04332805578593184
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.003911250877051997
+        else
+          return 0.05114265593724635
+        end
+      else
+        return 0.000820519459760394
+      end
+    end
+  end
+end
+T[90] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    return -0.0015522801608044234
+  else
+    if x[1] ~= nil and x[1] <= 4.500000000000001 then
+      if x[5] == nil or x[5] <= 16500.000000000004 then
+        if x[5] == nil or x[5] <= 1530.0000000000002 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return -0.00402158789326171
+          else
+            return 0.02291872883459212
+          end
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            if x[5] == nil or x[5] <= 14430.000000000002 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return -0.0008273824870736363
+              else
+                return 0.017355102399483895
+              end
+            else
+              return -0.045043868557008766
+            end
+          else
+            if (x[8] or 0) <= 13.500000000000002 then
+              if (x[8] or 0) <= 8.500000000000002 then
+                if (x[8] or 0) <= 1.5000000000000002 then
+                  return -0.02287480342705482
+                else
+                  return 0.015070478898775469
+                end
+              else
+                if x[5] == nil or x[5] <= 7890.000000000001 then
+                  return -0.04717462627800812
+                else
+                  return 0.038066048189087646
+                end
+              end
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.018441827075065757
+              else
+                return 0.025645501359009615
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 18030.000000000004 then
+          return 0.03783531682048365
+        else
+          return 0.0010478674026817663
+        end
+      end
+    else
+      return 0.003172925073085897
+    end
+  end
+end
+T[91] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 584.0000000000001 then
+      if (x[8] or 0) <= 1.0000000180025095e-35 then
+        if x[1] == nil or x[1] <= 1.5000000000000002 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return 0.005021296774465129
+          else
+            return -0.0201724728285655
+          end
+        else
+          if x[1] == nil or x[1] <= 8.500000000000002 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.004536717768981478
+            else
+              if (x[9] or 0) <= 3.5000000000000004 then
+                if x[1] == nil or x[1] <= 4.500000000000001 then
+                  return 0.08055244489330178
+                else
+                  return 0.007240440243181544
+                end
+              else
+                return 0.01337564459857131
+              end
+            end
+          else
+            return -0.0006484423501269261
+          end
+        end
+      else
+        return 0.00017516378144364828
+      end
+    else
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        return -0.03310791687112707
+      else
+        if (x[8] or 0) <= 16.500000000000004 then
+          return -0.015594207078237688
+        else
+          return 0.008388255978352896
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 1356.0000000000002 then
+      return 0.045520384088794545
+    else
+      if x[1] == nil or x[1] <= 4032.0000000000005 then
+        return 0.010925402207345116
+      else
+        if (x[8] or 0) <= 7.500000000000001 then
+          return 0.01788013515187968
+        else
+          return -0.017979152050624336
+        end
+      end
+    end
+  end
+end
+T[92] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      if x[5] == nil or x[5] <= 90.00000000000001 then
+        return -0.012697235015275128
+      else
+        return 0.029374002886036834
+      end
+    else
+      if (x[8] or 0) <= 14.500000000000002 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          if x[1] == nil or x[1] <= 96.50000000000001 then
+            return 0.0002812789882075878
+          else
+            return 0.030880305640853742
+          end
+        else
+          if (x[8] or 0) <= 4.500000000000001 then
+            return 0.0012835779980608448
+          else
+            if x[5] ~= nil and x[5] <= 47100.00000000001 then
+              return -0.0021133689595159793
+            else
+              if (x[9] or 0) <= 5.500000000000001 then
+                if (x[9] or 0) <= 1.5000000000000002 then
+                  if (x[8] or 0) <= 11.500000000000002 then
+                    return -0.023927077635868658
+                  else
+                    return 0.0371783392980155
+                  end
+                else
+                  return -0.029948117875913827
+                end
+              else
+                return 0.02113051638089207
+              end
+            end
+          end
+        end
+      else
+        return 0.0008542585808411253
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.002568786254492596
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.003551909051106133
+        else
+          return 0.05014564780859824
+        end
+      else
+        return 0.0006265542627985165
+      end
+    end
+  end
+end
+T[93] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 193.00000000000003 then
+      if x[1] == nil or x[1] <= 100.50000000000001 then
+        if (x[9] or 0) <= 5.500000000000001 then
+          return 0.0006215969782325372
+        else
+          return -0.006869032598628528
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.043782751321987105
+            else
+              return -0.017543881699542622
+            end
+          else
+            if x[1] == nil or x[1] <= 128.50000000000003 then
+              if (x[8] or 0) <= 18.500000000000004 then
+                if (x[8] or 0) <= 12.500000000000002 then
+                  if (x[9] or 0) <= 1.5000000000000002 then
+                    return 0.022064868407966346
+                  else
+                    return -0.020894529828400288
+                  end
+                else
+                  return -0.03623891128834899
+                end
+              else
+                return 0.008139493346243816
+              end
+            else
+              return 0.03302192653470644
+            end
+          end
+        else
+          if (x[8] or 0) <= 9.500000000000002 then
+            return -0.002057095565668533
+          else
+            return 0.033416400671438654
+          end
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        return -0.0005212660866158849
+      else
+        return -0.01498821579604178
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 1356.0000000000002 then
+      return 0.04399815758640663
+    else
+      return 0.0029694908267475038
+    end
+  end
+end
+T[94] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if x[1] ~= nil and x[1] <= 7748.000000000001 then
+      return -0.0017569662610414972
+    else
+      return 0.026670091866831353
+    end
+  else
+    if x[1] ~= nil and x[1] <= 4.500000000000001 then
+      if x[5] == nil or x[5] <= 16500.000000000004 then
+        if x[5] == nil or x[5] <= 930.0000000000001 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return -0.003609057726550034
+          else
+            return 0.02351019610937935
+          end
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            if x[5] == nil or x[5] <= 14430.000000000002 then
+              return 0.002605426087822223
+            else
+              return -0.04373191123810048
+            end
+          else
+            if (x[8] or 0) <= 13.500000000000002 then
+              if (x[8] or 0) <= 8.500000000000002 then
+                if (x[8] or 0) <= 1.5000000000000002 then
+                  return -0.022558118196585573
+                else
+                  return 0.015114659922441263
+                end
+              else
+                return -0.04274126385345141
+              end
+            else
+              if x[5] == nil or x[5] <= 1830.0000000000002 then
+                return -0.017285897603025745
+              else
+                if x[5] == nil or x[5] <= 9060.000000000002 then
+                  return 0.035488208687139006
+                else
+                  return -0.0016250903445880678
+                end
+              end
+            end
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 18030.000000000004 then
+          return 0.03553862461928572
+        else
+          return 0.000903101692286413
+        end
+      end
+    else
+      return 0.0029655814686952477
+    end
+  end
+end
+T[95] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[6] == nil or x[6] <= 256.50000000000006 then
+      if x[6] ~= nil and x[6] <= 100.50000000000001 then
+        if (x[9] or 0) <= 5.500000000000001 then
+          return 4.1405613795302454e-05
+        else
+          return -0.009701258135924325
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.0418395770526708
+            else
+              return -0.02024252965437971
+            end
+          else
+            if x[5] == nil or x[5] <= 1.0000000180025095e-35 then
+              if x[6] ~= nil and x[6] <= 160.50000000000003 then
+                return -0.03844060697551116
+              else
+                if x[6] == nil or x[6] <= 193.00000000000003 then
+                  return 0.07304272055974367
+                else
+                  return -0.015355307553615298
+                end
+              end
+            else
+              return 0.012275311724081117
+            end
+          end
+        else
+          return 0.021556933857557747
+        end
+      end
+    else
+      if x[6] == nil or x[6] <= 1268.0000000000002 then
+        return -0.013883710714329584
+      else
+        return 0.005660372639623115
+      end
+    end
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      return 0.002389944612640195
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.003169109986986653
+        else
+          return 0.0491917300694154
+        end
+      else
+        return 0.0010146167394734019
+      end
+    end
+  end
+end
+T[96] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.016638350247415102
+        else
+          return 0.030775823582352254
+        end
+      else
+        return -0.01946317825084084
+      end
+    else
+      if x[1] == nil or x[1] <= 8.500000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.0043696393348797965
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return 0.07294923458726979
+            else
+              return 0.006712007520538788
+            end
+          else
+            return 0.012862559732576174
+          end
+        end
+      else
+        return -0.0011042598866155063
+      end
+    end
+  else
+    if (x[8] or 0) <= 11.500000000000002 then
+      if (x[8] or 0) <= 9.500000000000002 then
+        return -0.0002661688613153772
+      else
+        if x[1] ~= nil and x[1] <= 9.500000000000002 then
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            return 0.0034729695511763465
+          else
+            return -0.036093617630267326
+          end
+        else
+          return -0.0010085967579605486
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 5916.000000000001 then
+        if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+          return 0.0006762471092370088
+        else
+          return 0.01737208109001398
+        end
+      else
+        return -0.029623187564231514
+      end
+    end
+  end
+end
+T[97] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        return 0.008839496396151855
+      else
+        return -0.025739669187012218
+      end
+    else
+      if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.012373737300632787
+        else
+          return -0.01861399962939647
+        end
+      else
+        if x[1] == nil or x[1] <= 8.500000000000002 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return -0.01067935737444615
+            else
+              if (x[9] or 0) <= 1.5000000000000002 then
+                return 0.03498123425791583
+              else
+                return 0.002667160049628595
+              end
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return 0.06704598458262533
+              else
+                return 0.006364035646678233
+              end
+            else
+              return 0.012155866412039133
+            end
+          end
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if x[1] == nil or x[1] <= 48.50000000000001 then
+              return -0.008211535515634485
+            else
+              return 0.019634566777512366
+            end
+          else
+            if x[1] == nil or x[1] <= 18.500000000000004 then
+              return 0.01465605293674659
+            else
+              return -0.024434636488518405
+            end
+          end
+        end
+      end
+    end
+  else
+    return 6.7912225920712e-05
+  end
+end
+T[98] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if (x[9] or 0) <= 1.5000000000000002 then
+      if (x[8] or 0) <= 3.5000000000000004 then
+        return -0.011353682116152914
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if x[1] == nil or x[1] <= 11.500000000000002 then
+              return -0.010063540317090667
+            else
+              return 0.014333049191645462
+            end
+          else
+            if x[1] == nil or x[1] <= 5.500000000000001 then
+              return 0.07388918068494053
+            else
+              return -0.00045205487010697965
+            end
+          end
+        else
+          return -0.00527724597210723
+        end
+      end
+    else
+      if (x[8] or 0) <= 4.500000000000001 then
+        return 0.004000765978313832
+      else
+        if (x[8] or 0) <= 15.500000000000002 then
+          if (x[9] or 0) <= 5.500000000000001 then
+            if x[5] == nil or x[5] <= 150.00000000000003 then
+              if x[1] == nil or x[1] <= 1864.0000000000002 then
+                return -0.029319024436919305
+              else
+                return 0.04617305999440295
+              end
+            else
+              if (x[8] or 0) <= 14.500000000000002 then
+                return 0.017185682242962116
+              else
+                return -0.028556222572028125
+              end
+            end
+          else
+            return 0.015857557611158275
+          end
+        else
+          return -0.00031206489314591543
+        end
+      end
+    end
+  else
+    if (x[9] or 0) <= 1.5000000000000002 then
+      return -0.001905454250377768
+    else
+      return 0.0025960912407625054
+    end
+  end
+end
+T[99] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      if (x[8] or 0) <= 6.500000000000001 then
+        return 0.03629451220089371
+      else
+        return -0.003017788281385864
+      end
+    else
+      return -0.000421492305681225
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[8] or 0) <= 10.500000000000002 then
+            if (x[8] or 0) <= 5.500000000000001 then
+              return 0.0035155549828243663
+            else
+              return 0.020019638696423023
+            end
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              return -0.0034285018940495393
+            else
+              return 0.004661573298507449
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            if (x[8] or 0) <= 16.500000000000004 then
+              return 0.04935920584042122
+            else
+              return 0.0187677921032828
+            end
+          else
+            return -0.0008821058087122747
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.03903009525777043
+          else
+            return 0.030362402279041495
+          end
+        else
+          return -0.04167815394099397
+        end
+      end
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        return 0.024780901124202136
+      else
+        return -0.00857561722140837
+      end
+    end
+  end
+end
+T[100] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if (x[9] or 0) <= 1.5000000000000002 then
+      if (x[8] or 0) <= 3.5000000000000004 then
+        return -0.010826534475769978
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if x[6] == nil or x[6] <= 4.500000000000001 then
+              return -0.014435356888525031
+            else
+              return 0.011857348944355396
+            end
+          else
+            if x[6] == nil or x[6] <= 5.500000000000001 then
+              return 0.06765877626815024
+            else
+              return -0.0004024240481032556
+            end
+          end
+        else
+          return -0.005003551723780315
+        end
+      end
+    else
+      if (x[8] or 0) <= 4.500000000000001 then
+        return 0.0037323431007558906
+      else
+        if (x[8] or 0) <= 15.500000000000002 then
+          if (x[9] or 0) <= 5.500000000000001 then
+            if x[5] == nil or x[5] <= 150.00000000000003 then
+              if x[6] == nil or x[6] <= 1864.0000000000002 then
+                return -0.02833549402604227
+              else
+                return 0.044185128369751005
+              end
+            else
+              if (x[8] or 0) <= 14.500000000000002 then
+                return 0.0162368137845953
+              else
+                return -0.02742601155708398
+              end
+            end
+          else
+            return 0.01505432387682221
+          end
+        else
+          return -0.00027219330790776043
+        end
+      end
+    end
+  else
+    if (x[9] or 0) <= 1.5000000000000002 then
+      return -0.0018305646100235163
+    else
+      return 0.0024414755987869504
+    end
+  end
+end
+T[101] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 57.00000000000001 then
+      if x[1] == nil or x[1] <= 15.500000000000002 then
+        return -0.0005254246715608255
+      else
+        return -0.005814757289734313
+      end
+    else
+      if x[5] == nil or x[5] <= 1530.0000000000002 then
+        if (x[8] or 0) <= 21.500000000000004 then
+          if x[1] == nil or x[1] <= 193.00000000000003 then
+            if (x[8] or 0) <= 9.500000000000002 then
+              if (x[8] or 0) <= 3.5000000000000004 then
+                if (x[8] or 0) <= 1.5000000000000002 then
+                  if (x[8] or 0) <= 1.0000000180025095e-35 then
+                    return 0.007294009765771255
+                  else
+                    return -0.03150124937666019
+                  end
+                else
+                  return 0.023019773459887594
+                end
+              else
+                if x[1] == nil or x[1] <= 96.50000000000001 then
+                  return -0.021350673501116774
+                else
+                  return 0.004765012825468413
+                end
+              end
+            else
+              return 0.011142966512126137
+            end
+          else
+            if (x[8] or 0) <= 8.500000000000002 then
+              if x[1] == nil or x[1] <= 2036.0000000000002 then
+                return -0.0017441658107875222
+              else
+                return 0.03587807680807222
+              end
+            else
+              if x[1] == nil or x[1] <= 866.0000000000001 then
+                return -0.03782280364432098
+              else
+                return -0.0015781059840777835
+              end
+            end
+          end
+        else
+          return -0.01751647460613269
+        end
+      else
+        return 0.015901757767370767
+      end
+    end
+  else
+    return 0.001421667646580393
+  end
+end
+T[102] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if x[1] == nil or x[1] <= 256.50000000000006 then
+      if x[1] ~= nil and x[1] <= 100.50000000000001 then
+        if (x[9] or 0) <= 5.500000000000001 then
+          return 8.048076192475169e-05
+        else
+          return -0.009548751692395267
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.03989191264076152
+            else
+              return -0.019348384715100888
+            end
+          else
+            if x[5] == nil or x[5] <= 1.0000000180025095e-35 then
+              if x[1] ~= nil and x[1] <= 160.50000000000003 then
+                return -0.03658162790444114
+              else
+                if x[1] == nil or x[1] <= 193.00000000000003 then
+                  return 0.07220218274911384
+                else
+                  return -0.01322196368074479
+                end
+              end
+            else
+              return 0.011148876961139701
+            end
+          end
+        else
+          return 0.01988887710458382
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        return -0.019156753828964646
+      else
+        return 3.372563280158973e-05
+      end
+    end
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      return 0.001965748975783418
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.002301842608519147
+        else
+          return 0.0478229848747554
+        end
+      else
+        return -0.00012248752459201017
+      end
+    end
+  end
+end
+T[103] = function(x, c)
+  if x[1] ~= nil and x[1] <= 4.500000000000001 then
+    if (x[8] or 0) <= 17.500000000000004 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        return -0.0048782195885324385
+      else
+        return 6.585488446058468e-05
+      end
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        return -0.010546763773601565
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.02840769776397313
+          else
+            return 0.004987234938969698
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return -0.010083910646532038
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if (x[8] or 0) <= 20.500000000000004 then
+                if (x[8] or 0) <= 18.500000000000004 then
+                  return -0.00801456504399308
+                else
+                  if x[1] == nil or x[1] <= 3.5000000000000004 then
+                    return 0.019806269875107113
+                  else
+                    return 0.05075303353510533
+                  end
+                end
+              else
+                if x[1] == nil or x[1] <= 3.5000000000000004 then
+                  return 0.01023510805412156
+                else
+                  return -0.021052850742355717
+                end
+              end
+            else
+              return -0.0019137954308539235
+            end
+          end
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 5.500000000000001 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        return 0.019593766049291694
+      else
+        return -0.04763987362881797
+      end
+    else
+      return 0.0006021537639872206
+    end
+  end
+end
+T[104] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.01610247384054438
+        else
+          return 0.028333439874093116
+        end
+      else
+        return -0.018162421875518937
+      end
+    else
+      if x[1] == nil or x[1] <= 8.500000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.012959597438366777
+          else
+            if x[1] == nil or x[1] <= 7.500000000000001 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return -0.022704099182305162
+              else
+                return 0.059824845022343656
+              end
+            else
+              return -0.024511471161323503
+            end
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return 0.06137591634909237
+            else
+              return 0.005627079185413026
+            end
+          else
+            if x[1] == nil or x[1] <= 5.500000000000001 then
+              return 0.0004185325953574169
+            else
+              return 0.023981640453823935
+            end
+          end
+        end
+      else
+        return -0.001139365677899506
+      end
+    end
+  else
+    if (x[8] or 0) <= 11.500000000000002 then
+      if (x[8] or 0) <= 9.500000000000002 then
+        return -0.0002716723079512796
+      else
+        return -0.011084459436713242
+      end
+    else
+      return 0.0006304703006170551
+    end
+  end
+end
+T[105] = function(x, c)
+  if x[1] == nil or x[1] <= 193.00000000000003 then
+    if x[1] ~= nil and x[1] <= 128.50000000000003 then
+      return 0.00027643780344102767
+    else
+      if x[1] == nil or x[1] <= 129.50000000000003 then
+        return 0.06604563716903278
+      else
+        return 0.0003144244261506173
+      end
+    end
+  else
+    if (x[8] or 0) <= 18.500000000000004 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if x[1] == nil or x[1] <= 256.50000000000006 then
+            return -0.02447390589393826
+          else
+            if (x[8] or 0) <= 16.500000000000004 then
+              return -0.004050449410768994
+            else
+              return 0.021106908397636133
+            end
+          end
+        else
+          if x[1] == nil or x[1] <= 256.50000000000006 then
+            return 0.028395288306360733
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              return 0.014333655395124822
+            else
+              if x[1] == nil or x[1] <= 1732.0000000000002 then
+                return -0.021218940980824094
+              else
+                return 0.01228951467334517
+              end
+            end
+          end
+        end
+      else
+        return -0.018341002943437053
+      end
+    else
+      if (x[9] or 0) <= 2.5000000000000004 then
+        return 0.0006654760189913115
+      else
+        if x[1] == nil or x[1] <= 490.00000000000006 then
+          return -0.042793237617728824
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            return -0.020915764267578452
+          else
+            return 0.02047225096471858
+          end
+        end
+      end
+    end
+  end
+end
+T[106] = function(x, c)
+  if x[1] ~= nil and x[1] <= 4.500000000000001 then
+    if (x[8] or 0) <= 17.500000000000004 then
+      return -0.0023562740190695743
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        return -0.010108154545757269
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.026643459739243203
+          else
+            return 0.004681627306924699
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return -0.009663781921144352
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if (x[8] or 0) <= 20.500000000000004 then
+                if (x[8] or 0) <= 18.500000000000004 then
+                  return -0.007680994077297477
+                else
+                  if x[1] == nil or x[1] <= 3.5000000000000004 then
+                    return 0.018654089025885334
+                  else
+                    return 0.046773230742993575
+                  end
+                end
+              else
+                if x[1] == nil or x[1] <= 3.5000000000000004 then
+                  return 0.009650856267073071
+                else
+                  return -0.020309250610474925
+                end
+              end
+            else
+              return -0.0018640190265113957
+            end
+          end
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 5.500000000000001 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        if (x[8] or 0) <= 21.500000000000004 then
+          return 0.02211192541368531
+        else
+          return -0.010646189398317397
+        end
+      else
+        return -0.045945049829846436
+      end
+    else
+      return 0.0005663714722153252
+    end
+  end
+end
+T[107] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[5] == nil or x[5] <= 10770.000000000002 then
+      if (x[8] or 0) <= 1.0000000180025095e-35 then
+        if x[5] == nil or x[5] <= 4890.000000000001 then
+          return 0.002352714682715538
+        else
+          return 0.0427111693921217
+        end
+      else
+        if (x[8] or 0) <= 16.500000000000004 then
+          if x[1] ~= nil and x[1] <= 4.500000000000001 then
+            return -0.007579473499105882
+          else
+            return -0.00031621280607852523
+          end
+        else
+          return 0.0012225254815071507
+        end
+      end
+    else
+      return -0.008816890006309988
+    end
+  else
+    if x[5] ~= nil and x[5] <= 14430.000000000002 then
+      if x[1] == nil or x[1] <= 15.500000000000002 then
+        if (x[8] or 0) <= 16.500000000000004 then
+          return 0.018170901887078254
+        else
+          return -0.012129126374545014
+        end
+      else
+        if x[1] == nil or x[1] <= 16.500000000000004 then
+          return 0.06635406685076412
+        else
+          return 0.014802875708552857
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 17640.000000000004 then
+        return -0.035707649427822785
+      else
+        if x[5] == nil or x[5] <= 18030.000000000004 then
+          if (x[8] or 0) <= 14.500000000000002 then
+            return -0.009450552871497361
+          else
+            if (x[8] or 0) <= 16.500000000000004 then
+              return 0.0850517717337761
+            else
+              return -0.007201516484947271
+            end
+          end
+        else
+          return 0.0010517410282445067
+        end
+      end
+    end
+  end
+end
+T[108] = function(x, c)
+  if x[5] == nil or x[5] <= 40200.00000000001 then
+    if x[5] == nil or x[5] <= 35190.00000000001 then
+      if x[5] == nil or x[5] <= 27300.000000000004 then
+        if x[1] == nil or x[1] <= 256.50000000000006 then
+          if x[1] ~= nil and x[1] <= 57.00000000000001 then
+            return -0.0010571521849492866
+          else
+            if x[5] ~= nil and x[5] <= 9060.000000000002 then
+              return 0.013694566686864107
+            else
+              if (x[8] or 0) <= 21.500000000000004 then
+                if (x[8] or 0) <= 9.500000000000002 then
+                  return -0.0036581486560788024
+                else
+                  if x[1] == nil or x[1] <= 129.50000000000003 then
+                    return 0.010687371199413494
+                  else
+                    return -0.024388008015287968
+                  end
+                end
+              else
+                return -0.022432051873521024
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 2430.0000000000005 then
+            if x[1] == nil or x[1] <= 490.00000000000006 then
+              return -0.03763525906468085
+            else
+              if x[5] == nil or x[5] <= 1170.0000000000002 then
+                return -0.0010928618747871356
+              else
+                return 0.03095233083493745
+              end
+            end
+          else
+            return -0.02454804324722168
+          end
+        end
+      else
+        if x[1] ~= nil and x[1] <= 64.50000000000001 then
+          return 0.004278434926826286
+        else
+          return 0.054021044553062184
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 36.50000000000001 then
+        return 0.00945708654271407
+      else
+        return -0.03746828103211968
+      end
+    end
+  else
+    return 0.002196321331312301
+  end
+end
+T[109] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if x[5] == nil or x[5] <= 90.00000000000001 then
+      return -0.012372389582590274
+    else
+      return 0.02715480027359245
+    end
+  else
+    if x[5] == nil or x[5] <= 630.0000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return 0.00223521785994805
+      else
+        if x[6] ~= nil and x[6] <= 4788.000000000001 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 15.500000000000002 then
+              return -0.011832566220014483
+            else
+              return -0.0004667284033651117
+            end
+          else
+            if (x[8] or 0) <= 2.5000000000000004 then
+              return -0.023195119988715873
+            else
+              if (x[8] or 0) <= 3.5000000000000004 then
+                return 0.05456333681000959
+              else
+                if x[6] == nil or x[6] <= 115.00000000000001 then
+                  if x[6] == nil or x[6] <= 8.500000000000002 then
+                    if (x[8] or 0) <= 16.500000000000004 then
+                      return 0.03576442746640401
+                    else
+                      return -0.01704212129820343
+                    end
+                  else
+                    if x[5] ~= nil and x[5] <= 330.00000000000006 then
+                      return 0.0654307958800997
+                    else
+                      return -0.02723509997761568
+                    end
+                  end
+                else
+                  if x[6] == nil or x[6] <= 129.50000000000003 then
+                    return 0.028888035774367268
+                  else
+                    return -0.02185038519182198
+                  end
+                end
+              end
+            end
+          end
+        else
+          return 0.035151166348380225
+        end
+      end
+    else
+      return 0.000890008161427086
+    end
+  end
+end
+T[110] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        return 0.008352317638402591
+      else
+        return -0.024623266809515435
+      end
+    else
+      if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.011117368262229614
+        else
+          return -0.017412364615939792
+        end
+      else
+        if x[1] == nil or x[1] <= 8.500000000000002 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.018518957664123224
+            else
+              return -0.007592659264928386
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return 0.05747816028617029
+              else
+                return 0.0053628445210859976
+              end
+            else
+              return 0.010543136414964788
+            end
+          end
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if x[1] == nil or x[1] <= 48.50000000000001 then
+              return -0.007916473514920868
+            else
+              if x[1] == nil or x[1] <= 74.00000000000001 then
+                return 0.0331041159794112
+              else
+                return 0.009323756830298506
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 74.00000000000001 then
+              return -0.0008500385753848098
+            else
+              return -0.03976909641620091
+            end
+          end
+        end
+      end
+    end
+  else
+    return -4.1424771813788406e-05
+  end
+end
+T[111] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    return -0.0008283177927232831
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.028288167284426277
+    else
+      if x[1] == nil or x[1] <= 2052.0000000000005 then
+        if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+          return -0.0011939665664242255
+        else
+          if x[1] == nil or x[1] <= 17.500000000000004 then
+            if x[1] ~= nil and x[1] <= 16.500000000000004 then
+              return 0.004312796789427732
+            else
+              return 0.06232184223084787
+            end
+          else
+            if x[5] == nil or x[5] <= 40200.00000000001 then
+              if x[5] == nil or x[5] <= 35190.00000000001 then
+                if x[1] == nil or x[1] <= 48.50000000000001 then
+                  if x[1] == nil or x[1] <= 33.50000000000001 then
+                    if x[1] == nil or x[1] <= 32.50000000000001 then
+                      return -0.008654987201259274
+                    else
+                      return 0.03255930100472404
+                    end
+                  else
+                    return -0.034426899196517785
+                  end
+                else
+                  if x[1] == nil or x[1] <= 321.00000000000006 then
+                    if x[5] == nil or x[5] <= 10770.000000000002 then
+                      return 0.01850208114520596
+                    else
+                      return -0.0019570959434734854
+                    end
+                  else
+                    return -0.013670701742845744
+                  end
+                end
+              else
+                if x[1] == nil or x[1] <= 36.50000000000001 then
+                  return 0.012779789057235225
+                else
+                  return -0.035407842632576535
+                end
+              end
+            else
+              return 0.006780647426821113
+            end
+          end
+        end
+      else
+        return -0.021996397292073918
+      end
+    end
+  end
+end
+T[112] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if (x[8] or 0) <= 6.500000000000001 then
+      return 0.03385449807076612
+    else
+      return -0.0032390245561417924
+    end
+  else
+    if x[5] == nil or x[5] <= 630.0000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 3.5000000000000004 then
+          return -0.010234042151722347
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 13.500000000000002 then
+                if x[6] == nil or x[6] <= 4.500000000000001 then
+                  return -0.02222906209118209
+                else
+                  if (x[8] or 0) <= 11.500000000000002 then
+                    return 0.014994434178707714
+                  else
+                    if (x[8] or 0) <= 12.500000000000002 then
+                      return 0.06594127823217948
+                    else
+                      return 0.007642696753412558
+                    end
+                  end
+                end
+              else
+                if x[6] == nil or x[6] <= 74.00000000000001 then
+                  return -0.0003936428276852047
+                else
+                  return -0.03406000079287142
+                end
+              end
+            else
+              if x[6] == nil or x[6] <= 5.500000000000001 then
+                if (x[9] or 0) <= 1.0000000180025095e-35 then
+                  return 0.0075791641629312755
+                else
+                  return 0.0814860836787427
+                end
+              else
+                return 0.002245393151577795
+              end
+            end
+          else
+            return -0.004922084484264099
+          end
+        end
+      else
+        return -0.003484058828523095
+      end
+    else
+      return 0.0008122061422601627
+    end
+  end
+end
+T[113] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if x[5] == nil or x[5] <= 90.00000000000001 then
+      return -0.012019203070596916
+    else
+      return 0.02529915931258249
+    end
+  else
+    if x[5] == nil or x[5] <= 630.0000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return 0.0020551924262297216
+      else
+        if x[1] ~= nil and x[1] <= 4788.000000000001 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            return -0.006004739857884353
+          else
+            if (x[8] or 0) <= 2.5000000000000004 then
+              return -0.021993366939847374
+            else
+              if (x[8] or 0) <= 3.5000000000000004 then
+                return 0.05139629807032692
+              else
+                if x[1] == nil or x[1] <= 115.00000000000001 then
+                  if x[1] == nil or x[1] <= 8.500000000000002 then
+                    if (x[8] or 0) <= 16.500000000000004 then
+                      return 0.033579436484178604
+                    else
+                      return -0.016160253032728573
+                    end
+                  else
+                    if x[5] ~= nil and x[5] <= 330.00000000000006 then
+                      return 0.060722011675139013
+                    else
+                      return -0.026176559438978987
+                    end
+                  end
+                else
+                  if x[1] == nil or x[1] <= 129.50000000000003 then
+                    return 0.02781869245834322
+                  else
+                    return -0.02060413916859605
+                  end
+                end
+              end
+            end
+          end
+        else
+          return 0.03406428790671141
+        end
+      end
+    else
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.0019001828728821678
+      else
+        return 0.002017853766530096
+      end
+    end
+  end
+end
+T[114] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00032379510639969476
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 121.50000000000001 then
+        if x[1] == nil or x[1] <= 63.50000000000001 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            if (x[8] or 0) <= 5.500000000000001 then
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return -0.0004825386190927726
+              else
+                return 0.014131177348578272
+              end
+            else
+              if x[1] == nil or x[1] <= 1.5000000000000002 then
+                return 0.02357296702624316
+              else
+                return 0.003812513870084126
+              end
+            end
+          else
+            if (x[8] or 0) <= 15.500000000000002 then
+              return -0.005768691759013192
+            else
+              return 0.001612051331086938
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.05444098093412378
+          else
+            return 0.006622900896503356
+          end
+        end
+      else
+        if (x[8] or 0) <= 16.500000000000004 then
+          if (x[8] or 0) <= 12.500000000000002 then
+            return -0.02241080162033381
+          else
+            return 0.030311890692060674
+          end
+        else
+          return -0.024573932367988854
+        end
+      end
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if x[1] == nil or x[1] <= 1006.0000000000001 then
+          return 0.032414816349824536
+        else
+          return -0.0035183029459483744
+        end
+      else
+        return -0.009577804627054404
+      end
+    end
+  end
+end
+T[115] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if (x[8] or 0) <= 6.500000000000001 then
+      return 0.03171348222857364
+    else
+      return -0.0034728444022376565
+    end
+  else
+    if x[5] == nil or x[5] <= 630.0000000000001 then
+      return -0.0013221575459487435
+    else
+      if x[1] ~= nil and x[1] <= 4.500000000000001 then
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return -0.00012153580851237891
+          else
+            return 0.0305627615411355
+          end
+        else
+          if x[5] == nil or x[5] <= 1170.0000000000002 then
+            return 0.02145766380009063
+          else
+            if x[5] == nil or x[5] <= 7290.000000000001 then
+              if (x[8] or 0) <= 13.500000000000002 then
+                if (x[8] or 0) <= 8.500000000000002 then
+                  if (x[8] or 0) <= 1.5000000000000002 then
+                    return -0.02312003014079027
+                  else
+                    if x[5] == nil or x[5] <= 5430.000000000001 then
+                      return 0.04717159325442976
+                    else
+                      return -0.005925378618150853
+                    end
+                  end
+                else
+                  return -0.0447604359357699
+                end
+              else
+                if x[5] == nil or x[5] <= 1830.0000000000002 then
+                  return -0.01690536476196341
+                else
+                  if (x[8] or 0) <= 17.500000000000004 then
+                    return 0.05461952168465344
+                  else
+                    return 0.01809201663625398
+                  end
+                end
+              end
+            else
+              return 0.005123879227505703
+            end
+          end
+        end
+      else
+        return 0.0021497396466114904
+      end
+    end
+  end
+end
+T[116] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.015867108579932485
+        else
+          return 0.026244671904477625
+        end
+      else
+        return -0.01666387886842985
+      end
+    else
+      if x[1] == nil or x[1] <= 8.500000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.011794199616825006
+          else
+            if x[1] == nil or x[1] <= 7.500000000000001 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return -0.02121134839134857
+              else
+                return 0.05349970767690644
+              end
+            else
+              return -0.023519515085719166
+            end
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return 0.05416011089313333
+            else
+              return 0.005151332104859004
+            end
+          else
+            if x[1] == nil or x[1] <= 5.500000000000001 then
+              return 0.00039015219810346695
+            else
+              return 0.021840204512278097
+            end
+          end
+        end
+      else
+        if (x[9] or 0) <= 4.500000000000001 then
+          if x[1] == nil or x[1] <= 48.50000000000001 then
+            return -0.008017522128122043
+          else
+            return 0.012629392333357145
+          end
+        else
+          return -0.01163074909110696
+        end
+      end
+    end
+  else
+    return -8.120122149650016e-05
+  end
+end
+T[117] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.0003121365490556394
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      if x[6] == nil or x[6] <= 193.00000000000003 then
+        if x[6] == nil or x[6] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.007326999095517525
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if x[6] == nil or x[6] <= 12.500000000000002 then
+                return 0.01086103814242896
+              else
+                return -0.009786755100901953
+              end
+            else
+              if (x[9] or 0) <= 3.5000000000000004 then
+                return -0.00885094874111745
+              else
+                if (x[8] or 0) <= 21.500000000000004 then
+                  return -0.0009985322364047138
+                else
+                  return 0.01784988770351539
+                end
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.03568720762792307
+          else
+            return -0.0018284467942829238
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return -0.047409280545673525
+          else
+            return 0.023258388734181526
+          end
+        else
+          return -0.03830770972811872
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.000994518007788556
+        else
+          return 0.046193331329399935
+        end
+      else
+        return -0.0008976879523323491
+      end
+    end
+  end
+end
+T[118] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        return 0.008397525721555978
+      else
+        return -0.023607605392278547
+      end
+    else
+      if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.0098845121611323
+        else
+          return -0.01583394414878891
+        end
+      else
+        if x[1] == nil or x[1] <= 8.500000000000002 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.017253172545828747
+            else
+              return -0.006898129381281155
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return 0.05035976905334632
+              else
+                return 0.0049062388038208
+              end
+            else
+              return 0.009772190775039514
+            end
+          end
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if x[1] == nil or x[1] <= 48.50000000000001 then
+              return -0.007164738647399339
+            else
+              if x[1] == nil or x[1] <= 74.00000000000001 then
+                return 0.030536548138023825
+              else
+                return 0.008418072537114211
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 74.00000000000001 then
+              return -5.634153733790835e-05
+            else
+              return -0.03699064955354362
+            end
+          end
+        end
+      end
+    end
+  else
+    return -8.21208581681015e-05
+  end
+end
+T[119] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if x[5] == nil or x[5] <= 90.00000000000001 then
+      return -0.011652771876911073
+    else
+      return 0.023585160786273516
+    end
+  else
+    if x[5] == nil or x[5] <= 630.0000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if x[6] == nil or x[6] <= 4076.0000000000005 then
+          if (x[8] or 0) <= 3.5000000000000004 then
+            return -0.009657247520859566
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              if (x[8] or 0) <= 17.500000000000004 then
+                if x[6] == nil or x[6] <= 4.500000000000001 then
+                  if x[5] == nil or x[5] <= 150.00000000000003 then
+                    return -0.032287624159603096
+                  else
+                    return 0.01077092003811616
+                  end
+                else
+                  if (x[8] or 0) <= 12.500000000000002 then
+                    if (x[8] or 0) <= 11.500000000000002 then
+                      return 0.013811659316324932
+                    else
+                      return 0.06217172258887961
+                    end
+                  else
+                    return -0.00328142821506334
+                  end
+                end
+              else
+                if x[6] == nil or x[6] <= 5.500000000000001 then
+                  if x[5] == nil or x[5] <= 150.00000000000003 then
+                    return 0.07605944621983379
+                  else
+                    return 0.01044433060328849
+                  end
+                else
+                  return 0.003358424852289612
+                end
+              end
+            else
+              return -0.003331789526613664
+            end
+          end
+        else
+          return -0.04322868939969039
+        end
+      else
+        return -0.0031100748368367193
+      end
+    else
+      return 0.000666206283980666
+    end
+  end
+end
+T[120] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if (x[8] or 0) <= 6.500000000000001 then
+      return 0.029745223838014992
+    else
+      return -0.0036505923375867444
+    end
+  else
+    if x[5] == nil or x[5] <= 2130.0000000000005 then
+      if x[1] ~= nil and x[1] <= 57.00000000000001 then
+        if (x[9] or 0) <= 5.500000000000001 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 17.500000000000004 then
+              return -0.005247571250712895
+            else
+              return 0.0010837082735621847
+            end
+          else
+            if (x[8] or 0) <= 7.500000000000001 then
+              if (x[8] or 0) <= 2.5000000000000004 then
+                return 0.0015379135497733442
+              else
+                return 0.045207625637512405
+              end
+            else
+              if (x[8] or 0) <= 12.500000000000002 then
+                return -0.03598932880483944
+              else
+                if x[5] ~= nil and x[5] <= 330.00000000000006 then
+                  return 0.034800419238190126
+                else
+                  return -0.003817448831338107
+                end
+              end
+            end
+          end
+        else
+          return -0.014826971842459395
+        end
+      else
+        if x[5] == nil or x[5] <= 1530.0000000000002 then
+          if (x[8] or 0) <= 21.500000000000004 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.006746497088660106
+            else
+              return -0.0027721880640197583
+            end
+          else
+            return -0.016054569241638176
+          end
+        else
+          return 0.013830174479043111
+        end
+      end
+    else
+      return 0.0009385528698320893
+    end
+  end
+end
+T[121] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 1006.0000000000001 then
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        if x[1] == nil or x[1] <= 584.0000000000001 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return 0.0035190923186766616
+          else
+            return -7.391485320774337e-05
+          end
+        else
+          return -0.029246125208383423
+        end
+      else
+        return 0.04166287670043042
+      end
+    else
+      if (x[8] or 0) <= 13.500000000000002 then
+        if (x[8] or 0) <= 3.5000000000000004 then
+          return -0.0016420148846141534
+        else
+          return -0.027810627776956795
+        end
+      else
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.01739779050532912
+        else
+          return 0.006323057449980097
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 2030.0000000000002 then
+      if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+        return 0.014500271297944315
+      else
+        return 0.058570795606052765
+      end
+    else
+      if (x[8] or 0) <= 4.500000000000001 then
+        return -0.014668719452091174
+      else
+        if (x[8] or 0) <= 8.500000000000002 then
+          return 0.033367175136366986
+        else
+          if x[1] == nil or x[1] <= 5916.000000000001 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.021900151016768506
+            else
+              return 0.0006743866718468941
+            end
+          else
+            return -0.029490478825697164
+          end
+        end
+      end
+    end
+  end
+end
+T[122] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.0003023631076206306
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 121.50000000000001 then
+        if x[1] == nil or x[1] <= 63.50000000000001 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.006339510593806583
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                return 0.01021869410682019
+              else
+                return -0.0052121430752788776
+              end
+            else
+              return -0.0011316679600524588
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.05214853236226541
+          else
+            return 0.006171147447330035
+          end
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            return -0.04078888609980475
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.008340993958595352
+            else
+              if (x[8] or 0) <= 14.500000000000002 then
+                return 0.0552077863241453
+              else
+                return 0.01311908003901968
+              end
+            end
+          end
+        else
+          return -0.03159416983849885
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.0009058913032369906
+        else
+          return 0.045350669815575124
+        end
+      else
+        return -0.000869743535236481
+      end
+    end
+  end
+end
+T[123] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if x[5] == nil or x[5] <= 90.00000000000001 then
+      return -0.01134602358208586
+    else
+      return 0.021979848680274527
+    end
+  else
+    if x[5] == nil or x[5] <= 630.0000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return 0.0019485725671127769
+      else
+        if x[1] ~= nil and x[1] <= 4788.000000000001 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 15.500000000000002 then
+              if (x[8] or 0) <= 3.5000000000000004 then
+                return 0.004850154327830512
+              else
+                if x[5] == nil or x[5] <= 150.00000000000003 then
+                  return -0.02740719802133537
+                else
+                  return 0.005141998884584066
+                end
+              end
+            else
+              return 0.00037603965501073955
+            end
+          else
+            if x[1] == nil or x[1] <= 115.00000000000001 then
+              if x[1] == nil or x[1] <= 8.500000000000002 then
+                return 0.01181421406422552
+              else
+                if x[5] ~= nil and x[5] <= 330.00000000000006 then
+                  return 0.0436204285947974
+                else
+                  return -0.022840956226609217
+                end
+              end
+            else
+              if x[1] == nil or x[1] <= 129.50000000000003 then
+                return 0.02526769237890311
+              else
+                return -0.010223956340451146
+              end
+            end
+          end
+        else
+          return 0.03305558586249129
+        end
+      end
+    else
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.0018892222221325327
+      else
+        return 0.0017486744165015869
+      end
+    end
+  end
+end
+T[124] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if (x[8] or 0) <= 6.500000000000001 then
+      return 0.027906192031849533
+    else
+      return -0.00381526911692072
+    end
+  else
+    if x[5] == nil or x[5] <= 13890.000000000002 then
+      if x[5] == nil or x[5] <= 10770.000000000002 then
+        if (x[8] or 0) <= 1.0000000180025095e-35 then
+          if x[5] == nil or x[5] <= 4890.000000000001 then
+            return 0.0021499035136186163
+          else
+            return 0.03898133471263193
+          end
+        else
+          return -0.000542399384060355
+        end
+      else
+        return -0.008407735824231622
+      end
+    else
+      if x[5] == nil or x[5] <= 14430.000000000002 then
+        if x[1] == nil or x[1] <= 15.500000000000002 then
+          if (x[8] or 0) <= 16.500000000000004 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return -0.001937411557380411
+            else
+              return 0.03803888941101939
+            end
+          else
+            return -0.011840671356066205
+          end
+        else
+          if x[1] == nil or x[1] <= 16.500000000000004 then
+            return 0.06256552414925165
+          else
+            return 0.014192598757928353
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 17640.000000000004 then
+          return -0.03420401073178921
+        else
+          if x[5] == nil or x[5] <= 18030.000000000004 then
+            if x[1] == nil or x[1] <= 3.5000000000000004 then
+              return 0.035799843382433
+            else
+              return -0.003008995194363214
+            end
+          else
+            return 0.0004550209728086494
+          end
+        end
+      end
+    end
+  end
+end
+T[125] = function(x, c)
+  if x[1] ~= nil and x[1] <= 4.500000000000001 then
+    return -0.0008689422123755099
+  else
+    if x[1] == nil or x[1] <= 12.500000000000002 then
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[8] or 0) <= 22.500000000000004 then
+          if x[1] == nil or x[1] <= 5.500000000000001 then
+            return 0.018132262550905064
+          else
+            return -0.0030650290116881244
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return 0.05946729993642241
+          else
+            return -0.007897277441374358
+          end
+        end
+      else
+        if (x[9] or 0) <= 5.500000000000001 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 10.500000000000002 then
+              return -0.0035551474435407075
+            else
+              return 0.012782647214421895
+            end
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              if (x[8] or 0) <= 2.5000000000000004 then
+                return 0.015459318345627276
+              else
+                return 0.050108806251297315
+              end
+            else
+              return -0.0008405471315647978
+            end
+          end
+        else
+          if (x[8] or 0) <= 7.500000000000001 then
+            return 0.018112007985646626
+          else
+            return -0.017075278424756698
+          end
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[8] or 0) <= 5.500000000000001 then
+          return -0.002789184615088922
+        else
+          return 0.0026010489917844886
+        end
+      else
+        return -0.0035394237119369593
+      end
+    end
+  end
+end
+T[126] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00029527666545984735
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[8] or 0) <= 10.500000000000002 then
+            if (x[8] or 0) <= 5.500000000000001 then
+              return 0.0026708910069288224
+            else
+              return 0.017610322834783605
+            end
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              return -0.0038346247386233014
+            else
+              if x[5] == nil or x[5] <= 59370.00000000001 then
+                return -0.02365820041858647
+              else
+                return 0.004475649898188522
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            if (x[8] or 0) <= 16.500000000000004 then
+              return 0.044869814674230055
+            else
+              return 0.015269036809255794
+            end
+          else
+            return -0.0016106579376210758
+          end
+        end
+      else
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[8] or 0) <= 12.500000000000002 then
+            return -0.03169128645002272
+          else
+            return 0.028694944369188992
+          end
+        else
+          return -0.036234518934698305
+        end
+      end
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if x[1] == nil or x[1] <= 1006.0000000000001 then
+          return 0.030294388354930507
+        else
+          return -0.004231503976215404
+        end
+      else
+        return -0.010336286066768327
+      end
+    end
+  end
+end
+T[127] = function(x, c)
+  if x[1] ~= nil and x[1] <= 4.500000000000001 then
+    return -0.0008259280339542786
+  else
+    if x[1] == nil or x[1] <= 12.500000000000002 then
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[8] or 0) <= 22.500000000000004 then
+          if x[1] == nil or x[1] <= 5.500000000000001 then
+            return 0.01718162114452359
+          else
+            return -0.0029003079952288346
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return 0.055142231167364775
+          else
+            return -0.007519066959163038
+          end
+        end
+      else
+        if (x[9] or 0) <= 5.500000000000001 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 10.500000000000002 then
+              return -0.0033841692039107774
+            else
+              return 0.012110193610098867
+            end
+          else
+            if (x[8] or 0) <= 14.500000000000002 then
+              if (x[8] or 0) <= 2.5000000000000004 then
+                return 0.014633487207142899
+              else
+                return 0.04678971359824719
+              end
+            else
+              return -0.0007801552280273969
+            end
+          end
+        else
+          if x[1] == nil or x[1] <= 5.500000000000001 then
+            return -0.0441687725740921
+          else
+            if (x[8] or 0) <= 7.500000000000001 then
+              return 0.024099640217940477
+            else
+              return -0.010775261198728776
+            end
+          end
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        return 0.0012992967434681502
+      else
+        return -0.0033707140522312457
+      end
+    end
+  end
+end
+T[128] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.000290685317592923
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.006630451210568192
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                return 0.009736597456995977
+              else
+                return -0.009319561574549311
+              end
+            else
+              if (x[9] or 0) <= 3.5000000000000004 then
+                return -0.008481437530916151
+              else
+                return 0.0008502623381005177
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.05035553104143904
+            else
+              return 0.020834727685080382
+            end
+          else
+            return -0.0015096882071997982
+          end
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return -0.030823655164738725
+          else
+            return 0.02139743141497599
+          end
+        else
+          return -0.03756908350275032
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.00029925202216431624
+        else
+          return 0.04414253847922729
+        end
+      else
+        return -0.0011639018327249118
+      end
+    end
+  end
+end
+T[129] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if x[5] == nil or x[5] <= 90.00000000000001 then
+      return -0.011142222825862925
+    else
+      return 0.020729996544404713
+    end
+  else
+    if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+      if x[1] == nil or x[1] <= 1006.0000000000001 then
+        if x[1] == nil or x[1] <= 866.0000000000001 then
+          if x[1] == nil or x[1] <= 584.0000000000001 then
+            return 1.722895400370205e-05
+          else
+            return -0.027702132621690714
+          end
+        else
+          return 0.03975080438156637
+        end
+      else
+        if x[5] == nil or x[5] <= 27300.000000000004 then
+          if x[5] == nil or x[5] <= 3570.0000000000005 then
+            return -0.0066909711865560766
+          else
+            return -0.03608549712307288
+          end
+        else
+          return 0.01145064891884014
+        end
+      end
+    else
+      if x[1] == nil or x[1] <= 2030.0000000000002 then
+        if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+          return 0.01698422039571956
+        else
+          return 0.05762593551131079
+        end
+      else
+        if x[5] ~= nil and x[5] <= 10950.000000000002 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return -0.036996095960296016
+          else
+            return 0.010760328017480923
+          end
+        else
+          if x[1] == nil or x[1] <= 4032.0000000000005 then
+            return 0.018256900846036726
+          else
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return -0.03736156691975624
+            else
+              return 0.010164081235784403
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[130] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 57.00000000000001 then
+      if x[1] == nil or x[1] <= 48.50000000000001 then
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          return 0.001523957192276613
+        else
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return 0.02075708081779204
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              if x[5] ~= nil and x[5] <= 1830.0000000000002 then
+                return -0.020086508074558557
+              else
+                if (x[8] or 0) <= 1.0000000180025095e-35 then
+                  return 0.03288072630722999
+                else
+                  if (x[8] or 0) <= 11.500000000000002 then
+                    return -0.028230283697493933
+                  else
+                    if (x[8] or 0) <= 19.500000000000004 then
+                      return 0.020251025055724767
+                    else
+                      return -0.0180505928343302
+                    end
+                  end
+                end
+              end
+            else
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                return 0.004391369770287444
+              else
+                return -0.006474878825095113
+              end
+            end
+          end
+        end
+      else
+        return -0.037077927604411816
+      end
+    else
+      if x[5] == nil or x[5] <= 1530.0000000000002 then
+        if (x[8] or 0) <= 21.500000000000004 then
+          return 0.002130509527700761
+        else
+          return -0.014359054788803281
+        end
+      else
+        return 0.013061344907288329
+      end
+    end
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.026285482344510863
+    else
+      return 0.0006610268430258205
+    end
+  end
+end
+T[131] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.003247881634859331
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.020131675461551743
+            else
+              return -9.012801497717209e-05
+            end
+          else
+            return 0.04624464766382408
+          end
+        else
+          return 0.00011064207128747832
+        end
+      end
+    else
+      if (x[8] or 0) <= 5.500000000000001 then
+        return -0.011509420615399071
+      else
+        if (x[8] or 0) <= 11.500000000000002 then
+          return 0.009406761527587596
+        else
+          return -0.0030702623620775093
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[8] or 0) <= 7.500000000000001 then
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return 0.02384312464474778
+          else
+            return -0.0020386902168714905
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            return -0.011266524806479283
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              return 0.029556077659150738
+            else
+              return -0.002749712346815913
+            end
+          end
+        end
+      else
+        return 0.017149244777362474
+      end
+    else
+      return 1.6619397430253117e-05
+    end
+  end
+end
+T[132] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[5] == nil or x[5] <= 10770.000000000002 then
+      if x[1] ~= nil and x[1] <= 57.00000000000001 then
+        return -0.0008957916952388612
+      else
+        if x[1] == nil or x[1] <= 256.50000000000006 then
+          return 0.004691166926619224
+        else
+          if x[1] == nil or x[1] <= 490.00000000000006 then
+            return -0.03535787083747934
+          else
+            return -0.0022612844770266596
+          end
+        end
+      end
+    else
+      return -0.007923245616490103
+    end
+  else
+    if x[5] == nil or x[5] <= 14430.000000000002 then
+      if x[1] == nil or x[1] <= 15.500000000000002 then
+        if (x[8] or 0) <= 16.500000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.04265343421865018
+          else
+            return -0.0037301306009953983
+          end
+        else
+          return -0.011217283753958836
+        end
+      else
+        if x[1] == nil or x[1] <= 16.500000000000004 then
+          return 0.059590308881145186
+        else
+          return 0.013535893622227811
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 17640.000000000004 then
+        return -0.0327276664548465
+      else
+        if x[5] == nil or x[5] <= 18030.000000000004 then
+          if (x[8] or 0) <= 14.500000000000002 then
+            return -0.00966311422500956
+          else
+            if (x[8] or 0) <= 16.500000000000004 then
+              return 0.07757136293402637
+            else
+              return -0.007667406909259255
+            end
+          end
+        else
+          return 0.00037205924625045714
+        end
+      end
+    end
+  end
+end
+T[133] = function(x, c)
+  if x[5] ~= nil and x[5] <= 150.00000000000003 then
+    if (x[8] or 0) <= 6.500000000000001 then
+      return 0.026413238571933558
+    else
+      return -0.003945881860809518
+    end
+  else
+    if x[5] == nil or x[5] <= 630.0000000000001 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 3.5000000000000004 then
+          return -0.009347442060907825
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 13.500000000000002 then
+                if x[6] == nil or x[6] <= 4.500000000000001 then
+                  return -0.020263642721344625
+                else
+                  return 0.01925788463127988
+                end
+              else
+                if x[6] == nil or x[6] <= 74.00000000000001 then
+                  return -0.00012664758857720666
+                else
+                  return -0.032750271342447006
+                end
+              end
+            else
+              if (x[9] or 0) <= 1.0000000180025095e-35 then
+                return -0.006234998500306954
+              else
+                if x[6] == nil or x[6] <= 7.500000000000001 then
+                  return 0.06864125083513155
+                else
+                  return 0.01402499612501444
+                end
+              end
+            end
+          else
+            return -0.004788471448978775
+          end
+        end
+      else
+        return -0.0027016087881858654
+      end
+    else
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.0017901892588606406
+      else
+        if x[5] == nil or x[5] <= 1530.0000000000002 then
+          return 0.007568552484529874
+        else
+          return 0.0009750357225442536
+        end
+      end
+    end
+  end
+end
+T[134] = function(x, c)
+  if x[6] ~= nil and x[6] <= 1268.0000000000002 then
+    if x[6] == nil or x[6] <= 193.00000000000003 then
+      return 0.00019177662558370021
+    else
+      if x[5] ~= nil and x[5] <= 2430.0000000000005 then
+        return 0.021544586691616116
+      else
+        if x[5] == nil or x[5] <= 21630.000000000004 then
+          return -0.013620938663847441
+        else
+          if x[5] == nil or x[5] <= 40200.00000000001 then
+            return 0.0627845303763204
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if (x[9] or 0) <= 1.5000000000000002 then
+                return -0.01472525646620658
+              else
+                return 0.01928853376828886
+              end
+            else
+              return -0.018158369780688122
+            end
+          end
+        end
+      end
+    end
+  else
+    if x[6] == nil or x[6] <= 1356.0000000000002 then
+      return 0.04000446818134813
+    else
+      if x[5] == nil or x[5] <= 2430.0000000000005 then
+        if (x[8] or 0) <= 17.500000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return 0.03409653893292928
+          else
+            return 0.004112359379111238
+          end
+        else
+          if x[6] == nil or x[6] <= 4076.0000000000005 then
+            return 0.010940514683197273
+          else
+            return -0.022092406031768194
+          end
+        end
+      else
+        if x[5] == nil or x[5] <= 3660.0000000000005 then
+          return -0.029624425220370006
+        else
+          if x[6] == nil or x[6] <= 2052.0000000000005 then
+            return 0.02329159559229081
+          else
+            return -0.01816225927486952
+          end
+        end
+      end
+    end
+  end
+end
+T[135] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.0029998279103610587
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 10.500000000000002 then
+              return 0.02078720998773064
+            else
+              return 0.0013826027650003345
+            end
+          else
+            return 0.04349506065783269
+          end
+        else
+          return 7.990728099928757e-05
+        end
+      end
+    else
+      if (x[8] or 0) <= 19.500000000000004 then
+        return -0.005812636843631595
+      else
+        return 0.0028877267395854235
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            if (x[9] or 0) <= 3.5000000000000004 then
+              return 0.018588532776659415
+            else
+              return -0.003680824535127542
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              return -0.015044719683864703
+            else
+              if (x[9] or 0) <= 4.500000000000001 then
+                return 0.032154134627027285
+              else
+                return -0.012465647364956162
+              end
+            end
+          end
+        else
+          return 0.012961433483954794
+        end
+      else
+        return 0.02029244929498858
+      end
+    else
+      return 1.057709772061575e-05
+    end
+  end
+end
+T[136] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 193.00000000000003 then
+      if x[1] == nil or x[1] <= 128.50000000000003 then
+        return 8.155704788232668e-05
+      else
+        if x[1] == nil or x[1] <= 154.00000000000003 then
+          return 0.03994489767242222
+        else
+          return 0.0035795555471135987
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[8] or 0) <= 15.500000000000002 then
+            if x[1] == nil or x[1] <= 364.00000000000006 then
+              return -0.02722690252229237
+            else
+              return -0.00474879250031192
+            end
+          else
+            return 0.004683425424293573
+          end
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.021442083667096323
+          else
+            return -0.03316503331850876
+          end
+        end
+      else
+        if (x[8] or 0) <= 7.500000000000001 then
+          if x[1] == nil or x[1] <= 321.00000000000006 then
+            return 0.03044177522442363
+          else
+            return -0.01734573377721938
+          end
+        else
+          if x[1] == nil or x[1] <= 490.00000000000006 then
+            return -0.03715928901649698
+          else
+            return -0.007361370807732737
+          end
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 2030.0000000000002 then
+      if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+        return 0.012074688110326776
+      else
+        return 0.05629419925587148
+      end
+    else
+      return -0.0008732408452139615
+    end
+  end
+end
+T[137] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if (x[8] or 0) <= 14.500000000000002 then
+      if x[5] ~= nil and x[5] <= 510.00000000000006 then
+        return 0.011404272510284072
+      else
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          if (x[8] or 0) <= 5.500000000000001 then
+            if x[6] == nil or x[6] <= 4.500000000000001 then
+              return 0.021430018319080396
+            else
+              return -0.017185379847015386
+            end
+          else
+            return 0.01656871673249197
+          end
+        else
+          if (x[8] or 0) <= 3.5000000000000004 then
+            return 0.0013151016237578654
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[5] == nil or x[5] <= 10350.000000000002 then
+                if x[6] ~= nil and x[6] <= 10.500000000000002 then
+                  return -0.022415027871831916
+                else
+                  if (x[9] or 0) <= 1.5000000000000002 then
+                    if x[6] == nil or x[6] <= 16.500000000000004 then
+                      return 0.048870284021530964
+                    else
+                      return -0.008872347597018939
+                    end
+                  else
+                    if x[5] == nil or x[5] <= 4260.000000000001 then
+                      return -0.02129628618510167
+                    else
+                      if (x[8] or 0) <= 7.500000000000001 then
+                        return -0.0047006780615557915
+                      else
+                        return 0.07035607321034291
+                      end
+                    end
+                  end
+                end
+              else
+                return 0.003227923479873498
+              end
+            else
+              return 0.0029731972429324696
+            end
+          end
+        end
+      end
+    else
+      return 0.0006454552587453781
+    end
+  else
+    return 0.001536389208206258
+  end
+end
+T[138] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    if (x[8] or 0) <= 14.500000000000002 then
+      if x[5] ~= nil and x[5] <= 510.00000000000006 then
+        return 0.010795641775782912
+      else
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          if (x[8] or 0) <= 3.5000000000000004 then
+            if x[5] ~= nil and x[5] <= 14430.000000000002 then
+              if x[5] == nil or x[5] <= 7170.000000000001 then
+                return -0.012436204330049746
+              else
+                return 0.04855252109445575
+              end
+            else
+              return -0.03280154406707072
+            end
+          else
+            if x[5] == nil or x[5] <= 510.00000000000006 then
+              return 0.027676431820391773
+            else
+              return 0.0019323888395591658
+            end
+          end
+        else
+          if (x[8] or 0) <= 3.5000000000000004 then
+            return 0.0012487327408265121
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[5] == nil or x[5] <= 10350.000000000002 then
+                if x[1] ~= nil and x[1] <= 10.500000000000002 then
+                  if x[5] ~= nil and x[5] <= 3660.0000000000005 then
+                    return -0.007070035964048094
+                  else
+                    return -0.031843501780508314
+                  end
+                else
+                  return -0.00767176205225775
+                end
+              else
+                return 0.0030644177311828294
+              end
+            else
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                return 0.017734461436499063
+              else
+                return -0.004949878575489404
+              end
+            end
+          end
+        end
+      end
+    else
+      return 0.0006130406526794681
+    end
+  else
+    return 0.0014595262059663144
+  end
+end
+T[139] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.002991730759783609
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if x[5] == nil or x[5] <= 23700.000000000004 then
+              return -0.011348206028694453
+            else
+              if (x[8] or 0) <= 12.500000000000002 then
+                return 0.03287075091124662
+              else
+                return 0.004831392768607576
+              end
+            end
+          else
+            return 0.04089907408396856
+          end
+        else
+          if x[5] == nil or x[5] <= 13890.000000000002 then
+            return 0.023681708582094754
+          else
+            return -0.010423538426075185
+          end
+        end
+      end
+    else
+      if (x[8] or 0) <= 5.500000000000001 then
+        return -0.010897086020212388
+      else
+        return -0.0019609437915716846
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        if (x[8] or 0) <= 14.500000000000002 then
+          return 0.017134772040171355
+        else
+          if (x[8] or 0) <= 16.500000000000004 then
+            return -0.05545362839078837
+          else
+            return 0.0018267577392805962
+          end
+        end
+      else
+        if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+          return 0.0065434053773997004
+        else
+          return 0.025183030774400678
+        end
+      end
+    else
+      return 4.710675055329632e-05
+    end
+  end
+end
+T[140] = function(x, c)
+  if x[6] ~= nil and x[6] <= 40.50000000000001 then
+    if x[6] == nil or x[6] <= 36.50000000000001 then
+      return -0.00015147055248363145
+    else
+      return -0.022584138337383326
+    end
+  else
+    if x[6] == nil or x[6] <= 50.50000000000001 then
+      if x[5] == nil or x[5] <= 40200.00000000001 then
+        return 0.012978262121097926
+      else
+        return 0.06158459772132187
+      end
+    else
+      if x[6] == nil or x[6] <= 57.00000000000001 then
+        return -0.03182562324970297
+      else
+        if x[5] ~= nil and x[5] <= 9060.000000000002 then
+          if x[6] == nil or x[6] <= 321.00000000000006 then
+            return 0.011491696085468154
+          else
+            if x[5] == nil or x[5] <= 1830.0000000000002 then
+              return 0.015628047009638286
+            else
+              return -0.02814281403370778
+            end
+          end
+        else
+          if x[5] ~= nil and x[5] <= 43350.00000000001 then
+            if x[5] == nil or x[5] <= 35190.00000000001 then
+              return -0.001716628829594296
+            else
+              if x[6] == nil or x[6] <= 115.00000000000001 then
+                return -0.03900074380508634
+              else
+                if x[5] ~= nil and x[5] <= 38100.00000000001 then
+                  return -0.04326534948882244
+                else
+                  return 0.009107519753276902
+                end
+              end
+            end
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              return 0.0034508006171124236
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return 0.003873233686766338
+              else
+                return -0.019934967751855284
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[141] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 24.500000000000004 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.0019838539057880113
+          else
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return 0.021869212848784614
+            else
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return -0.010855923028500886
+              else
+                if x[1] == nil or x[1] <= 12.500000000000002 then
+                  if (x[9] or 0) <= 1.0000000180025095e-35 then
+                    if x[5] == nil or x[5] <= 1530.0000000000002 then
+                      return 0.04886620532503843
+                    else
+                      return -0.002918027355336616
+                    end
+                  else
+                    if x[1] == nil or x[1] <= 8.500000000000002 then
+                      return -0.0033853990754515724
+                    else
+                      return 0.03439283432014415
+                    end
+                  end
+                else
+                  if (x[9] or 0) <= 2.5000000000000004 then
+                    if (x[9] or 0) <= 1.0000000180025095e-35 then
+                      return -0.021695709019798746
+                    else
+                      return 0.004869614401065594
+                    end
+                  else
+                    return -0.020849253319610166
+                  end
+                end
+              end
+            end
+          end
+        else
+          return 0.012502096988389083
+        end
+      else
+        return -0.014713148125126925
+      end
+    else
+      return 0.0017278886106501608
+    end
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.024787836564918026
+    else
+      return 0.0005996092149089063
+    end
+  end
+end
+T[142] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    return -0.0012939692340089815
+  else
+    if x[5] == nil or x[5] <= 2130.0000000000005 then
+      return -0.000559487492597059
+    else
+      if x[1] == nil or x[1] <= 17.500000000000004 then
+        if x[1] ~= nil and x[1] <= 16.500000000000004 then
+          return 0.003776634999147771
+        else
+          return 0.05896526834268199
+        end
+      else
+        if x[5] == nil or x[5] <= 36150.00000000001 then
+          if x[5] == nil or x[5] <= 35190.00000000001 then
+            if x[1] == nil or x[1] <= 48.50000000000001 then
+              if x[1] == nil or x[1] <= 33.50000000000001 then
+                if x[1] == nil or x[1] <= 32.50000000000001 then
+                  return -0.008344821125885594
+                else
+                  return 0.03065744169855411
+                end
+              else
+                return -0.03198412979947425
+              end
+            else
+              if x[1] == nil or x[1] <= 321.00000000000006 then
+                if x[5] == nil or x[5] <= 10770.000000000002 then
+                  if (x[8] or 0) <= 10.500000000000002 then
+                    return 0.027431463332672767
+                  else
+                    return 0.005060320846169214
+                  end
+                else
+                  return -0.0023101707590420526
+                end
+              else
+                if x[5] == nil or x[5] <= 10950.000000000002 then
+                  return -0.022178959635684597
+                else
+                  return 0.011098087585282392
+                end
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 36.50000000000001 then
+              return 0.00681656800497769
+            else
+              return -0.038661197061235664
+            end
+          end
+        else
+          return 0.00466512939325599
+        end
+      end
+    end
+  end
+end
+T[143] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 1006.0000000000001 then
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        if x[1] == nil or x[1] <= 584.0000000000001 then
+          if x[5] ~= nil and x[5] <= 150.00000000000003 then
+            if x[5] == nil or x[5] <= 90.00000000000001 then
+              return -0.008391833139795744
+            else
+              return 0.019164862132988656
+            end
+          else
+            if x[5] == nil or x[5] <= 2130.0000000000005 then
+              return -0.0008168017383321909
+            else
+              return 0.0008616107746543585
+            end
+          end
+        else
+          return -0.026045698557060903
+        end
+      else
+        return 0.03873347787450624
+      end
+    else
+      if x[5] ~= nil and x[5] <= 21630.000000000004 then
+        return -0.024363352595777467
+      else
+        return -0.0033439335807620867
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 1356.0000000000002 then
+      return 0.038198293611207204
+    else
+      if x[5] == nil or x[5] <= 2430.0000000000005 then
+        if x[1] == nil or x[1] <= 4032.0000000000005 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return 0.029616901471399157
+          else
+            return 0.00224548140135439
+          end
+        else
+          if x[1] == nil or x[1] <= 7748.000000000001 then
+            return -0.02377677893001097
+          else
+            return 0.015495815841626083
+          end
+        end
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return -0.022451866465723152
+        else
+          return 0.005786896120901424
+        end
+      end
+    end
+  end
+end
+T[144] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.0028621391118779714
+      else
+        return 0.009382294291520675
+      end
+    else
+      return -0.003596765975998418
+    end
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.0058849475033574275
+          else
+            return -0.033981882677619306
+          end
+        else
+          return 0.007701507454557033
+        end
+      else
+        if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+          return 0.006008043864864043
+        else
+          return 0.023788069212132373
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        return 0.005898439430693253
+      else
+        if x[5] ~= nil and x[5] <= 630.0000000000001 then
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            return 0.03719197961669681
+          else
+            return -0.019447892898417047
+          end
+        else
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.007835459355789052
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              if x[5] ~= nil and x[5] <= 1830.0000000000002 then
+                return -0.018992734739174184
+              else
+                return -0.0020309068690109004
+              end
+            else
+              return 0.0008790372185007244
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[145] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 193.00000000000003 then
+      if x[1] == nil or x[1] <= 128.50000000000003 then
+        return 6.93314996941939e-05
+      else
+        if x[1] == nil or x[1] <= 154.00000000000003 then
+          return 0.03759000476249256
+        else
+          return 0.003233811606249424
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[8] or 0) <= 15.500000000000002 then
+            if x[1] == nil or x[1] <= 364.00000000000006 then
+              return -0.026423876674025983
+            else
+              if x[1] == nil or x[1] <= 516.0000000000001 then
+                return 0.011526871302614873
+              else
+                return -0.01725528443659825
+              end
+            end
+          else
+            return 0.004239233867271277
+          end
+        else
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.02034260211011284
+          else
+            return -0.031207779505771346
+          end
+        end
+      else
+        if (x[8] or 0) <= 7.500000000000001 then
+          if x[1] == nil or x[1] <= 321.00000000000006 then
+            return 0.028260646942356738
+          else
+            return -0.016359510888384915
+          end
+        else
+          if x[1] == nil or x[1] <= 490.00000000000006 then
+            return -0.035492917109970025
+          else
+            return -0.006747079961381831
+          end
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 1356.0000000000002 then
+      return 0.03665547046431681
+    else
+      return 0.0015037287365318923
+    end
+  end
+end
+T[146] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.002725278353061229
+      else
+        if (x[8] or 0) <= 21.500000000000004 then
+          return 0.010960922475542527
+        else
+          return -0.010519356306780206
+        end
+      end
+    else
+      if (x[8] or 0) <= 19.500000000000004 then
+        if x[5] == nil or x[5] <= 21570.000000000004 then
+          if x[5] == nil or x[5] <= 16500.000000000004 then
+            if (x[9] or 0) <= 3.5000000000000004 then
+              return 0.006946492273375297
+            else
+              return -0.011368795547829047
+            end
+          else
+            return 0.05857969126161087
+          end
+        else
+          if x[5] == nil or x[5] <= 27300.000000000004 then
+            return -0.025572724532636024
+          else
+            return -0.004923995119585762
+          end
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if x[5] == nil or x[5] <= 2430.0000000000005 then
+            return 0.02192896368897845
+          else
+            return -0.014243692522026057
+          end
+        else
+          if (x[9] or 0) <= 5.500000000000001 then
+            if x[5] == nil or x[5] <= 13890.000000000002 then
+              return -0.009543228601071358
+            else
+              if x[5] == nil or x[5] <= 23700.000000000004 then
+                return 0.04629440965187395
+              else
+                return 0.012848463793015541
+              end
+            end
+          else
+            return -0.008024818508542756
+          end
+        end
+      end
+    end
+  else
+    return 0.00034404465467968476
+  end
+end
+T[147] = function(x, c)
+  if (x[8] or 0) <= 21.500000000000004 then
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if (x[8] or 0) <= 17.500000000000004 then
+        if x[1] == nil or x[1] <= 96.50000000000001 then
+          return -0.000661882918271625
+        else
+          if x[1] == nil or x[1] <= 129.50000000000003 then
+            return 0.03406981685119439
+          else
+            return -0.00513736655043229
+          end
+        end
+      else
+        return -0.0095614591909765
+      end
+    else
+      if (x[8] or 0) <= 17.500000000000004 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            return 0.001454149642996212
+          else
+            return -0.006333139782121995
+          end
+        else
+          return 0.0012788635449236428
+        end
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.008924478363197352
+        else
+          if x[1] == nil or x[1] <= 193.00000000000003 then
+            return 0.0012429959852125756
+          else
+            return -0.02370480427631477
+          end
+        end
+      end
+    end
+  else
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if x[1] == nil or x[1] <= 9.500000000000002 then
+        if x[1] ~= nil and x[1] <= 6.500000000000001 then
+          if x[1] == nil or x[1] <= 1.5000000000000002 then
+            return -0.01930607622154366
+          else
+            return 0.007027856885297912
+          end
+        else
+          return 0.04470123137743284
+        end
+      else
+        return -0.00822336562993071
+      end
+    else
+      return -0.0036116631433335718
+    end
+  end
+end
+T[148] = function(x, c)
+  if (x[8] or 0) <= 14.500000000000002 then
+    if x[5] ~= nil and x[5] <= 510.00000000000006 then
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.0048565230899562965
+        else
+          return 0.029496251397691572
+        end
+      else
+        if (x[8] or 0) <= 2.5000000000000004 then
+          return -0.03422414352158123
+        else
+          return 0.009347674958336357
+        end
+      end
+    else
+      return -0.0012711499173627921
+    end
+  else
+    if x[5] ~= nil and x[5] <= 870.0000000000001 then
+      if (x[8] or 0) <= 16.500000000000004 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return -0.004764320836174848
+          else
+            return -0.05116594003925186
+          end
+        else
+          return 0.003488582059416857
+        end
+      else
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          return 0.007111926104352366
+        else
+          return -0.009173044525521295
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+        return 0.008385080642504261
+      else
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          if (x[8] or 0) <= 22.500000000000004 then
+            return -0.006453604088428263
+          else
+            if x[5] == nil or x[5] <= 1530.0000000000002 then
+              return 0.04119690517840768
+            else
+              return -0.005113493546625575
+            end
+          end
+        else
+          return 0.0014682071461479607
+        end
+      end
+    end
+  end
+end
+T[149] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 24.500000000000004 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.0017592950741225637
+          else
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return 0.020574346442543648
+            else
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return -0.010037527513542019
+              else
+                if x[1] == nil or x[1] <= 12.500000000000002 then
+                  if (x[9] or 0) <= 1.0000000180025095e-35 then
+                    if x[5] == nil or x[5] <= 1530.0000000000002 then
+                      return 0.043352804789463795
+                    else
+                      return -0.0028215186917254797
+                    end
+                  else
+                    if x[1] == nil or x[1] <= 8.500000000000002 then
+                      return -0.0032699590645994727
+                    else
+                      return 0.03217849484963219
+                    end
+                  end
+                else
+                  return -0.008394352718329529
+                end
+              end
+            end
+          end
+        else
+          return 0.011790308243700044
+        end
+      else
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 150.00000000000003 then
+            return 0.06012895706775615
+          else
+            return -0.013012499300973741
+          end
+        else
+          return -0.026257844179184323
+        end
+      end
+    else
+      return 0.0016253113070797281
+    end
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.023364851668576807
+    else
+      return 0.000545738602643633
+    end
+  end
+end
+T[150] = function(x, c)
+  if (x[8] or 0) <= 21.500000000000004 then
+    return 0.00024299665783986598
+  else
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if x[5] == nil or x[5] <= 150.00000000000003 then
+        if x[1] == nil or x[1] <= 15.500000000000002 then
+          return 0.050910474223530025
+        else
+          return -0.01724548001589497
+        end
+      else
+        return -0.0022765915789848255
+      end
+    else
+      if x[5] == nil or x[5] <= 510.00000000000006 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          if (x[8] or 0) <= 22.500000000000004 then
+            return -0.004089196183001932
+          else
+            if x[1] == nil or x[1] <= 63.50000000000001 then
+              return -0.018692669210783042
+            else
+              return -0.06205581083235251
+            end
+          end
+        else
+          if (x[9] or 0) <= 2.5000000000000004 then
+            if (x[8] or 0) <= 22.500000000000004 then
+              return -0.012752476019557646
+            else
+              if x[1] == nil or x[1] <= 18.500000000000004 then
+                return 0.01614168337386104
+              else
+                return 0.06192156521836154
+              end
+            end
+          else
+            if x[1] ~= nil and x[1] <= 490.00000000000006 then
+              return -0.020344530623169176
+            else
+              return 0.03703754376479425
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 16.500000000000004 then
+          if x[5] == nil or x[5] <= 1350.0000000000002 then
+            return 0.010450709512712816
+          else
+            return -0.005038886265582863
+          end
+        else
+          return 0.006873155643916343
+        end
+      end
+    end
+  end
+end
+T[151] = function(x, c)
+  if (x[8] or 0) <= 14.500000000000002 then
+    if x[5] ~= nil and x[5] <= 510.00000000000006 then
+      if x[1] == nil or x[1] <= 1.5000000000000002 then
+        return -0.01755366265640587
+      else
+        if (x[8] or 0) <= 3.5000000000000004 then
+          return 0.0027801376551605484
+        else
+          if x[1] == nil or x[1] <= 7.500000000000001 then
+            return 0.012288510524898686
+          else
+            return 0.0395755587548223
+          end
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 40200.00000000001 then
+        if x[1] ~= nil and x[1] <= 4.500000000000001 then
+          if x[5] ~= nil and x[5] <= 870.0000000000001 then
+            return 0.024762374501791827
+          else
+            return -0.007772788615892508
+          end
+        else
+          return -0.000830316778947945
+        end
+      else
+        return 0.0024886092215154272
+      end
+    end
+  else
+    if x[5] ~= nil and x[5] <= 870.0000000000001 then
+      if (x[8] or 0) <= 16.500000000000004 then
+        if x[1] == nil or x[1] <= 2.5000000000000004 then
+          if x[1] == nil or x[1] <= 1.5000000000000002 then
+            return 0.0052206064465703484
+          else
+            return -0.053014511130146325
+          end
+        else
+          return -0.005628166194992283
+        end
+      else
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          return 0.006708200586063847
+        else
+          return -0.008736814544331336
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+        return 0.00779866571097234
+      else
+        return 0.0005682299045737218
+      end
+    end
+  end
+end
+T[152] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[5] == nil or x[5] <= 9930.000000000002 then
+      if x[5] == nil or x[5] <= 4890.000000000001 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return -0.046635472604902264
+        else
+          if x[5] ~= nil and x[5] <= 3660.0000000000005 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.015137048943576587
+            else
+              if x[1] == nil or x[1] <= 5.500000000000001 then
+                if x[1] == nil or x[1] <= 3.5000000000000004 then
+                  return 0.016757595792962123
+                else
+                  return -0.022393972713069532
+                end
+              else
+                if x[1] == nil or x[1] <= 25.500000000000004 then
+                  return 0.025270209568197505
+                else
+                  return -0.0025827912096203698
+                end
+              end
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 15.500000000000002 then
+                return 0.04747351994803048
+              else
+                if x[1] == nil or x[1] <= 57.00000000000001 then
+                  return -0.004750902407984413
+                else
+                  return 0.0248612456802228
+                end
+              end
+            else
+              return -0.011603245642074508
+            end
+          end
+        end
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.05910513772545877
+        else
+          return 0.007129599757442382
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        return -0.01651938836502511
+      else
+        return 0.005529147261593988
+      end
+    end
+  else
+    return -0.00013500373220982686
+  end
+end
+T[153] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.002448986571163653
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.016263792142381186
+            else
+              return -0.001140651311215826
+            end
+          else
+            return 0.03670094998099164
+          end
+        else
+          return -0.001170554961268886
+        end
+      end
+    else
+      if (x[8] or 0) <= 5.500000000000001 then
+        return -0.009920736890051294
+      else
+        if (x[8] or 0) <= 11.500000000000002 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 8.500000000000002 then
+              return -0.034798738685882645
+            else
+              return 0.017389541164253515
+            end
+          else
+            return 0.027794145589228617
+          end
+        else
+          if (x[8] or 0) <= 19.500000000000004 then
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if (x[8] or 0) <= 18.500000000000004 then
+                return 0.006362711438719353
+              else
+                return -0.02473829408529017
+              end
+            else
+              return -0.009335756879794271
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              return -0.007788936639449512
+            else
+              return 0.007553519292920023
+            end
+          end
+        end
+      end
+    end
+  else
+    return 0.0003279665795758216
+  end
+end
+T[154] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 24.500000000000004 then
+      if x[1] == nil or x[1] <= 15.500000000000002 then
+        if x[5] == nil or x[5] <= 1530.0000000000002 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if x[1] == nil or x[1] <= 11.500000000000002 then
+              return -0.0023533273662665454
+            else
+              return 0.027764607160383342
+            end
+          else
+            if x[5] ~= nil and x[5] <= 870.0000000000001 then
+              return -0.002565405999372345
+            else
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return 0.0030280088484962503
+              else
+                return 0.017239399132229452
+              end
+            end
+          end
+        else
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return 0.017971121372125025
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return -0.017732729751284364
+            else
+              return 4.516148579367642e-05
+            end
+          end
+        end
+      else
+        if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+          if x[1] == nil or x[1] <= 17.500000000000004 then
+            return 0.017839919097543483
+          else
+            return -0.02439946623610702
+          end
+        else
+          return -0.009574932224462249
+        end
+      end
+    else
+      return 0.0015463081889654977
+    end
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.022148670078180967
+    else
+      if x[1] == nil or x[1] <= 4788.000000000001 then
+        return 0.0006213638669383026
+      else
+        return -0.02829704660277902
+      end
+    end
+  end
+end
+T[155] = function(x, c)
+  if (x[8] or 0) <= 21.500000000000004 then
+    if (x[8] or 0) <= 14.500000000000002 then
+      if x[5] ~= nil and x[5] <= 510.00000000000006 then
+        if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+          return -0.01655675467599272
+        else
+          if (x[8] or 0) <= 3.5000000000000004 then
+            return 0.0027536564608739806
+          else
+            if x[1] == nil or x[1] <= 7.500000000000001 then
+              return 0.011741522512242433
+            else
+              return 0.03720237055137409
+            end
+          end
+        end
+      else
+        return -0.0011756590518576322
+      end
+    else
+      if x[5] ~= nil and x[5] <= 630.0000000000001 then
+        if (x[8] or 0) <= 16.500000000000004 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            if x[1] == nil or x[1] <= 1.5000000000000002 then
+              return 0.008331906339043016
+            else
+              return -0.05147550033385623
+            end
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return 0.022254144792720393
+            else
+              return -0.01617998770781412
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 510.00000000000006 then
+            return 0.005422423448764829
+          else
+            if x[1] == nil or x[1] <= 5.500000000000001 then
+              if x[1] == nil or x[1] <= 3.5000000000000004 then
+                return -0.010249282912404466
+              else
+                return 0.030678539198323796
+              end
+            else
+              return -0.0207955846481409
+            end
+          end
+        end
+      else
+        return 0.001671631964471796
+      end
+    end
+  else
+    return -0.0017216149594665036
+  end
+end
+T[156] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 193.00000000000003 then
+      if x[1] == nil or x[1] <= 128.50000000000003 then
+        return 5.426256874114378e-05
+      else
+        if x[5] == nil or x[5] <= 1530.0000000000002 then
+          return 0.0012093459465482431
+        else
+          return 0.03888342266739275
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 2430.0000000000005 then
+        return 0.020835630013879475
+      else
+        if x[5] == nil or x[5] <= 21630.000000000004 then
+          if x[5] ~= nil and x[5] <= 3660.0000000000005 then
+            return -0.04248835963523535
+          else
+            if x[5] == nil or x[5] <= 17640.000000000004 then
+              if x[1] == nil or x[1] <= 866.0000000000001 then
+                if x[1] == nil or x[1] <= 256.50000000000006 then
+                  return -0.0025604930233071458
+                else
+                  return -0.023996423810543187
+                end
+              else
+                return 0.0009494939067146232
+              end
+            else
+              return -0.03678301274194035
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 40200.00000000001 then
+            return 0.06055114307100304
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if (x[9] or 0) <= 1.5000000000000002 then
+                return -0.013865401303227136
+              else
+                return 0.017596842492235795
+              end
+            else
+              return -0.015946914927020644
+            end
+          end
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 1356.0000000000002 then
+      return 0.035202065482866085
+    else
+      return 0.0015107509521392315
+    end
+  end
+end
+T[157] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return -0.007682225570985477
+    else
+      if x[1] == nil or x[1] <= 8.500000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.011116126978592654
+          else
+            if x[1] == nil or x[1] <= 7.500000000000001 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                return -0.020350214088956427
+              else
+                return 0.04472529237239862
+              end
+            else
+              return -0.02255956006979335
+            end
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return 0.045569553199766855
+            else
+              return 0.0032853534944053964
+            end
+          else
+            return 0.008110253182186894
+          end
+        end
+      else
+        return -0.0010289589731656112
+      end
+    end
+  else
+    if (x[8] or 0) <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        if x[1] == nil or x[1] <= 38.50000000000001 then
+          return -0.007420486991352815
+        else
+          return -0.021668282547069852
+        end
+      else
+        if x[1] == nil or x[1] <= 100.50000000000001 then
+          if x[1] == nil or x[1] <= 16.500000000000004 then
+            return -0.001083225907248429
+          else
+            return 0.017624871570746888
+          end
+        else
+          return -0.01991721819529104
+        end
+      end
+    else
+      return 4.092468166317346e-05
+    end
+  end
+end
+T[158] = function(x, c)
+  if (x[8] or 0) <= 21.500000000000004 then
+    return 0.0002255001441984473
+  else
+    if x[5] ~= nil and x[5] <= 510.00000000000006 then
+      if x[1] == nil or x[1] <= 6.500000000000001 then
+        return 0.0020954761158114687
+      else
+        return -0.02409928777907544
+      end
+    else
+      if x[5] ~= nil and x[5] <= 1350.0000000000002 then
+        if (x[8] or 0) <= 22.500000000000004 then
+          return 0.01683361759422033
+        else
+          if x[1] == nil or x[1] <= 3.5000000000000004 then
+            return 0.01558891137082018
+          else
+            return -0.013852033328389
+          end
+        end
+      else
+        if x[1] ~= nil and x[1] <= 5.500000000000001 then
+          return -0.005658816617557374
+        else
+          if x[1] == nil or x[1] <= 60.50000000000001 then
+            if x[5] ~= nil and x[5] <= 50700.00000000001 then
+              return -0.002459361323598925
+            else
+              if x[1] == nil or x[1] <= 12.500000000000002 then
+                if (x[8] or 0) <= 22.500000000000004 then
+                  return 0.002086935434676325
+                else
+                  return 0.03942455297515072
+                end
+              else
+                if x[1] == nil or x[1] <= 18.500000000000004 then
+                  return -0.02079751240657715
+                else
+                  return 0.02162514158020384
+                end
+              end
+            end
+          else
+            if x[5] ~= nil and x[5] <= 93600.00000000001 then
+              return 0.003802577753771744
+            else
+              if x[1] == nil or x[1] <= 490.00000000000006 then
+                return -0.029426834038318878
+              else
+                return 0.0077883282378226025
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[159] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[5] == nil or x[5] <= 9930.000000000002 then
+      if x[5] == nil or x[5] <= 4890.000000000001 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return -0.045328979339169066
+        else
+          if x[5] ~= nil and x[5] <= 3660.0000000000005 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.014236903350625425
+            else
+              if x[1] == nil or x[1] <= 5.500000000000001 then
+                if x[1] == nil or x[1] <= 3.5000000000000004 then
+                  return 0.016093692612399357
+                else
+                  return -0.021852307773846013
+                end
+              else
+                if x[1] == nil or x[1] <= 25.500000000000004 then
+                  return 0.0236577982889807
+                else
+                  return -0.002372105307767162
+                end
+              end
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if x[1] == nil or x[1] <= 15.500000000000002 then
+                return 0.04275213577066231
+              else
+                if x[1] == nil or x[1] <= 57.00000000000001 then
+                  return -0.004104921119516511
+                else
+                  return 0.02359294771975552
+                end
+              end
+            else
+              return -0.011069493337789416
+            end
+          end
+        end
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.054994031023273965
+        else
+          return 0.006612045641351847
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        return -0.0156549364735162
+      else
+        return 0.005559841971140264
+      end
+    end
+  else
+    return -0.00013185908084733576
+  end
+end
+T[160] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[6] ~= nil and x[6] <= 57.00000000000001 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        if x[6] == nil or x[6] <= 48.50000000000001 then
+          if (x[9] or 0) <= 4.500000000000001 then
+            if (x[8] or 0) <= 17.500000000000004 then
+              return -0.003834395811870162
+            else
+              return 0.0012841546545337094
+            end
+          else
+            if x[6] == nil or x[6] <= 17.500000000000004 then
+              if (x[8] or 0) <= 7.500000000000001 then
+                if (x[8] or 0) <= 2.5000000000000004 then
+                  if (x[8] or 0) <= 1.0000000180025095e-35 then
+                    return 0.021857656237338402
+                  else
+                    return -0.022676453217480245
+                  end
+                else
+                  return 0.03981209475957165
+                end
+              else
+                if (x[8] or 0) <= 12.500000000000002 then
+                  return -0.035559809882216444
+                else
+                  return 0.008595318027851651
+                end
+              end
+            else
+              return -0.02197645589934158
+            end
+          end
+        else
+          return -0.04537770314148119
+        end
+      else
+        if x[6] == nil or x[6] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 150.00000000000003 then
+            return 0.05585021397604696
+          else
+            return -0.01247606473527131
+          end
+        else
+          return -0.022284070688569566
+        end
+      end
+    else
+      return 0.0018907429280148392
+    end
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.02092553634400355
+    else
+      return 0.00050824446104715
+    end
+  end
+end
+T[161] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    return -0.0011394017207506239
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.00532559843859695
+          else
+            return -0.029687594566682338
+          end
+        else
+          return 0.00677909264751595
+        end
+      else
+        if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+          return 0.005397592408688899
+        else
+          return 0.022216506567605026
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        return 0.005284737709072767
+      else
+        if x[5] ~= nil and x[5] <= 630.0000000000001 then
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            return 0.03323238991951617
+          else
+            return -0.01782352387115944
+          end
+        else
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.006691958171131843
+          else
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              if x[5] ~= nil and x[5] <= 1830.0000000000002 then
+                return -0.01713768899517896
+              else
+                if x[5] ~= nil and x[5] <= 6390.000000000001 then
+                  return 0.03748316972910366
+                else
+                  if (x[9] or 0) <= 3.5000000000000004 then
+                    return -0.0072997119302460264
+                  else
+                    return 0.006499557897087129
+                  end
+                end
+              end
+            else
+              return 0.0007434792484324503
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[162] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.0002648670499274495
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      if x[6] == nil or x[6] <= 121.50000000000001 then
+        if x[6] == nil or x[6] <= 63.50000000000001 then
+          if (x[8] or 0) <= 10.500000000000002 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return -0.004444283945947117
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return 0.026835058522376144
+              else
+                return 0.0033493662028094354
+              end
+            end
+          else
+            return -0.0009137203852599125
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.048818342023112936
+          else
+            return 0.00522265663217075
+          end
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            return -0.038168429788998925
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.007448904372543093
+            else
+              if (x[8] or 0) <= 14.500000000000002 then
+                return 0.050903848767046046
+              else
+                return 0.009494109614165113
+              end
+            end
+          end
+        else
+          return -0.026894430510772352
+        end
+      end
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          return 0.030536300939289197
+        else
+          return -0.006725800802489634
+        end
+      else
+        return -0.009054073616874521
+      end
+    end
+  end
+end
+T[163] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if x[5] == nil or x[5] <= 32430.000000000004 then
+          if x[5] == nil or x[5] <= 14430.000000000002 then
+            if x[5] == nil or x[5] <= 12750.000000000002 then
+              return -0.002832007606592984
+            else
+              return 0.028838686179335073
+            end
+          else
+            return -0.02366866118212152
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.0051479148728251194
+          else
+            return 0.007455900517591936
+          end
+        end
+      else
+        return 0.007719227050481808
+      end
+    else
+      return -0.0031657303465705312
+    end
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.005067600483015192
+          else
+            return -0.028541581865775087
+          end
+        else
+          return 0.006444217420673625
+        end
+      else
+        if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+          return 0.005121982172327439
+        else
+          return 0.02115512091945188
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        return 0.005026127526015768
+      else
+        if x[5] ~= nil and x[5] <= 630.0000000000001 then
+          return -0.010382882204246147
+        else
+          return 0.00013480379479781298
+        end
+      end
+    end
+  end
+end
+T[164] = function(x, c)
+  if (x[8] or 0) <= 14.500000000000002 then
+    if x[5] ~= nil and x[5] <= 510.00000000000006 then
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.005186330349940874
+        else
+          if x[6] == nil or x[6] <= 7.500000000000001 then
+            return 0.013526925962111684
+          else
+            if (x[8] or 0) <= 3.5000000000000004 then
+              return 0.017541612597932275
+            else
+              return 0.0637151499868182
+            end
+          end
+        end
+      else
+        if (x[8] or 0) <= 2.5000000000000004 then
+          return -0.03278207878608372
+        else
+          return 0.007672417272348606
+        end
+      end
+    else
+      return -0.0011562277861637499
+    end
+  else
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      return -0.0029857527951700265
+    else
+      if (x[8] or 0) <= 21.500000000000004 then
+        if x[5] == nil or x[5] <= 1.0000000180025095e-35 then
+          if (x[8] or 0) <= 18.500000000000004 then
+            return 0.012195644870916471
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if x[6] == nil or x[6] <= 4032.0000000000005 then
+                return 0.005724646254806459
+              else
+                return -0.0413780987838683
+              end
+            else
+              if x[6] == nil or x[6] <= 65.50000000000001 then
+                return -0.04676849376816519
+              else
+                return 0.015693707708970515
+              end
+            end
+          end
+        else
+          return 0.0010356803646189622
+        end
+      else
+        return -0.003215194654822918
+      end
+    end
+  end
+end
+T[165] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[5] == nil or x[5] <= 9930.000000000002 then
+      if x[5] == nil or x[5] <= 4890.000000000001 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return -0.04389379903576371
+        else
+          if x[5] ~= nil and x[5] <= 3660.0000000000005 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.013371926357944486
+            else
+              if x[6] ~= nil and x[6] <= 5.500000000000001 then
+                if x[6] == nil or x[6] <= 3.5000000000000004 then
+                  return 0.01541019987690192
+                else
+                  return -0.02063018775266925
+                end
+              else
+                return 0.0155417343023476
+              end
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if x[6] == nil or x[6] <= 15.500000000000002 then
+                return 0.04034065941094846
+              else
+                return 0.011706338217188132
+              end
+            else
+              if (x[9] or 0) <= 4.500000000000001 then
+                if x[6] == nil or x[6] <= 31.500000000000004 then
+                  return -0.022615922034729365
+                else
+                  return 0.03509701680635969
+                end
+              else
+                return -0.022503260225815305
+              end
+            end
+          end
+        end
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.05195489022795018
+        else
+          return 0.0061695945910504
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 54300.00000000001 then
+        return -0.014861604890645136
+      else
+        return 0.005061786791584925
+      end
+    end
+  else
+    return -0.00013094176964901954
+  end
+end
+T[166] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 1006.0000000000001 then
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        if x[1] == nil or x[1] <= 644.0000000000001 then
+          if (x[9] or 0) <= 5.500000000000001 then
+            return 0.00020673342793272616
+          else
+            return -0.0020072455501344275
+          end
+        else
+          return -0.027918626171412914
+        end
+      else
+        return 0.03654685146021094
+      end
+    else
+      if (x[8] or 0) <= 13.500000000000002 then
+        if (x[8] or 0) <= 3.5000000000000004 then
+          return 0.0004169646812924602
+        else
+          return -0.024387341552801933
+        end
+      else
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.014773949134886256
+        else
+          return 0.0072099803142118574
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 2030.0000000000002 then
+      if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+        return 0.008975668674907174
+      else
+        return 0.05487297170957426
+      end
+    else
+      if (x[8] or 0) <= 4.500000000000001 then
+        return -0.014109181630400697
+      else
+        if (x[8] or 0) <= 8.500000000000002 then
+          return 0.03212703547383476
+        else
+          if x[1] == nil or x[1] <= 6152.000000000001 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return 0.02088712820558631
+            else
+              return 0.00032308462845254316
+            end
+          else
+            return -0.02619985135679862
+          end
+        end
+      end
+    end
+  end
+end
+T[167] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      return 0.0009410325717047604
+    else
+      if x[1] == nil or x[1] <= 9.500000000000002 then
+        if (x[8] or 0) <= 19.500000000000004 then
+          if (x[8] or 0) <= 2.5000000000000004 then
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if (x[8] or 0) <= 1.0000000180025095e-35 then
+                return 0.042232116722470514
+              else
+                return -0.006206575973926832
+              end
+            else
+              return -0.025598049941043418
+            end
+          else
+            if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+              return -0.012332075387300889
+            else
+              if (x[9] or 0) <= 3.5000000000000004 then
+                return 0.002417291887290187
+              else
+                return 0.023451459927718046
+              end
+            end
+          end
+        else
+          return -0.008837570520319705
+        end
+      else
+        if x[1] == nil or x[1] <= 115.00000000000001 then
+          return -0.014045775801324035
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if x[1] == nil or x[1] <= 128.50000000000003 then
+              return -0.03677141377239358
+            else
+              return -0.006239164898704712
+            end
+          else
+            if x[1] == nil or x[1] <= 129.50000000000003 then
+              if (x[8] or 0) <= 9.500000000000002 then
+                return -1.885293792662167e-06
+              else
+                return 0.03246462552204482
+              end
+            else
+              return -0.00951450502224152
+            end
+          end
+        end
+      end
+    end
+  else
+    return 0.00041237330115544607
+  end
+end
+T[168] = function(x, c)
+  if (x[8] or 0) <= 14.500000000000002 then
+    return -0.0006360420198906207
+  else
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if (x[8] or 0) <= 21.500000000000004 then
+        if x[1] == nil or x[1] <= 866.0000000000001 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            return -0.0003513684285086083
+          else
+            if x[1] == nil or x[1] <= 121.50000000000001 then
+              return -0.008608683573535763
+            else
+              return -0.03924574525335599
+            end
+          end
+        else
+          return 0.026830938587984316
+        end
+      else
+        if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+          return -0.017729952663764162
+        else
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if x[1] ~= nil and x[1] <= 6.500000000000001 then
+              return 0.0068037572614732325
+            else
+              return 0.03625224783406389
+            end
+          else
+            return -0.007058201462063493
+          end
+        end
+      end
+    else
+      if (x[8] or 0) <= 21.500000000000004 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          if x[1] == nil or x[1] <= 121.50000000000001 then
+            return 0.003959007771003315
+          else
+            return -0.006198759175591774
+          end
+        else
+          if x[1] == nil or x[1] <= 100.50000000000001 then
+            return -0.005396631300457665
+          else
+            if x[1] == nil or x[1] <= 129.50000000000003 then
+              return 0.031528940629796505
+            else
+              return -0.00443493592251364
+            end
+          end
+        end
+      else
+        return -0.0029935174559084007
+      end
+    end
+  end
+end
+T[169] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 1006.0000000000001 then
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        if x[1] == nil or x[1] <= 584.0000000000001 then
+          if x[1] == nil or x[1] <= 40.50000000000001 then
+            return -0.0002833892796852186
+          else
+            if x[1] == nil or x[1] <= 50.50000000000001 then
+              return 0.020393189558427005
+            else
+              return 0.0005383138024056133
+            end
+          end
+        else
+          return -0.022753434298758216
+        end
+      else
+        return 0.03469246210463011
+      end
+    else
+      if (x[8] or 0) <= 13.500000000000002 then
+        if (x[8] or 0) <= 3.5000000000000004 then
+          return 0.0005339867603078532
+        else
+          return -0.023115273463394342
+        end
+      else
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.014280976633243079
+        else
+          return 0.007205107794549883
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 1356.0000000000002 then
+      return 0.033134227318954955
+    else
+      if x[1] == nil or x[1] <= 4032.0000000000005 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.021387624124225534
+        else
+          return 0.00048250852771848716
+        end
+      else
+        if (x[8] or 0) <= 19.500000000000004 then
+          if x[1] == nil or x[1] <= 7748.000000000001 then
+            return -0.007903636658446843
+          else
+            return 0.013563732247811234
+          end
+        else
+          return -0.02905609861720499
+        end
+      end
+    end
+  end
+end
+T[170] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return -0.0073357729563826735
+    else
+      if x[1] == nil or x[1] <= 12.500000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.009764481512029672
+          else
+            return -0.006808811192787469
+          end
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if x[1] == nil or x[1] <= 4.500000000000001 then
+              return 0.037969345434707064
+            else
+              return -0.0007327466833916691
+            end
+          else
+            return 0.0080160906808562
+          end
+        end
+      else
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return -0.019320679145357882
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if x[1] == nil or x[1] <= 48.50000000000001 then
+              return -0.007747170777030953
+            else
+              if x[1] == nil or x[1] <= 74.00000000000001 then
+                return 0.02531953388017908
+              else
+                return 0.006943278940369411
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 21.500000000000004 then
+              return 0.018409950479754633
+            else
+              return -0.020372667280243565
+            end
+          end
+        end
+      end
+    end
+  else
+    if (x[8] or 0) <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        return -0.010344591546361484
+      else
+        return 0.0016289214715719562
+      end
+    else
+      return 3.301318470699368e-05
+    end
+  end
+end
+T[171] = function(x, c)
+  if x[5] == nil or x[5] <= 13890.000000000002 then
+    if x[5] == nil or x[5] <= 10770.000000000002 then
+      if x[5] == nil or x[5] <= 7290.000000000001 then
+        if x[1] ~= nil and x[1] <= 57.00000000000001 then
+          return -0.0008898448848662715
+        else
+          if x[1] == nil or x[1] <= 256.50000000000006 then
+            return 0.003761622072221204
+          else
+            if x[1] == nil or x[1] <= 490.00000000000006 then
+              return -0.031574885174987716
+            else
+              return -0.0015409093291070398
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 2.5000000000000004 then
+          return -0.0032391158396750013
+        else
+          return 0.03129339649695186
+        end
+      end
+    else
+      return -0.007227433579582399
+    end
+  else
+    if x[5] == nil or x[5] <= 14430.000000000002 then
+      if x[1] == nil or x[1] <= 15.500000000000002 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return 0.026273685026927132
+        else
+          return -0.004247861889428466
+        end
+      else
+        if x[1] == nil or x[1] <= 16.500000000000004 then
+          return 0.0564120710326032
+        else
+          return 0.012973261643039039
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 17640.000000000004 then
+        return -0.03125842992490779
+      else
+        if x[5] == nil or x[5] <= 18030.000000000004 then
+          if x[1] ~= nil and x[1] <= 3.5000000000000004 then
+            return 0.031149702338394866
+          else
+            return -0.003464278114961199
+          end
+        else
+          return 0.0002139469806585379
+        end
+      end
+    end
+  end
+end
+T[172] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+    if x[1] == nil or x[1] <= 1006.0000000000001 then
+      if x[1] == nil or x[1] <= 866.0000000000001 then
+        if x[1] == nil or x[1] <= 644.0000000000001 then
+          return 1.344261803162046e-05
+        else
+          return -0.025370603974265563
+        end
+      else
+        return 0.03306502511265791
+      end
+    else
+      if (x[8] or 0) <= 13.500000000000002 then
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 4.500000000000001 then
+            return 0.010023361443271995
+          else
+            return -0.019771683324239772
+          end
+        else
+          return -0.028585905701138767
+        end
+      else
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.013519176362548083
+        else
+          return 0.006898118300222092
+        end
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 1356.0000000000002 then
+      return 0.03185700133532851
+    else
+      if x[1] == nil or x[1] <= 4032.0000000000005 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return 0.02049598000329438
+        else
+          if x[1] == nil or x[1] <= 2036.0000000000002 then
+            return -0.010436538617542868
+          else
+            return 0.005836741019001943
+          end
+        end
+      else
+        if (x[8] or 0) <= 19.500000000000004 then
+          if x[1] == nil or x[1] <= 7748.000000000001 then
+            return -0.007419281096828233
+          else
+            return 0.013026345887841446
+          end
+        else
+          return -0.027547833733579125
+        end
+      end
+    end
+  end
+end
+T[173] = function(x, c)
+  if (x[8] or 0) <= 14.500000000000002 then
+    if (x[8] or 0) <= 7.500000000000001 then
+      return 0.0006086057787705233
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        return 0.006334956397458846
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.02002691497092015
+          else
+            return -0.004587432857438039
+          end
+        else
+          return 0.0005108375195837166
+        end
+      end
+    end
+  else
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if (x[8] or 0) <= 21.500000000000004 then
+        if x[1] == nil or x[1] <= 866.0000000000001 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            return -0.00033293557859926417
+          else
+            if x[1] == nil or x[1] <= 121.50000000000001 then
+              return -0.008202994707296461
+            else
+              return -0.037171783937649666
+            end
+          end
+        else
+          return 0.025137132558953158
+        end
+      else
+        if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+          return -0.01695646202963402
+        else
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if x[1] ~= nil and x[1] <= 6.500000000000001 then
+              return 0.006479988727588883
+            else
+              return 0.0340775793170104
+            end
+          else
+            return -0.006700547709703958
+          end
+        end
+      end
+    else
+      if (x[8] or 0) <= 21.500000000000004 then
+        return 0.0020982731756966663
+      else
+        return -0.0028309364720057774
+      end
+    end
+  end
+end
+T[174] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+      return -0.0070341282231617015
+    else
+      if x[1] == nil or x[1] <= 12.500000000000002 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.009252308027680066
+          else
+            return -0.0064616294372355125
+          end
+        else
+          return 0.01237244092739786
+        end
+      else
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return -0.018601201706661318
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if x[1] == nil or x[1] <= 48.50000000000001 then
+              return -0.007431996758446709
+            else
+              if x[1] == nil or x[1] <= 74.00000000000001 then
+                return 0.023761569177800243
+              else
+                return 0.006440906776782389
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 21.500000000000004 then
+              return 0.017366715481256047
+            else
+              return -0.019453329231840844
+            end
+          end
+        end
+      end
+    end
+  else
+    if (x[8] or 0) <= 1.5000000000000002 then
+      if (x[9] or 0) <= 2.5000000000000004 then
+        return -0.009909987649073311
+      else
+        if x[1] == nil or x[1] <= 100.50000000000001 then
+          if x[1] == nil or x[1] <= 16.500000000000004 then
+            return -0.0005658033090111352
+          else
+            return 0.016791562224601576
+          end
+        else
+          return -0.018592623868502113
+        end
+      end
+    else
+      return 3.4115987290831555e-05
+    end
+  end
+end
+T[175] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 24.500000000000004 then
+      if (x[9] or 0) <= 5.500000000000001 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.0016558068409610637
+          else
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return 0.018603455102471408
+            else
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                if x[5] ~= nil and x[5] <= 1830.0000000000002 then
+                  return -0.016936227063715444
+                else
+                  return -0.004844515288616712
+                end
+              else
+                if (x[9] or 0) <= 1.5000000000000002 then
+                  if x[5] == nil or x[5] <= 1530.0000000000002 then
+                    return 0.009503218645219972
+                  else
+                    return -0.0033297067116915963
+                  end
+                else
+                  return -0.005637040005767698
+                end
+              end
+            end
+          end
+        else
+          return 0.01027506360014435
+        end
+      else
+        if x[1] == nil or x[1] <= 4.500000000000001 then
+          if x[5] == nil or x[5] <= 150.00000000000003 then
+            return 0.05099048346412314
+          else
+            return -0.011749846948308837
+          end
+        else
+          return -0.024044343006609434
+        end
+      end
+    else
+      return 0.0014169560397630015
+    end
+  else
+    if x[1] == nil or x[1] <= 4788.000000000001 then
+      if x[5] == nil or x[5] <= 2760.0000000000005 then
+        return 0.014997457765336043
+      else
+        return 0.000548778433199263
+      end
+    else
+      return -0.025976763838929474
+    end
+  end
+end
+T[176] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if x[5] == nil or x[5] <= 510.00000000000006 then
+      if x[1] ~= nil and x[1] <= 7748.000000000001 then
+        if x[1] == nil or x[1] <= 4076.0000000000005 then
+          if x[1] == nil or x[1] <= 2368.0000000000005 then
+            if (x[8] or 0) <= 16.500000000000004 then
+              return -0.001985842252338059
+            else
+              return 0.0016977398989199749
+            end
+          else
+            return 0.028243407530729972
+          end
+        else
+          return -0.02536963462878904
+        end
+      else
+        return 0.01827453781884943
+      end
+    else
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            return 0.02240596948807729
+          else
+            return -0.004810844898318367
+          end
+        else
+          return 0.02371472805582455
+        end
+      else
+        if x[1] == nil or x[1] <= 11.500000000000002 then
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if (x[8] or 0) <= 4.500000000000001 then
+              return -0.037596478502474745
+            else
+              return -0.0120736693286146
+            end
+          else
+            return -0.0417533243545856
+          end
+        else
+          if (x[8] or 0) <= 19.500000000000004 then
+            if (x[8] or 0) <= 4.500000000000001 then
+              return 0.013296281241899594
+            else
+              return -0.02026080212682156
+            end
+          else
+            return 0.017704157519706977
+          end
+        end
+      end
+    end
+  else
+    return 0.00043229540971253725
+  end
+end
+T[177] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if x[5] == nil or x[5] <= 510.00000000000006 then
+      if (x[8] or 0) <= 19.500000000000004 then
+        if (x[8] or 0) <= 16.500000000000004 then
+          if x[1] ~= nil and x[1] <= 2036.0000000000002 then
+            if x[1] ~= nil and x[1] <= 256.50000000000006 then
+              return -0.0010567240290785432
+            else
+              return -0.017910918719873933
+            end
+          else
+            return 0.023431260927170704
+          end
+        else
+          return 0.007449803734149063
+        end
+      else
+        return -0.003276155931320967
+      end
+    else
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            return 0.02113011452740978
+          else
+            return -0.004580166238565747
+          end
+        else
+          return 0.022327460998719333
+        end
+      else
+        if x[1] == nil or x[1] <= 11.500000000000002 then
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if (x[8] or 0) <= 18.500000000000004 then
+              return -0.026202158618409323
+            else
+              return -0.0010365205679318257
+            end
+          else
+            return -0.04044307596736001
+          end
+        else
+          if (x[8] or 0) <= 19.500000000000004 then
+            if (x[8] or 0) <= 4.500000000000001 then
+              return 0.012576358184865202
+            else
+              return -0.019416902643312476
+            end
+          else
+            return 0.016710441557360536
+          end
+        end
+      end
+    end
+  else
+    return 0.0004106394606905821
+  end
+end
+T[178] = function(x, c)
+  if x[5] ~= nil and x[5] <= 90.00000000000001 then
+    return -0.012041665775246548
+  else
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      return 0.015113167675152157
+    else
+      if x[5] == nil or x[5] <= 630.0000000000001 then
+        return -0.0008775097265623542
+      else
+        if x[1] == nil or x[1] <= 2052.0000000000005 then
+          if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+            if x[1] == nil or x[1] <= 516.0000000000001 then
+              if x[1] == nil or x[1] <= 4.500000000000001 then
+                if (x[8] or 0) <= 19.500000000000004 then
+                  if x[5] == nil or x[5] <= 7290.000000000001 then
+                    if (x[8] or 0) <= 5.500000000000001 then
+                      return 0.0036398224449421413
+                    else
+                      if (x[8] or 0) <= 12.500000000000002 then
+                        return -0.03172949594612977
+                      else
+                        if x[5] == nil or x[5] <= 3570.0000000000005 then
+                          return -0.00758647336945415
+                        else
+                          return 0.012150183143308138
+                        end
+                      end
+                    end
+                  else
+                    return -0.0002673169313949757
+                  end
+                else
+                  return 0.0031261932352545847
+                end
+              else
+                return 0.0015627357416296837
+              end
+            else
+              if x[5] == nil or x[5] <= 27300.000000000004 then
+                return -0.0225683258734429
+              else
+                return 0.0067445644683165875
+              end
+            end
+          else
+            return 0.0184931981570996
+          end
+        else
+          if (x[8] or 0) <= 11.500000000000002 then
+            return -0.033721636145347865
+          else
+            return 0.0008809793040680636
+          end
+        end
+      end
+    end
+  end
+end
+T[179] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if x[5] == nil or x[5] <= 32430.000000000004 then
+          if x[5] == nil or x[5] <= 14430.000000000002 then
+            if x[5] == nil or x[5] <= 12750.000000000002 then
+              return -0.002495834535079731
+            else
+              return 0.026566277796310756
+            end
+          else
+            return -0.02267789854318289
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.0044982260025880445
+          else
+            return 0.006963944174880225
+          end
+        end
+      else
+        return 0.007189280150861419
+      end
+    else
+      return -0.0030688907220055325
+    end
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.004842151186127874
+          else
+            return -0.02761765532553774
+          end
+        else
+          return 0.005823192100535201
+        end
+      else
+        if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return -0.0018130814234917265
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.019717809725048965
+            else
+              return 0.004032716457546825
+            end
+          end
+        else
+          return 0.019829398611631296
+        end
+      end
+    else
+      return 1.8451686352489457e-05
+    end
+  end
+end
+T[180] = function(x, c)
+  if x[5] ~= nil and x[5] <= 90.00000000000001 then
+    return -0.011476842398343061
+  else
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      return 0.014437638258966221
+    else
+      if x[5] == nil or x[5] <= 630.0000000000001 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.000721029677944414
+        else
+          if x[6] == nil or x[6] <= 12.500000000000002 then
+            if (x[8] or 0) <= 20.500000000000004 then
+              return 0.006188740730263733
+            else
+              return -0.010413560257764784
+            end
+          else
+            if x[6] == nil or x[6] <= 24.500000000000004 then
+              if x[5] ~= nil and x[5] <= 330.00000000000006 then
+                return 0.013042822175857139
+              else
+                return -0.02636345444149912
+              end
+            else
+              if (x[9] or 0) <= 4.500000000000001 then
+                if x[6] == nil or x[6] <= 38.50000000000001 then
+                  return 0.02853111314898875
+                else
+                  if (x[8] or 0) <= 3.5000000000000004 then
+                    return 0.00634231143156341
+                  else
+                    return -0.01937875344234821
+                  end
+                end
+              else
+                if x[6] == nil or x[6] <= 115.00000000000001 then
+                  return -0.01364040318486534
+                else
+                  if x[6] == nil or x[6] <= 129.50000000000003 then
+                    if (x[8] or 0) <= 9.500000000000002 then
+                      return -1.392836909195714e-05
+                    else
+                      return 0.03013436540811113
+                    end
+                  else
+                    return -0.008406531243656208
+                  end
+                end
+              end
+            end
+          end
+        end
+      else
+        return 0.00036668006444329936
+      end
+    end
+  end
+end
+T[181] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 1.5000000000000002 then
+          return -0.015118239939235356
+        else
+          return -0.0010292949115942114
+        end
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.014531845229498477
+            else
+              return -0.0021762167452609765
+            end
+          else
+            return 0.03331727922844555
+          end
+        else
+          return -0.0021210508469811542
+        end
+      end
+    else
+      if (x[8] or 0) <= 19.500000000000004 then
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[8] or 0) <= 9.500000000000002 then
+              return -0.011158568972404024
+            else
+              return 0.007426925063145205
+            end
+          else
+            return -0.023884762344724295
+          end
+        else
+          return -0.006797889222741805
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 21.500000000000004 then
+            return 0.004541935114845466
+          else
+            return -0.020584762581194
+          end
+        else
+          if (x[9] or 0) <= 5.500000000000001 then
+            return 0.012441412212601151
+          else
+            return -0.007273974546665553
+          end
+        end
+      end
+    end
+  else
+    return 0.0002714388041689766
+  end
+end
+T[182] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00024017260125813798
+  else
+    if x[6] ~= nil and x[6] <= 302.00000000000006 then
+      if x[6] == nil or x[6] <= 121.50000000000001 then
+        if x[6] == nil or x[6] <= 63.50000000000001 then
+          if (x[8] or 0) <= 11.500000000000002 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return -0.006378481002912453
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return 0.023405201608725737
+              else
+                if (x[8] or 0) <= 5.500000000000001 then
+                  return -0.000990712312166507
+                else
+                  return 0.021310722848634528
+                end
+              end
+            end
+          else
+            return -0.001094717462005694
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            return 0.04758906185677829
+          else
+            return 0.0046736925856658675
+          end
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 6.500000000000001 then
+            return -0.036380023389060046
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.006539834177472454
+            else
+              return 0.02614496070337738
+            end
+          end
+        else
+          return -0.025638877384711517
+        end
+      end
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          return 0.029559967199333882
+        else
+          return -0.006234732743752273
+        end
+      else
+        return -0.00808840363279508
+      end
+    end
+  end
+end
+T[183] = function(x, c)
+  if x[6] ~= nil and x[6] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.0017682011773474942
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if x[5] == nil or x[5] <= 19050.000000000004 then
+            return -0.006446960041263757
+          else
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 9.500000000000002 then
+                return 0.0226555475657183
+              else
+                return 0.001632131066993969
+              end
+            else
+              return 0.038797019476164804
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 13890.000000000002 then
+            return 0.019584704667631028
+          else
+            return -0.011684123843332233
+          end
+        end
+      end
+    else
+      if (x[8] or 0) <= 19.500000000000004 then
+        if x[5] == nil or x[5] <= 21570.000000000004 then
+          if x[5] == nil or x[5] <= 16500.000000000004 then
+            return -0.004400415971125292
+          else
+            return 0.053604265254469624
+          end
+        else
+          if x[5] == nil or x[5] <= 27300.000000000004 then
+            return -0.023820971850348174
+          else
+            if (x[8] or 0) <= 11.500000000000002 then
+              if (x[8] or 0) <= 5.500000000000001 then
+                return -0.0036648114221766166
+              else
+                return 0.024757457315686432
+              end
+            else
+              return -0.008351766694638638
+            end
+          end
+        end
+      else
+        return 0.0027383137490340926
+      end
+    end
+  else
+    return 0.00026095902933685164
+  end
+end
+T[184] = function(x, c)
+  if x[5] ~= nil and x[5] <= 90.00000000000001 then
+    return -0.010950796341870841
+  else
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      return 0.01377802148583658
+    else
+      if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+        if x[1] == nil or x[1] <= 1006.0000000000001 then
+          if x[1] == nil or x[1] <= 866.0000000000001 then
+            if x[1] == nil or x[1] <= 644.0000000000001 then
+              return -3.112118150321753e-05
+            else
+              return -0.0235749010961894
+            end
+          else
+            return 0.03173974575219673
+          end
+        else
+          if x[5] ~= nil and x[5] <= 21630.000000000004 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return -0.03505575786486691
+            else
+              return -0.005350205628051522
+            end
+          else
+            if x[5] == nil or x[5] <= 40200.00000000001 then
+              return 0.002601608864940992
+            else
+              return -0.019866185910212164
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 2030.0000000000002 then
+          if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+            return 0.009590173634028653
+          else
+            return 0.053567627002087316
+          end
+        else
+          if (x[8] or 0) <= 4.500000000000001 then
+            return -0.013585052677716897
+          else
+            if (x[8] or 0) <= 8.500000000000002 then
+              return 0.029865795463354813
+            else
+              if x[1] == nil or x[1] <= 6152.000000000001 then
+                return 0.007353519871149541
+              else
+                return -0.023624971522758723
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[185] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      return 0.0008996611616193851
+    else
+      if x[6] == nil or x[6] <= 12.500000000000002 then
+        if (x[8] or 0) <= 19.500000000000004 then
+          if (x[8] or 0) <= 2.5000000000000004 then
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if (x[8] or 0) <= 1.0000000180025095e-35 then
+                return 0.03702007658287199
+              else
+                return -0.0029010146411364334
+              end
+            else
+              return -0.02422991698752754
+            end
+          else
+            return 0.010628822194300502
+          end
+        else
+          return -0.00808795238960334
+        end
+      else
+        if x[6] == nil or x[6] <= 24.500000000000004 then
+          return -0.02217581305448612
+        else
+          if (x[9] or 0) <= 4.500000000000001 then
+            if x[6] == nil or x[6] <= 38.50000000000001 then
+              return 0.024293203008021395
+            else
+              if (x[8] or 0) <= 3.5000000000000004 then
+                return 0.006053896951405517
+              else
+                if (x[9] or 0) <= 3.5000000000000004 then
+                  return -0.006684942233579904
+                else
+                  return -0.027646350180244313
+                end
+              end
+            end
+          else
+            if x[6] == nil or x[6] <= 115.00000000000001 then
+              return -0.013082905349020915
+            else
+              if x[6] == nil or x[6] <= 256.50000000000006 then
+                return 0.018717171974116664
+              else
+                return -0.015394831630815937
+              end
+            end
+          end
+        end
+      end
+    end
+  else
+    return 0.00036062321788222487
+  end
+end
+T[186] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    return -0.0009527043336626799
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[8] or 0) <= 7.500000000000001 then
+          return 0.009043844098078726
+        else
+          if x[5] ~= nil and x[5] <= 330.00000000000006 then
+            return -0.021271383845964827
+          else
+            if x[5] == nil or x[5] <= 38100.00000000001 then
+              if x[5] ~= nil and x[5] <= 3570.0000000000005 then
+                return -0.0016826626256257464
+              else
+                return 0.025632431517145216
+              end
+            else
+              if (x[8] or 0) <= 14.500000000000002 then
+                return -0.025409339828161043
+              else
+                return -0.004981601203602
+              end
+            end
+          end
+        end
+      else
+        if x[5] ~= nil and x[5] <= 36150.00000000001 then
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return 0.0007949883200431047
+          else
+            return 0.024262597598887572
+          end
+        else
+          return 0.035949164045423185
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        return 0.004403186830739096
+      else
+        if x[5] ~= nil and x[5] <= 630.0000000000001 then
+          if x[1] == nil or x[1] <= 4.500000000000001 then
+            return 0.028853709583596718
+          else
+            return -0.015178373622498948
+          end
+        else
+          if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+            return 0.006248318088475648
+          else
+            return -0.00031700388576193055
+          end
+        end
+      end
+    end
+  end
+end
+T[187] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00023591291368303655
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 25.500000000000004 then
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.004842268993962185
+          else
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return 0.005359691685287722
+            else
+              if (x[9] or 0) <= 3.5000000000000004 then
+                return -0.007672331009037234
+              else
+                return 0.0011595107084754496
+              end
+            end
+          end
+        else
+          if x[5] == nil or x[5] <= 64770.00000000001 then
+            if x[5] == nil or x[5] <= 59700.00000000001 then
+              if (x[9] or 0) <= 1.5000000000000002 then
+                return 0.04831673552856437
+              else
+                return -0.005202638805470974
+              end
+            else
+              return 0.04879530557027626
+            end
+          else
+            return -0.002311438259124473
+          end
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[9] or 0) <= 2.5000000000000004 then
+            return -0.02611856404091972
+          else
+            return 0.015936674214965047
+          end
+        else
+          return -0.03034362046397724
+        end
+      end
+    else
+      if (x[9] or 0) <= 3.5000000000000004 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          return -0.0007606619359010568
+        else
+          return 0.04130490141723641
+        end
+      else
+        return 0.00024137673017347264
+      end
+    end
+  end
+end
+T[188] = function(x, c)
+  if x[5] ~= nil and x[5] <= 90.00000000000001 then
+    return -0.010621996013657802
+  else
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      return 0.012935748476277906
+    else
+      if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+        if x[1] == nil or x[1] <= 193.00000000000003 then
+          return 5.6396167035192434e-05
+        else
+          if x[5] ~= nil and x[5] <= 2430.0000000000005 then
+            return 0.021881918020085753
+          else
+            if x[5] ~= nil and x[5] <= 3660.0000000000005 then
+              return -0.03966338787931256
+            else
+              if x[5] == nil or x[5] <= 21630.000000000004 then
+                return -0.008303504067803912
+              else
+                if x[5] == nil or x[5] <= 40200.00000000001 then
+                  return 0.057984309305615815
+                else
+                  return -0.0012391233850856933
+                end
+              end
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 2030.0000000000002 then
+          if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+            return 0.009320580706242114
+          else
+            return 0.05239736298628481
+          end
+        else
+          if x[5] ~= nil and x[5] <= 10950.000000000002 then
+            if (x[8] or 0) <= 10.500000000000002 then
+              return -0.03420798162786875
+            else
+              return 0.004884920853493052
+            end
+          else
+            if (x[8] or 0) <= 8.500000000000002 then
+              return 0.018285838283942278
+            else
+              if x[1] == nil or x[1] <= 4032.0000000000005 then
+                return 0.01812693302384112
+              else
+                return -0.0248375312759581
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[189] = function(x, c)
+  if x[1] ~= nil and x[1] <= 40.50000000000001 then
+    if x[1] == nil or x[1] <= 36.50000000000001 then
+      if x[1] == nil or x[1] <= 32.50000000000001 then
+        return -0.0002359602462494194
+      else
+        return 0.014721440327417104
+      end
+    else
+      if (x[9] or 0) <= 1.0000000180025095e-35 then
+        return -0.04994875650497324
+      else
+        return -0.013743638969517295
+      end
+    end
+  else
+    if x[1] == nil or x[1] <= 50.50000000000001 then
+      return 0.01999959257546214
+    else
+      if x[1] == nil or x[1] <= 57.00000000000001 then
+        return -0.02949445063910305
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 22.500000000000004 then
+            if (x[8] or 0) <= 11.500000000000002 then
+              return -0.001194175304668745
+            else
+              if x[1] == nil or x[1] <= 65.50000000000001 then
+                return 0.016021335331150223
+              else
+                if (x[8] or 0) <= 12.500000000000002 then
+                  return 0.028149966651751426
+                else
+                  if x[1] == nil or x[1] <= 227.50000000000003 then
+                    return -0.013523305612201265
+                  else
+                    if x[1] == nil or x[1] <= 5916.000000000001 then
+                      return 0.006808294154182823
+                    else
+                      return -0.029423772664647636
+                    end
+                  end
+                end
+              end
+            end
+          else
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return -0.03445802799369204
+            else
+              return 0.010751236040887855
+            end
+          end
+        else
+          return -0.002158670969977063
+        end
+      end
+    end
+  end
+end
+T[190] = function(x, c)
+  if (x[8] or 0) <= 1.0000000180025095e-35 then
+    if x[5] == nil or x[5] <= 9930.000000000002 then
+      if x[5] == nil or x[5] <= 4890.000000000001 then
+        if (x[9] or 0) <= 1.0000000180025095e-35 then
+          return -0.04258832615946343
+        else
+          if x[5] ~= nil and x[5] <= 3660.0000000000005 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.012776866255800358
+            else
+              if x[6] == nil or x[6] <= 5.500000000000001 then
+                if x[6] == nil or x[6] <= 3.5000000000000004 then
+                  return 0.014218770168924864
+                else
+                  return -0.020831825151882654
+                end
+              else
+                if x[6] == nil or x[6] <= 25.500000000000004 then
+                  return 0.020481879614211093
+                else
+                  return -0.002137392865894956
+                end
+              end
+            end
+          else
+            if (x[9] or 0) <= 4.500000000000001 then
+              if (x[9] or 0) <= 1.5000000000000002 then
+                if x[6] == nil or x[6] <= 11.500000000000002 then
+                  return 0.054459506333631696
+                else
+                  return 0.010985465673935567
+                end
+              else
+                return 0.014292139059858816
+              end
+            else
+              return -0.01992488343398789
+            end
+          end
+        end
+      else
+        if (x[9] or 0) <= 2.5000000000000004 then
+          return 0.04883716426755736
+        else
+          return 0.005481632501844878
+        end
+      end
+    else
+      if x[5] == nil or x[5] <= 54300.00000000001 then
+        return -0.014174799201478405
+      else
+        return 0.005005723400820676
+      end
+    end
+  else
+    return -0.00011377506054162262
+  end
+end
+T[191] = function(x, c)
+  if x[5] == nil or x[5] <= 54300.00000000001 then
+    return -0.00022255820970044633
+  else
+    if x[1] ~= nil and x[1] <= 302.00000000000006 then
+      if x[1] == nil or x[1] <= 193.00000000000003 then
+        if x[1] == nil or x[1] <= 63.50000000000001 then
+          if (x[8] or 0) <= 10.500000000000002 then
+            if (x[9] or 0) <= 1.5000000000000002 then
+              return -0.0037904661471288128
+            else
+              if (x[9] or 0) <= 2.5000000000000004 then
+                return 0.022675179609806508
+              else
+                return 0.0033433971878833544
+              end
+            end
+          else
+            return -0.0009173564378214402
+          end
+        else
+          if x[1] == nil or x[1] <= 64.50000000000001 then
+            if x[5] == nil or x[5] <= 64710.00000000001 then
+              return 0.05082186667664523
+            else
+              return 0.0010341153927339287
+            end
+          else
+            return -0.00041560113222632384
+          end
+        end
+      else
+        if (x[8] or 0) <= 5.500000000000001 then
+          return -0.03674275337628876
+        else
+          if (x[9] or 0) <= 3.5000000000000004 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.018343155563150144
+            else
+              return 0.02725410687716219
+            end
+          else
+            return -0.03695455414379474
+          end
+        end
+      end
+    else
+      if (x[8] or 0) <= 18.500000000000004 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          return 0.028130152301603706
+        else
+          return -0.00571944045547456
+        end
+      else
+        return -0.007908446489622918
+      end
+    end
+  end
+end
+T[192] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if x[5] == nil or x[5] <= 32430.000000000004 then
+          if x[5] == nil or x[5] <= 14430.000000000002 then
+            if x[5] == nil or x[5] <= 12750.000000000002 then
+              return -0.0021455120984166655
+            else
+              return 0.02526299387654057
+            end
+          else
+            return -0.021558277454953263
+          end
+        else
+          if (x[9] or 0) <= 1.0000000180025095e-35 then
+            return -0.0037286365825881028
+          else
+            return 0.006758230551927255
+          end
+        end
+      else
+        return 0.0057697236855537345
+      end
+    else
+      return -0.002593269072326162
+    end
+  else
+    if x[1] == nil or x[1] <= 3.5000000000000004 then
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        if (x[9] or 0) <= 2.5000000000000004 then
+          if (x[9] or 0) <= 1.5000000000000002 then
+            return 0.004745640120501462
+          else
+            return -0.02612305070792509
+          end
+        else
+          if x[1] == nil or x[1] <= 2.5000000000000004 then
+            return 0.01649207515753578
+          else
+            return -0.010527181234292665
+          end
+        end
+      else
+        if x[1] ~= nil and x[1] <= 2.5000000000000004 then
+          return 0.00419930503663165
+        else
+          return 0.018104740320517673
+        end
+      end
+    else
+      if x[5] ~= nil and x[5] <= 330.00000000000006 then
+        return 0.0042316073841178505
+      else
+        return -0.0001900482357348016
+      end
+    end
+  end
+end
+T[193] = function(x, c)
+  if x[5] ~= nil and x[5] <= 90.00000000000001 then
+    return -0.010282389074520372
+  else
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      return 0.012184698350829968
+    else
+      if x[1] ~= nil and x[1] <= 1268.0000000000002 then
+        if x[1] == nil or x[1] <= 1006.0000000000001 then
+          if x[1] == nil or x[1] <= 866.0000000000001 then
+            if x[1] == nil or x[1] <= 644.0000000000001 then
+              return -3.125039404544235e-05
+            else
+              return -0.02215300814383996
+            end
+          else
+            return 0.030785568789569298
+          end
+        else
+          if x[5] ~= nil and x[5] <= 21630.000000000004 then
+            return -0.018697900627047213
+          else
+            if x[5] == nil or x[5] <= 40200.00000000001 then
+              return 0.0028687764907317013
+            else
+              return -0.01941841650575002
+            end
+          end
+        end
+      else
+        if x[1] == nil or x[1] <= 2030.0000000000002 then
+          if x[1] ~= nil and x[1] <= 1732.0000000000002 then
+            return 0.008852496640409501
+          else
+            return 0.05118291759863376
+          end
+        else
+          if x[5] ~= nil and x[5] <= 10950.000000000002 then
+            if (x[9] or 0) <= 2.5000000000000004 then
+              return -0.03173255217232531
+            else
+              return 0.014642292028145737
+            end
+          else
+            if (x[9] or 0) <= 3.5000000000000004 then
+              if (x[9] or 0) <= 1.5000000000000002 then
+                return -0.0039394079659970955
+              else
+                return 0.022544255081219516
+              end
+            else
+              return -0.00974120533015776
+            end
+          end
+        end
+      end
+    end
+  end
+end
+T[194] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 24.500000000000004 then
+      if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+        if x[1] == nil or x[1] <= 17.500000000000004 then
+          if x[1] == nil or x[1] <= 14.500000000000002 then
+            return 0.0005951237447480539
+          else
+            return 0.017459532147975482
+          end
+        else
+          return -0.02221598856185042
+        end
+      else
+        if x[1] == nil or x[1] <= 12.500000000000002 then
+          if x[1] == nil or x[1] <= 5.500000000000001 then
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return 0.015802940695982266
+            else
+              if x[5] ~= nil and x[5] <= 1830.0000000000002 then
+                return -0.01537860400147722
+              else
+                if (x[8] or 0) <= 19.500000000000004 then
+                  if (x[8] or 0) <= 15.500000000000002 then
+                    if (x[8] or 0) <= 1.0000000180025095e-35 then
+                      return 0.02121020524766351
+                    else
+                      return -0.021738670636497204
+                    end
+                  else
+                    return 0.022547552533535322
+                  end
+                else
+                  return -0.015854937279234958
+                end
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 8.500000000000002 then
+              return 0.0019207847164347388
+            else
+              return 0.022835836865412976
+            end
+          end
+        else
+          return -0.008243620300100394
+        end
+      end
+    else
+      return 0.0014414453901610562
+    end
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.018812193083386927
+    else
+      return 0.00039522471352697016
+    end
+  end
+end
+T[195] = function(x, c)
+  if (x[8] or 0) <= 14.500000000000002 then
+    return -0.0005386883295333525
+  else
+    if (x[9] or 0) <= 1.0000000180025095e-35 then
+      if (x[8] or 0) <= 21.500000000000004 then
+        if x[1] == nil or x[1] <= 866.0000000000001 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            return -0.0004871562651826728
+          else
+            if x[1] == nil or x[1] <= 121.50000000000001 then
+              return -0.007848756950982137
+            else
+              return -0.03471525256355127
+            end
+          end
+        else
+          return 0.023261785244052743
+        end
+      else
+        if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+          return -0.015754991197323057
+        else
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if x[1] ~= nil and x[1] <= 6.500000000000001 then
+              return 0.00636734799995396
+            else
+              return 0.031733250757428305
+            end
+          else
+            return -0.006153395720196178
+          end
+        end
+      end
+    else
+      if (x[8] or 0) <= 21.500000000000004 then
+        if (x[9] or 0) <= 4.500000000000001 then
+          return 0.0026654913354827166
+        else
+          if x[1] == nil or x[1] <= 100.50000000000001 then
+            if x[1] == nil or x[1] <= 60.50000000000001 then
+              return -0.0030016192499385005
+            else
+              return -0.02557674871974104
+            end
+          else
+            if x[1] == nil or x[1] <= 129.50000000000003 then
+              return 0.028259210582941497
+            else
+              return -0.003708922575892176
+            end
+          end
+        end
+      else
+        return -0.002519204056124022
+      end
+    end
+  end
+end
+T[196] = function(x, c)
+  if x[5] == nil or x[5] <= 2130.0000000000005 then
+    if x[1] ~= nil and x[1] <= 24.500000000000004 then
+      if x[5] ~= nil and x[5] <= 1530.0000000000002 then
+        if x[1] == nil or x[1] <= 17.500000000000004 then
+          if x[1] == nil or x[1] <= 14.500000000000002 then
+            return 0.0005728133839085984
+          else
+            return 0.01649362091748852
+          end
+        else
+          return -0.021336414685490652
+        end
+      else
+        if x[1] == nil or x[1] <= 12.500000000000002 then
+          if x[1] == nil or x[1] <= 5.500000000000001 then
+            if x[1] == nil or x[1] <= 2.5000000000000004 then
+              return 0.014930934184052447
+            else
+              if x[5] ~= nil and x[5] <= 1830.0000000000002 then
+                return -0.014810016583981662
+              else
+                if (x[8] or 0) <= 11.500000000000002 then
+                  if (x[8] or 0) <= 1.0000000180025095e-35 then
+                    return 0.01994331211349462
+                  else
+                    return -0.025146665720777936
+                  end
+                else
+                  if (x[8] or 0) <= 19.500000000000004 then
+                    return 0.0172948587986174
+                  else
+                    return -0.015247264734441305
+                  end
+                end
+              end
+            end
+          else
+            if x[1] == nil or x[1] <= 8.500000000000002 then
+              return 0.0017185087331122936
+            else
+              return 0.02153118731969597
+            end
+          end
+        else
+          return -0.007855241852255638
+        end
+      end
+    else
+      return 0.001353517898057412
+    end
+  else
+    if x[5] == nil or x[5] <= 2430.0000000000005 then
+      return 0.017824011184110495
+    else
+      return 0.00039531046390107636
+    end
+  end
+end
+T[197] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        return -0.001509602900782824
+      else
+        if (x[8] or 0) <= 18.500000000000004 then
+          if (x[8] or 0) <= 17.500000000000004 then
+            if (x[8] or 0) <= 13.500000000000002 then
+              return 0.011710920209493237
+            else
+              return -0.0025605565564364796
+            end
+          else
+            return 0.029635621428481997
+          end
+        else
+          return -0.0023335209482130055
+        end
+      end
+    else
+      if (x[8] or 0) <= 19.500000000000004 then
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return -0.02925505859390036
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              if (x[8] or 0) <= 10.500000000000002 then
+                return -0.005717677031121888
+              else
+                return 0.007445926220107649
+              end
+            else
+              return -0.022398443436593987
+            end
+          end
+        else
+          return -0.006160610253524036
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 21.500000000000004 then
+            return 0.004345875641163301
+          else
+            return -0.019406027815821562
+          end
+        else
+          if (x[9] or 0) <= 5.500000000000001 then
+            return 0.011834634490177513
+          else
+            return -0.006759048756676017
+          end
+        end
+      end
+    end
+  else
+    return 0.00024021084256804185
+  end
+end
+T[198] = function(x, c)
+  if x[5] == nil or x[5] <= 630.0000000000001 then
+    if x[5] == nil or x[5] <= 510.00000000000006 then
+      if x[1] ~= nil and x[1] <= 7748.000000000001 then
+        if x[1] == nil or x[1] <= 4076.0000000000005 then
+          if x[1] == nil or x[1] <= 2368.0000000000005 then
+            if x[1] == nil or x[1] <= 193.00000000000003 then
+              return 0.0001769268040102657
+            else
+              return -0.006114470458189977
+            end
+          else
+            return 0.025914360418854428
+          end
+        else
+          return -0.023023940619991787
+        end
+      else
+        return 0.017015823246603123
+      end
+    else
+      if x[1] == nil or x[1] <= 5.500000000000001 then
+        if x[1] == nil or x[1] <= 3.5000000000000004 then
+          if (x[8] or 0) <= 7.500000000000001 then
+            return 0.0193353026662275
+          else
+            return -0.0047894561852949305
+          end
+        else
+          return 0.020007066221578843
+        end
+      else
+        if x[1] == nil or x[1] <= 11.500000000000002 then
+          if x[1] == nil or x[1] <= 9.500000000000002 then
+            if (x[8] or 0) <= 4.500000000000001 then
+              return -0.0349580249351202
+            else
+              return -0.010358761439916719
+            end
+          else
+            return -0.03880157706729857
+          end
+        else
+          if (x[8] or 0) <= 19.500000000000004 then
+            if (x[8] or 0) <= 4.500000000000001 then
+              return 0.013219831239810213
+            else
+              return -0.01780629616732431
+            end
+          else
+            return 0.01737427315003118
+          end
+        end
+      end
+    end
+  else
+    return 0.0003297669772665476
+  end
+end
+T[199] = function(x, c)
+  if x[1] ~= nil and x[1] <= 1.5000000000000002 then
+    if (x[9] or 0) <= 2.5000000000000004 then
+      if (x[9] or 0) <= 1.5000000000000002 then
+        if (x[8] or 0) <= 1.5000000000000002 then
+          return -0.014028504280798893
+        else
+          return -0.0006136746916397286
+        end
+      else
+        if (x[8] or 0) <= 21.500000000000004 then
+          return 0.006669805531966839
+        else
+          return -0.01005418974839428
+        end
+      end
+    else
+      if (x[8] or 0) <= 19.500000000000004 then
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 1.0000000180025095e-35 then
+            return -0.02813720506096262
+          else
+            if (x[8] or 0) <= 18.500000000000004 then
+              if (x[8] or 0) <= 14.500000000000002 then
+                return -0.0015075768374569953
+              else
+                if (x[8] or 0) <= 16.500000000000004 then
+                  return 0.018225399755338507
+                else
+                  return -0.0021457047685865547
+                end
+              end
+            else
+              return -0.021485933428261522
+            end
+          end
+        else
+          return -0.0058806018248896
+        end
+      else
+        if (x[9] or 0) <= 3.5000000000000004 then
+          if (x[8] or 0) <= 21.500000000000004 then
+            return 0.004111796834155275
+          else
+            return -0.018591815499808328
+          end
+        else
+          if (x[9] or 0) <= 5.500000000000001 then
+            return 0.011188887106897373
+          else
+            return -0.006448843894029593
+          end
+        end
+      end
+    end
+  else
+    return 0.000232705594804931
+  end
+end
+T[200] = function(x, c)
+  if x[5] ~= nil and x[5] <= 90.00000000000001 then
+    return -0.010102439646964518
+  else
+    if x[5] ~= nil and x[5] <= 150.00000000000003 then
+      if (x[8] or 0) <= 5.500000000000001 then
+        return 0.02933718929956914
+      else
+        return -0.006711987521139485
+      end
+    else
+      if x[5] == nil or x[5] <= 630.0000000000001 then
+        if (x[9] or 0) <= 1.5000000000000002 then
+          if (x[8] or 0) <= 18.500000000000004 then
+            if (x[8] or 0) <= 17.500000000000004 then
+              if (x[8] or 0) <= 3.5000000000000004 then
+                return -0.00805805691349283
+              else
+                if (x[8] or 0) <= 13.500000000000002 then
+                  if x[1] == nil or x[1] <= 4.500000000000001 then
+                    return -0.017836453756604205
+                  else
+                    if (x[8] or 0) <= 11.500000000000002 then
+                      return 0.011953852154681274
+                    else
+                      return 0.034130685558109414
+                    end
+                  end
+                else
+                  if x[1] == nil or x[1] <= 74.00000000000001 then
+                    return -0.00025045735598212354
+                  else
+                    return -0.03188819363351815
+                  end
+                end
+              end
+            else
+              if x[1] == nil or x[1] <= 5.500000000000001 then
+                if x[5] == nil or x[5] <= 150.00000000000003 then
+                  return 0.061097760205415214
+                else
+                  return 0.006614828013044444
+                end
+              else
+                return 0.0011666950546712848
+              end
+            end
+          else
+            return -0.005497521946939157
+          end
+        else
+          return -0.0019008250988887714
+        end
+      else
+        return 0.00031792251712601415
+      end
+    end
+  end
+end
+local TC = {}
+TC[1] = function(x, c)
   if x[6] ~= nil and x[6] <= 100.50000000000001 then
     c[6] = c[6] + -0.010155198646319308
     if x[5] == nil or x[5] <= 12150.000000000002 then
@@ -144,7 +11963,7 @@ T[1] = function(x, c)
     end
   end
 end
-T[2] = function(x, c)
+TC[2] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.00849615782307811
     if x[5] == nil or x[5] <= 12150.000000000002 then
@@ -231,7 +12050,7 @@ T[2] = function(x, c)
     end
   end
 end
-T[3] = function(x, c)
+TC[3] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.007002680755543313
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -318,7 +12137,7 @@ T[3] = function(x, c)
     end
   end
 end
-T[4] = function(x, c)
+TC[4] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.006235669611270939
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -405,7 +12224,7 @@ T[4] = function(x, c)
     end
   end
 end
-T[5] = function(x, c)
+TC[5] = function(x, c)
   if x[5] == nil or x[5] <= 12150.000000000002 then
     c[5] = c[5] + -0.01337481062468703
     if x[6] ~= nil and x[6] <= 64.50000000000001 then
@@ -492,7 +12311,7 @@ T[5] = function(x, c)
     end
   end
 end
-T[6] = function(x, c)
+TC[6] = function(x, c)
   if x[5] == nil or x[5] <= 12150.000000000002 then
     c[5] = c[5] + -0.012212077132373858
     if x[6] ~= nil and x[6] <= 64.50000000000001 then
@@ -579,7 +12398,7 @@ T[6] = function(x, c)
     end
   end
 end
-T[7] = function(x, c)
+TC[7] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.011072641507801623
     if x[1] ~= nil and x[1] <= 64.50000000000001 then
@@ -666,7 +12485,7 @@ T[7] = function(x, c)
     end
   end
 end
-T[8] = function(x, c)
+TC[8] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.009892225014630556
     if x[1] ~= nil and x[1] <= 57.00000000000001 then
@@ -753,7 +12572,7 @@ T[8] = function(x, c)
     end
   end
 end
-T[9] = function(x, c)
+TC[9] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.003964048063259014
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -840,7 +12659,7 @@ T[9] = function(x, c)
     end
   end
 end
-T[10] = function(x, c)
+TC[10] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.009270885128427112
     if x[6] ~= nil and x[6] <= 64.50000000000001 then
@@ -927,7 +12746,7 @@ T[10] = function(x, c)
     end
   end
 end
-T[11] = function(x, c)
+TC[11] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.003429378892168218
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -1014,7 +12833,7 @@ T[11] = function(x, c)
     end
   end
 end
-T[12] = function(x, c)
+TC[12] = function(x, c)
   if x[5] == nil or x[5] <= 12150.000000000002 then
     c[5] = c[5] + -0.008380904848701555
     if x[1] ~= nil and x[1] <= 40.50000000000001 then
@@ -1101,7 +12920,7 @@ T[12] = function(x, c)
     end
   end
 end
-T[13] = function(x, c)
+TC[13] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.007772756399935063
     if x[6] ~= nil and x[6] <= 57.00000000000001 then
@@ -1188,7 +13007,7 @@ T[13] = function(x, c)
     end
   end
 end
-T[14] = function(x, c)
+TC[14] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.002905014499797005
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -1275,7 +13094,7 @@ T[14] = function(x, c)
     end
   end
 end
-T[15] = function(x, c)
+TC[15] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.002632025428286569
     if (x[8] or 0) <= 13.500000000000002 then
@@ -1362,7 +13181,7 @@ T[15] = function(x, c)
     end
   end
 end
-T[16] = function(x, c)
+TC[16] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.002590809741494237
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -1449,7 +13268,7 @@ T[16] = function(x, c)
     end
   end
 end
-T[17] = function(x, c)
+TC[17] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.004807201552586418
     if x[1] ~= nil and x[1] <= 100.50000000000001 then
@@ -1536,7 +13355,7 @@ T[17] = function(x, c)
     end
   end
 end
-T[18] = function(x, c)
+TC[18] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.002537675472205724
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -1623,7 +13442,7 @@ T[18] = function(x, c)
     end
   end
 end
-T[19] = function(x, c)
+TC[19] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.0022368880905179467
     if (x[8] or 0) <= 13.500000000000002 then
@@ -1710,7 +13529,7 @@ T[19] = function(x, c)
     end
   end
 end
-T[20] = function(x, c)
+TC[20] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.006582985597104864
     if x[6] ~= nil and x[6] <= 57.00000000000001 then
@@ -1797,7 +13616,7 @@ T[20] = function(x, c)
     end
   end
 end
-T[21] = function(x, c)
+TC[21] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.004164108539238204
     if x[6] ~= nil and x[6] <= 100.50000000000001 then
@@ -1884,7 +13703,7 @@ T[21] = function(x, c)
     end
   end
 end
-T[22] = function(x, c)
+TC[22] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.004031411438604122
     if x[1] ~= nil and x[1] <= 100.50000000000001 then
@@ -1971,7 +13790,7 @@ T[22] = function(x, c)
     end
   end
 end
-T[23] = function(x, c)
+TC[23] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.0019261497262455709
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -2058,7 +13877,7 @@ T[23] = function(x, c)
     end
   end
 end
-T[24] = function(x, c)
+TC[24] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.005401432860275429
     if x[6] ~= nil and x[6] <= 40.50000000000001 then
@@ -2145,7 +13964,7 @@ T[24] = function(x, c)
     end
   end
 end
-T[25] = function(x, c)
+TC[25] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.003518515096930893
     if x[6] ~= nil and x[6] <= 100.50000000000001 then
@@ -2232,7 +14051,7 @@ T[25] = function(x, c)
     end
   end
 end
-T[26] = function(x, c)
+TC[26] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.003405209312331516
     if x[6] ~= nil and x[6] <= 100.50000000000001 then
@@ -2319,7 +14138,7 @@ T[26] = function(x, c)
     end
   end
 end
-T[27] = function(x, c)
+TC[27] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.0016182103414466593
     if (x[8] or 0) <= 14.500000000000002 then
@@ -2406,7 +14225,7 @@ T[27] = function(x, c)
     end
   end
 end
-T[28] = function(x, c)
+TC[28] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.0016215797985605568
     if (x[8] or 0) <= 14.500000000000002 then
@@ -2493,7 +14312,7 @@ T[28] = function(x, c)
     end
   end
 end
-T[29] = function(x, c)
+TC[29] = function(x, c)
   if x[5] == nil or x[5] <= 12150.000000000002 then
     c[5] = c[5] + -0.0041982999526327495
     if x[1] ~= nil and x[1] <= 57.00000000000001 then
@@ -2580,7 +14399,7 @@ T[29] = function(x, c)
     end
   end
 end
-T[30] = function(x, c)
+TC[30] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.001408820711230615
     if (x[8] or 0) <= 14.500000000000002 then
@@ -2667,7 +14486,7 @@ T[30] = function(x, c)
     end
   end
 end
-T[31] = function(x, c)
+TC[31] = function(x, c)
   if x[1] ~= nil and x[1] <= 100.50000000000001 then
     c[1] = c[1] + -0.0015169265489960696
     if x[1] == nil or x[1] <= 3.5000000000000004 then
@@ -2754,7 +14573,7 @@ T[31] = function(x, c)
     end
   end
 end
-T[32] = function(x, c)
+TC[32] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.0030174487121703494
     if x[1] ~= nil and x[1] <= 7748.000000000001 then
@@ -2841,7 +14660,7 @@ T[32] = function(x, c)
     end
   end
 end
-T[33] = function(x, c)
+TC[33] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.002914356408497699
     if x[1] ~= nil and x[1] <= 7748.000000000001 then
@@ -2928,7 +14747,7 @@ T[33] = function(x, c)
     end
   end
 end
-T[34] = function(x, c)
+TC[34] = function(x, c)
   if x[5] == nil or x[5] <= 50700.00000000001 then
     c[5] = c[5] + -0.0026850752816837556
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -3015,7 +14834,7 @@ T[34] = function(x, c)
     end
   end
 end
-T[35] = function(x, c)
+TC[35] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.003441611632460324
     if x[1] ~= nil and x[1] <= 57.00000000000001 then
@@ -3102,7 +14921,7 @@ T[35] = function(x, c)
     end
   end
 end
-T[36] = function(x, c)
+TC[36] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.005575266819952221
     if x[1] ~= nil and x[1] <= 1650.0000000000002 then
@@ -3189,7 +15008,7 @@ T[36] = function(x, c)
     end
   end
 end
-T[37] = function(x, c)
+TC[37] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.005491022976729764
     if x[1] ~= nil and x[1] <= 1650.0000000000002 then
@@ -3276,7 +15095,7 @@ T[37] = function(x, c)
     end
   end
 end
-T[38] = function(x, c)
+TC[38] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00021177855386600615
     if x[1] == nil or x[1] <= 40.50000000000001 then
@@ -3363,7 +15182,7 @@ T[38] = function(x, c)
     return 0.057982540340182215
   end
 end
-T[39] = function(x, c)
+TC[39] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0052799190185390124
     if x[6] ~= nil and x[6] <= 1650.0000000000002 then
@@ -3450,7 +15269,7 @@ T[39] = function(x, c)
     end
   end
 end
-T[40] = function(x, c)
+TC[40] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.0035504225212119817
     if x[1] ~= nil and x[1] <= 8288.000000000002 then
@@ -3537,7 +15356,7 @@ T[40] = function(x, c)
     end
   end
 end
-T[41] = function(x, c)
+TC[41] = function(x, c)
   if x[5] == nil or x[5] <= 50700.00000000001 then
     c[5] = c[5] + -0.0018738663238474886
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -3624,7 +15443,7 @@ T[41] = function(x, c)
     end
   end
 end
-T[42] = function(x, c)
+TC[42] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.0020735679018957613
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -3711,7 +15530,7 @@ T[42] = function(x, c)
     end
   end
 end
-T[43] = function(x, c)
+TC[43] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0018150900814303975
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -3798,7 +15617,7 @@ T[43] = function(x, c)
     end
   end
 end
-T[44] = function(x, c)
+TC[44] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.0025958087637675212
     if x[1] ~= nil and x[1] <= 8288.000000000002 then
@@ -3885,7 +15704,7 @@ T[44] = function(x, c)
     end
   end
 end
-T[45] = function(x, c)
+TC[45] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0015629985951060572
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -3972,7 +15791,7 @@ T[45] = function(x, c)
     end
   end
 end
-T[46] = function(x, c)
+TC[46] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0014901613486742594
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -4059,7 +15878,7 @@ T[46] = function(x, c)
     end
   end
 end
-T[47] = function(x, c)
+TC[47] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00021467692965609464
     if x[1] == nil or x[1] <= 40.50000000000001 then
@@ -4146,7 +15965,7 @@ T[47] = function(x, c)
     return 0.05482068894145135
   end
 end
-T[48] = function(x, c)
+TC[48] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.001106870205424403
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -4233,7 +16052,7 @@ T[48] = function(x, c)
     end
   end
 end
-T[49] = function(x, c)
+TC[49] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0014082032169898727
     if x[6] ~= nil and x[6] <= 8976.000000000002 then
@@ -4320,7 +16139,7 @@ T[49] = function(x, c)
     end
   end
 end
-T[50] = function(x, c)
+TC[50] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0009710205602612765
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -4407,7 +16226,7 @@ T[50] = function(x, c)
     end
   end
 end
-T[51] = function(x, c)
+TC[51] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0014399057656901023
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -4494,7 +16313,7 @@ T[51] = function(x, c)
     end
   end
 end
-T[52] = function(x, c)
+TC[52] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00020867790820348962
     if x[1] == nil or x[1] <= 4.500000000000001 then
@@ -4581,7 +16400,7 @@ T[52] = function(x, c)
     return 0.05353276356524827
   end
 end
-T[53] = function(x, c)
+TC[53] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.002207740662276388
     if x[1] ~= nil and x[1] <= 1650.0000000000002 then
@@ -4668,7 +16487,7 @@ T[53] = function(x, c)
     end
   end
 end
-T[54] = function(x, c)
+TC[54] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.0014562216621850153
     if x[1] ~= nil and x[1] <= 8288.000000000002 then
@@ -4755,7 +16574,7 @@ T[54] = function(x, c)
     end
   end
 end
-T[55] = function(x, c)
+TC[55] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.003180675014215955
     if x[6] ~= nil and x[6] <= 7748.000000000001 then
@@ -4842,7 +16661,7 @@ T[55] = function(x, c)
     end
   end
 end
-T[56] = function(x, c)
+TC[56] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00020634357357164547
     if x[1] == nil or x[1] <= 4.500000000000001 then
@@ -4929,7 +16748,7 @@ T[56] = function(x, c)
     return 0.05277994861638278
   end
 end
-T[57] = function(x, c)
+TC[57] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00020224447496367676
     if x[1] == nil or x[1] <= 40.50000000000001 then
@@ -5016,7 +16835,7 @@ T[57] = function(x, c)
     return 0.052586043806514673
   end
 end
-T[58] = function(x, c)
+TC[58] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0009177533273589013
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -5103,7 +16922,7 @@ T[58] = function(x, c)
     end
   end
 end
-T[59] = function(x, c)
+TC[59] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.001852771545907351
     if x[1] ~= nil and x[1] <= 1650.0000000000002 then
@@ -5190,7 +17009,7 @@ T[59] = function(x, c)
     end
   end
 end
-T[60] = function(x, c)
+TC[60] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00020121358403247212
     if x[1] == nil or x[1] <= 40.50000000000001 then
@@ -5277,7 +17096,7 @@ T[60] = function(x, c)
     return 0.052063442616891255
   end
 end
-T[61] = function(x, c)
+TC[61] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.00224997680320233
     if x[6] ~= nil and x[6] <= 7748.000000000001 then
@@ -5364,7 +17183,7 @@ T[61] = function(x, c)
     end
   end
 end
-T[62] = function(x, c)
+TC[62] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.000912912883894867
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -5451,7 +17270,7 @@ T[62] = function(x, c)
     end
   end
 end
-T[63] = function(x, c)
+TC[63] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0006016683369117905
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -5538,7 +17357,7 @@ T[63] = function(x, c)
     end
   end
 end
-T[64] = function(x, c)
+TC[64] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0018454929749091053
     if x[6] ~= nil and x[6] <= 1732.0000000000002 then
@@ -5625,7 +17444,7 @@ T[64] = function(x, c)
     end
   end
 end
-T[65] = function(x, c)
+TC[65] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0006126841614717152
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -5712,7 +17531,7 @@ T[65] = function(x, c)
     end
   end
 end
-T[66] = function(x, c)
+TC[66] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0008848604751004104
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -5799,7 +17618,7 @@ T[66] = function(x, c)
     end
   end
 end
-T[67] = function(x, c)
+TC[67] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00020442344567597043
     if x[1] == nil or x[1] <= 4.500000000000001 then
@@ -5886,7 +17705,7 @@ T[67] = function(x, c)
     return 0.05106310863338856
   end
 end
-T[68] = function(x, c)
+TC[68] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0019353130686050129
     if x[1] ~= nil and x[1] <= 1732.0000000000002 then
@@ -5973,7 +17792,7 @@ T[68] = function(x, c)
     end
   end
 end
-T[69] = function(x, c)
+TC[69] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0008472647641606589
     if x[1] ~= nil and x[1] <= 8976.000000000002 then
@@ -6060,7 +17879,7 @@ T[69] = function(x, c)
     end
   end
 end
-T[70] = function(x, c)
+TC[70] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.00020273953752281468
     if (x[8] or 0) <= 1.0000000180025095e-35 then
@@ -6147,7 +17966,7 @@ T[70] = function(x, c)
     return 0.05064377201807804
   end
 end
-T[71] = function(x, c)
+TC[71] = function(x, c)
   if x[1] ~= nil and x[1] <= 8976.000000000002 then
     c[1] = c[1] + -0.0002013234264494587
     if x[1] == nil or x[1] <= 4.500000000000001 then
@@ -6234,7 +18053,7 @@ T[71] = function(x, c)
     return 0.05051477734158563
   end
 end
-T[72] = function(x, c)
+TC[72] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0022765171099631137
     if x[1] ~= nil and x[1] <= 1268.0000000000002 then
@@ -6321,7 +18140,7 @@ T[72] = function(x, c)
     end
   end
 end
-T[73] = function(x, c)
+TC[73] = function(x, c)
   if x[1] == nil or x[1] <= 1.0000000180025095e-35 then
     c[1] = c[1] + 0.050587200582085434
     return 0.05030268286232723
@@ -6408,7 +18227,7 @@ T[73] = function(x, c)
     end
   end
 end
-T[74] = function(x, c)
+TC[74] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.001374615623659693
     if x[6] ~= nil and x[6] <= 7748.000000000001 then
@@ -6495,7 +18314,7 @@ T[74] = function(x, c)
     end
   end
 end
-T[75] = function(x, c)
+TC[75] = function(x, c)
   if x[1] ~= nil and x[1] <= 8288.000000000002 then
     c[1] = c[1] + -0.00020386431166792497
     if (x[8] or 0) <= 1.0000000180025095e-35 then
@@ -6582,7 +18401,7 @@ T[75] = function(x, c)
     end
   end
 end
-T[76] = function(x, c)
+TC[76] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0003971573051880942
     return -4.021020888797557e-05
@@ -6669,7 +18488,7 @@ T[76] = function(x, c)
     end
   end
 end
-T[77] = function(x, c)
+TC[77] = function(x, c)
   if x[1] ~= nil and x[1] <= 8288.000000000002 then
     c[1] = c[1] + -0.00020222629370778212
     if x[1] == nil or x[1] <= 4.500000000000001 then
@@ -6756,7 +18575,7 @@ T[77] = function(x, c)
     end
   end
 end
-T[78] = function(x, c)
+TC[78] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00030452557774639276
     if x[1] == nil or x[1] <= 584.0000000000001 then
@@ -6843,7 +18662,7 @@ T[78] = function(x, c)
     end
   end
 end
-T[79] = function(x, c)
+TC[79] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.0002991971857015865
     if x[1] == nil or x[1] <= 584.0000000000001 then
@@ -6930,7 +18749,7 @@ T[79] = function(x, c)
     end
   end
 end
-T[80] = function(x, c)
+TC[80] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0012821670026545793
     if x[1] ~= nil and x[1] <= 7748.000000000001 then
@@ -7017,7 +18836,7 @@ T[80] = function(x, c)
     end
   end
 end
-T[81] = function(x, c)
+TC[81] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + 0.0005933278070771459
     if x[6] ~= nil and x[6] <= 1732.0000000000002 then
@@ -7104,7 +18923,7 @@ T[81] = function(x, c)
     end
   end
 end
-T[82] = function(x, c)
+TC[82] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.00037379754856258537
     return -0.00019484714256262712
@@ -7191,7 +19010,7 @@ T[82] = function(x, c)
     end
   end
 end
-T[83] = function(x, c)
+TC[83] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.000287534314710497
     if x[1] == nil or x[1] <= 584.0000000000001 then
@@ -7278,7 +19097,7 @@ T[83] = function(x, c)
     end
   end
 end
-T[84] = function(x, c)
+TC[84] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0021756239638141993
     if x[1] ~= nil and x[1] <= 7748.000000000001 then
@@ -7365,7 +19184,7 @@ T[84] = function(x, c)
     end
   end
 end
-T[85] = function(x, c)
+TC[85] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.006900329162363898
     if x[1] ~= nil and x[1] <= 1.5000000000000002 then
@@ -7452,7 +19271,7 @@ T[85] = function(x, c)
     end
   end
 end
-T[86] = function(x, c)
+TC[86] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0003662246912268981
     return -0.00027296100451074546
@@ -7539,7 +19358,7 @@ T[86] = function(x, c)
     end
   end
 end
-T[87] = function(x, c)
+TC[87] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + 0.0010453161505344472
     return -0.0017025404620421584
@@ -7626,7 +19445,7 @@ T[87] = function(x, c)
     end
   end
 end
-T[88] = function(x, c)
+TC[88] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0004255426485814894
     if x[5] ~= nil and x[5] <= 150.00000000000003 then
@@ -7713,7 +19532,7 @@ T[88] = function(x, c)
     end
   end
 end
-T[89] = function(x, c)
+TC[89] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0003253719978394002
     return -0.00025452055319415145
@@ -7800,7 +19619,7 @@ T[89] = function(x, c)
     end
   end
 end
-T[90] = function(x, c)
+TC[90] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + 0.0012150198586972445
     return -0.0015522801608044234
@@ -7887,7 +19706,7 @@ T[90] = function(x, c)
     end
   end
 end
-T[91] = function(x, c)
+TC[91] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00023062250854424262
     if x[1] == nil or x[1] <= 584.0000000000001 then
@@ -7974,7 +19793,7 @@ T[91] = function(x, c)
     end
   end
 end
-T[92] = function(x, c)
+TC[92] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0006482921807511428
     if x[5] ~= nil and x[5] <= 150.00000000000003 then
@@ -8061,7 +19880,7 @@ T[92] = function(x, c)
     end
   end
 end
-T[93] = function(x, c)
+TC[93] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.0002345834116542282
     if x[1] == nil or x[1] <= 193.00000000000003 then
@@ -8148,7 +19967,7 @@ T[93] = function(x, c)
     end
   end
 end
-T[94] = function(x, c)
+TC[94] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + 0.0011105932147943299
     if x[1] ~= nil and x[1] <= 7748.000000000001 then
@@ -8235,7 +20054,7 @@ T[94] = function(x, c)
     end
   end
 end
-T[95] = function(x, c)
+TC[95] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0004050664876263169
     if x[6] == nil or x[6] <= 256.50000000000006 then
@@ -8322,7 +20141,7 @@ T[95] = function(x, c)
     end
   end
 end
-T[96] = function(x, c)
+TC[96] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.006565327193619534
     if x[1] ~= nil and x[1] <= 1.5000000000000002 then
@@ -8409,7 +20228,7 @@ T[96] = function(x, c)
     end
   end
 end
-T[97] = function(x, c)
+TC[97] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.0033523246529569254
     if (x[9] or 0) <= 1.0000000180025095e-35 then
@@ -8496,7 +20315,7 @@ T[97] = function(x, c)
     return 6.7912225920712e-05
   end
 end
-T[98] = function(x, c)
+TC[98] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + -0.003380629531799289
     if (x[9] or 0) <= 1.5000000000000002 then
@@ -8583,7 +20402,7 @@ T[98] = function(x, c)
     end
   end
 end
-T[99] = function(x, c)
+TC[99] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0003099677569438647
     if x[5] ~= nil and x[5] <= 150.00000000000003 then
@@ -8670,7 +20489,7 @@ T[99] = function(x, c)
     end
   end
 end
-T[100] = function(x, c)
+TC[100] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + -0.003385320545803789
     if (x[9] or 0) <= 1.5000000000000002 then
@@ -8757,7 +20576,7 @@ T[100] = function(x, c)
     end
   end
 end
-T[101] = function(x, c)
+TC[101] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0010725612030244673
     if x[1] ~= nil and x[1] <= 57.00000000000001 then
@@ -8844,7 +20663,7 @@ T[101] = function(x, c)
     return 0.001421667646580393
   end
 end
-T[102] = function(x, c)
+TC[102] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.00034634159093835897
     if x[1] == nil or x[1] <= 256.50000000000006 then
@@ -8931,7 +20750,7 @@ T[102] = function(x, c)
     end
   end
 end
-T[103] = function(x, c)
+TC[103] = function(x, c)
   if x[1] ~= nil and x[1] <= 4.500000000000001 then
     c[1] = c[1] + -0.001331135287593627
     if (x[8] or 0) <= 17.500000000000004 then
@@ -9018,7 +20837,7 @@ T[103] = function(x, c)
     end
   end
 end
-T[104] = function(x, c)
+TC[104] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.003771354349676685
     if x[1] ~= nil and x[1] <= 1.5000000000000002 then
@@ -9105,7 +20924,7 @@ T[104] = function(x, c)
     end
   end
 end
-T[105] = function(x, c)
+TC[105] = function(x, c)
   if x[1] == nil or x[1] <= 193.00000000000003 then
     c[1] = c[1] + 0.00022399823912316224
     if x[1] ~= nil and x[1] <= 128.50000000000003 then
@@ -9192,7 +21011,7 @@ T[105] = function(x, c)
     end
   end
 end
-T[106] = function(x, c)
+TC[106] = function(x, c)
   if x[1] ~= nil and x[1] <= 4.500000000000001 then
     c[1] = c[1] + -0.0011338956905375599
     if (x[8] or 0) <= 17.500000000000004 then
@@ -9279,7 +21098,7 @@ T[106] = function(x, c)
     end
   end
 end
-T[107] = function(x, c)
+TC[107] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.0006135561846188157
     if x[5] == nil or x[5] <= 10770.000000000002 then
@@ -9366,7 +21185,7 @@ T[107] = function(x, c)
     end
   end
 end
-T[108] = function(x, c)
+TC[108] = function(x, c)
   if x[5] == nil or x[5] <= 40200.00000000001 then
     c[5] = c[5] + -0.0004178721871053442
     if x[5] == nil or x[5] <= 35190.00000000001 then
@@ -9453,7 +21272,7 @@ T[108] = function(x, c)
     return 0.002196321331312301
   end
 end
-T[109] = function(x, c)
+TC[109] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.011098609044488518
     if x[5] == nil or x[5] <= 90.00000000000001 then
@@ -9540,7 +21359,7 @@ T[109] = function(x, c)
     end
   end
 end
-T[110] = function(x, c)
+TC[110] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.003884119641288481
     if (x[9] or 0) <= 1.0000000180025095e-35 then
@@ -9627,7 +21446,7 @@ T[110] = function(x, c)
     return -4.1424771813788406e-05
   end
 end
-T[111] = function(x, c)
+TC[111] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.000720203413494553
     return -0.0008283177927232831
@@ -9714,7 +21533,7 @@ T[111] = function(x, c)
     end
   end
 end
-T[112] = function(x, c)
+TC[112] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.011776192033321522
     if (x[8] or 0) <= 6.500000000000001 then
@@ -9801,7 +21620,7 @@ T[112] = function(x, c)
     end
   end
 end
-T[113] = function(x, c)
+TC[113] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.010093854416579227
     if x[5] == nil or x[5] <= 90.00000000000001 then
@@ -9888,7 +21707,7 @@ T[113] = function(x, c)
     end
   end
 end
-T[114] = function(x, c)
+TC[114] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0002367053651293138
     return -0.00032379510639969476
@@ -9975,7 +21794,7 @@ T[114] = function(x, c)
     end
   end
 end
-T[115] = function(x, c)
+TC[115] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.012970377562778232
     if (x[8] or 0) <= 6.500000000000001 then
@@ -10062,7 +21881,7 @@ T[115] = function(x, c)
     end
   end
 end
-T[116] = function(x, c)
+TC[116] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.002421837426567875
     if x[1] ~= nil and x[1] <= 1.5000000000000002 then
@@ -10149,7 +21968,7 @@ T[116] = function(x, c)
     return -8.120122149650016e-05
   end
 end
-T[117] = function(x, c)
+TC[117] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0001966179684119311
     return -0.0003121365490556394
@@ -10236,7 +22055,7 @@ T[117] = function(x, c)
     end
   end
 end
-T[118] = function(x, c)
+TC[118] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.0035277430935494736
     if (x[9] or 0) <= 1.0000000180025095e-35 then
@@ -10323,7 +22142,7 @@ T[118] = function(x, c)
     return -8.21208581681015e-05
   end
 end
-T[119] = function(x, c)
+TC[119] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.009646954781896665
     if x[5] == nil or x[5] <= 90.00000000000001 then
@@ -10410,7 +22229,7 @@ T[119] = function(x, c)
     end
   end
 end
-T[120] = function(x, c)
+TC[120] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.010028949421569202
     if (x[8] or 0) <= 6.500000000000001 then
@@ -10497,7 +22316,7 @@ T[120] = function(x, c)
     end
   end
 end
-T[121] = function(x, c)
+TC[121] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.0002550803822631096
     if x[1] == nil or x[1] <= 1006.0000000000001 then
@@ -10584,7 +22403,7 @@ T[121] = function(x, c)
     end
   end
 end
-T[122] = function(x, c)
+TC[122] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0001937765057265231
     return -0.0003023631076206306
@@ -10671,7 +22490,7 @@ T[122] = function(x, c)
     end
   end
 end
-T[123] = function(x, c)
+TC[123] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.009140903437316057
     if x[5] == nil or x[5] <= 90.00000000000001 then
@@ -10758,7 +22577,7 @@ T[123] = function(x, c)
     end
   end
 end
-T[124] = function(x, c)
+TC[124] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.00868034349335812
     if (x[8] or 0) <= 6.500000000000001 then
@@ -10845,7 +22664,7 @@ T[124] = function(x, c)
     end
   end
 end
-T[125] = function(x, c)
+TC[125] = function(x, c)
   if x[1] ~= nil and x[1] <= 4.500000000000001 then
     c[1] = c[1] + -0.0007300715123533088
     return -0.0008689422123755099
@@ -10932,7 +22751,7 @@ T[125] = function(x, c)
     end
   end
 end
-T[126] = function(x, c)
+TC[126] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.00018525986353801514
     return -0.00029527666545984735
@@ -11019,7 +22838,7 @@ T[126] = function(x, c)
     end
   end
 end
-T[127] = function(x, c)
+TC[127] = function(x, c)
   if x[1] ~= nil and x[1] <= 4.500000000000001 then
     c[1] = c[1] + -0.0006845343612828572
     return -0.0008259280339542786
@@ -11106,7 +22925,7 @@ T[127] = function(x, c)
     end
   end
 end
-T[128] = function(x, c)
+TC[128] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.00017868471934359505
     return -0.000290685317592923
@@ -11193,7 +23012,7 @@ T[128] = function(x, c)
     end
   end
 end
-T[129] = function(x, c)
+TC[129] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.007074196117495689
     if x[5] == nil or x[5] <= 90.00000000000001 then
@@ -11280,7 +23099,7 @@ T[129] = function(x, c)
     end
   end
 end
-T[130] = function(x, c)
+TC[130] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0019818473403904057
     if x[1] ~= nil and x[1] <= 57.00000000000001 then
@@ -11367,7 +23186,7 @@ T[130] = function(x, c)
     end
   end
 end
-T[131] = function(x, c)
+TC[131] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0016986630438290068
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -11454,7 +23273,7 @@ T[131] = function(x, c)
     end
   end
 end
-T[132] = function(x, c)
+TC[132] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.0002449324983121925
     if x[5] == nil or x[5] <= 10770.000000000002 then
@@ -11541,7 +23360,7 @@ T[132] = function(x, c)
     end
   end
 end
-T[133] = function(x, c)
+TC[133] = function(x, c)
   if x[5] ~= nil and x[5] <= 150.00000000000003 then
     c[5] = c[5] + 0.00848853719118602
     if (x[8] or 0) <= 6.500000000000001 then
@@ -11628,7 +23447,7 @@ T[133] = function(x, c)
     end
   end
 end
-T[134] = function(x, c)
+TC[134] = function(x, c)
   if x[6] ~= nil and x[6] <= 1268.0000000000002 then
     c[6] = c[6] + -0.000181751018244984
     if x[6] == nil or x[6] <= 193.00000000000003 then
@@ -11715,7 +23534,7 @@ T[134] = function(x, c)
     end
   end
 end
-T[135] = function(x, c)
+TC[135] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.001642386068653877
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -11802,7 +23621,7 @@ T[135] = function(x, c)
     end
   end
 end
-T[136] = function(x, c)
+TC[136] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00025786268501229226
     if x[1] == nil or x[1] <= 193.00000000000003 then
@@ -11889,7 +23708,7 @@ T[136] = function(x, c)
     end
   end
 end
-T[137] = function(x, c)
+TC[137] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0005118787972654636
     if (x[8] or 0) <= 14.500000000000002 then
@@ -11976,7 +23795,7 @@ T[137] = function(x, c)
     return 0.001536389208206258
   end
 end
-T[138] = function(x, c)
+TC[138] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0005482690036456208
     if (x[8] or 0) <= 14.500000000000002 then
@@ -12063,7 +23882,7 @@ T[138] = function(x, c)
     return 0.0014595262059663144
   end
 end
-T[139] = function(x, c)
+TC[139] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0018678342618576513
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -12150,7 +23969,7 @@ T[139] = function(x, c)
     end
   end
 end
-T[140] = function(x, c)
+TC[140] = function(x, c)
   if x[6] ~= nil and x[6] <= 40.50000000000001 then
     c[6] = c[6] + -0.000196118034155927
     if x[6] == nil or x[6] <= 36.50000000000001 then
@@ -12237,7 +24056,7 @@ T[140] = function(x, c)
     end
   end
 end
-T[141] = function(x, c)
+TC[141] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0014385753266653886
     if x[1] ~= nil and x[1] <= 24.500000000000004 then
@@ -12324,7 +24143,7 @@ T[141] = function(x, c)
     end
   end
 end
-T[142] = function(x, c)
+TC[142] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0011477421246394517
     return -0.0012939692340089815
@@ -12411,7 +24230,7 @@ T[142] = function(x, c)
     end
   end
 end
-T[143] = function(x, c)
+TC[143] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00018146199021281713
     if x[1] == nil or x[1] <= 1006.0000000000001 then
@@ -12498,7 +24317,7 @@ T[143] = function(x, c)
     end
   end
 end
-T[144] = function(x, c)
+TC[144] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0003738731574302683
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -12585,7 +24404,7 @@ T[144] = function(x, c)
     end
   end
 end
-T[145] = function(x, c)
+TC[145] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00018784691006573634
     if x[1] == nil or x[1] <= 193.00000000000003 then
@@ -12672,7 +24491,7 @@ T[145] = function(x, c)
     end
   end
 end
-T[146] = function(x, c)
+TC[146] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0019464515208793714
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -12759,7 +24578,7 @@ T[146] = function(x, c)
     return 0.00034404465467968476
   end
 end
-T[147] = function(x, c)
+TC[147] = function(x, c)
   if (x[8] or 0) <= 21.500000000000004 then
     c[8] = c[8] + 0.00016498934784456575
     if (x[9] or 0) <= 1.0000000180025095e-35 then
@@ -12846,7 +24665,7 @@ T[147] = function(x, c)
     end
   end
 end
-T[148] = function(x, c)
+TC[148] = function(x, c)
   if (x[8] or 0) <= 14.500000000000002 then
     c[8] = c[8] + -0.000737575386368933
     if x[5] ~= nil and x[5] <= 510.00000000000006 then
@@ -12933,7 +24752,7 @@ T[148] = function(x, c)
     end
   end
 end
-T[149] = function(x, c)
+TC[149] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.001304594299955489
     if x[1] ~= nil and x[1] <= 24.500000000000004 then
@@ -13020,7 +24839,7 @@ T[149] = function(x, c)
     end
   end
 end
-T[150] = function(x, c)
+TC[150] = function(x, c)
   if (x[8] or 0) <= 21.500000000000004 then
     c[8] = c[8] + 0.0003392236941868867
     return 0.00024299665783986598
@@ -13107,7 +24926,7 @@ T[150] = function(x, c)
     end
   end
 end
-T[151] = function(x, c)
+TC[151] = function(x, c)
   if (x[8] or 0) <= 14.500000000000002 then
     c[8] = c[8] + -0.0015901358256113242
     if x[5] ~= nil and x[5] <= 510.00000000000006 then
@@ -13194,7 +25013,7 @@ T[151] = function(x, c)
     end
   end
 end
-T[152] = function(x, c)
+TC[152] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.0008639331994160501
     if x[5] == nil or x[5] <= 9930.000000000002 then
@@ -13281,7 +25100,7 @@ T[152] = function(x, c)
     return -0.00013500373220982686
   end
 end
-T[153] = function(x, c)
+TC[153] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0017640374250111478
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -13368,7 +25187,7 @@ T[153] = function(x, c)
     return 0.0003279665795758216
   end
 end
-T[154] = function(x, c)
+TC[154] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.001168985777838497
     if x[1] ~= nil and x[1] <= 24.500000000000004 then
@@ -13455,7 +25274,7 @@ T[154] = function(x, c)
     end
   end
 end
-T[155] = function(x, c)
+TC[155] = function(x, c)
   if (x[8] or 0) <= 21.500000000000004 then
     c[8] = c[8] + 0.00018510885499322907
     if (x[8] or 0) <= 14.500000000000002 then
@@ -13542,7 +25361,7 @@ T[155] = function(x, c)
     return -0.0017216149594665036
   end
 end
-T[156] = function(x, c)
+TC[156] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00018140254187800817
     if x[1] == nil or x[1] <= 193.00000000000003 then
@@ -13629,7 +25448,7 @@ T[156] = function(x, c)
     end
   end
 end
-T[157] = function(x, c)
+TC[157] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.002700307229186756
     if x[1] ~= nil and x[1] <= 1.5000000000000002 then
@@ -13716,7 +25535,7 @@ T[157] = function(x, c)
     end
   end
 end
-T[158] = function(x, c)
+TC[158] = function(x, c)
   if (x[8] or 0) <= 21.500000000000004 then
     c[8] = c[8] + 0.0003077074256518192
     return 0.0002255001441984473
@@ -13803,7 +25622,7 @@ T[158] = function(x, c)
     end
   end
 end
-T[159] = function(x, c)
+TC[159] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.0005038047285485369
     if x[5] == nil or x[5] <= 9930.000000000002 then
@@ -13890,7 +25709,7 @@ T[159] = function(x, c)
     return -0.00013185908084733576
   end
 end
-T[160] = function(x, c)
+TC[160] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0007247225004586081
     if x[6] ~= nil and x[6] <= 57.00000000000001 then
@@ -13977,7 +25796,7 @@ T[160] = function(x, c)
     end
   end
 end
-T[161] = function(x, c)
+TC[161] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + 0.00024468211827195123
     return -0.0011394017207506239
@@ -14064,7 +25883,7 @@ T[161] = function(x, c)
     end
   end
 end
-T[162] = function(x, c)
+TC[162] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0001401907429703848
     return -0.0002648670499274495
@@ -14151,7 +25970,7 @@ T[162] = function(x, c)
     end
   end
 end
-T[163] = function(x, c)
+TC[163] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0015498184812150196
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -14238,7 +26057,7 @@ T[163] = function(x, c)
     end
   end
 end
-T[164] = function(x, c)
+TC[164] = function(x, c)
   if (x[8] or 0) <= 14.500000000000002 then
     c[8] = c[8] + -0.0008098283925602097
     if x[5] ~= nil and x[5] <= 510.00000000000006 then
@@ -14325,7 +26144,7 @@ T[164] = function(x, c)
     end
   end
 end
-T[165] = function(x, c)
+TC[165] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.00021388941212363056
     if x[5] == nil or x[5] <= 9930.000000000002 then
@@ -14412,7 +26231,7 @@ T[165] = function(x, c)
     return -0.00013094176964901954
   end
 end
-T[166] = function(x, c)
+TC[166] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00023555085650305647
     if x[1] == nil or x[1] <= 1006.0000000000001 then
@@ -14499,7 +26318,7 @@ T[166] = function(x, c)
     end
   end
 end
-T[167] = function(x, c)
+TC[167] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + -0.0008611871537095639
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -14586,7 +26405,7 @@ T[167] = function(x, c)
     return 0.00041237330115544607
   end
 end
-T[168] = function(x, c)
+TC[168] = function(x, c)
   if (x[8] or 0) <= 14.500000000000002 then
     c[8] = c[8] + -0.0005237954989099265
     return -0.0006360420198906207
@@ -14673,7 +26492,7 @@ T[168] = function(x, c)
     end
   end
 end
-T[169] = function(x, c)
+TC[169] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.0001616739451349705
     if x[1] == nil or x[1] <= 1006.0000000000001 then
@@ -14760,7 +26579,7 @@ T[169] = function(x, c)
     end
   end
 end
-T[170] = function(x, c)
+TC[170] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.0022640580237202603
     if x[1] ~= nil and x[1] <= 1.5000000000000002 then
@@ -14847,7 +26666,7 @@ T[170] = function(x, c)
     end
   end
 end
-T[171] = function(x, c)
+TC[171] = function(x, c)
   if x[5] == nil or x[5] <= 13890.000000000002 then
     c[5] = c[5] + -0.00023510087978029676
     if x[5] == nil or x[5] <= 10770.000000000002 then
@@ -14934,7 +26753,7 @@ T[171] = function(x, c)
     end
   end
 end
-T[172] = function(x, c)
+TC[172] = function(x, c)
   if x[1] ~= nil and x[1] <= 1268.0000000000002 then
     c[1] = c[1] + -0.00015469450609540027
     if x[1] == nil or x[1] <= 1006.0000000000001 then
@@ -15021,7 +26840,7 @@ T[172] = function(x, c)
     end
   end
 end
-T[173] = function(x, c)
+TC[173] = function(x, c)
   if (x[8] or 0) <= 14.500000000000002 then
     c[8] = c[8] + -0.0014760335672526174
     if (x[8] or 0) <= 7.500000000000001 then
@@ -15108,7 +26927,7 @@ T[173] = function(x, c)
     end
   end
 end
-T[174] = function(x, c)
+TC[174] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + 0.001913571998302336
     if x[1] ~= nil and x[1] <= 1.5000000000000002 then
@@ -15195,7 +27014,7 @@ T[174] = function(x, c)
     end
   end
 end
-T[175] = function(x, c)
+TC[175] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0011252821726735827
     if x[1] ~= nil and x[1] <= 24.500000000000004 then
@@ -15282,7 +27101,7 @@ T[175] = function(x, c)
     end
   end
 end
-T[176] = function(x, c)
+TC[176] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + -0.0007979146515706436
     if x[5] == nil or x[5] <= 510.00000000000006 then
@@ -15369,7 +27188,7 @@ T[176] = function(x, c)
     return 0.00043229540971253725
   end
 end
-T[177] = function(x, c)
+TC[177] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + -0.000749607370944632
     if x[5] == nil or x[5] <= 510.00000000000006 then
@@ -15456,7 +27275,7 @@ T[177] = function(x, c)
     return 0.0004106394606905821
   end
 end
-T[178] = function(x, c)
+TC[178] = function(x, c)
   if x[5] ~= nil and x[5] <= 90.00000000000001 then
     c[5] = c[5] + -0.010299562625150513
     return -0.012041665775246548
@@ -15543,7 +27362,7 @@ T[178] = function(x, c)
     end
   end
 end
-T[179] = function(x, c)
+TC[179] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0014827801697744638
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -15630,7 +27449,7 @@ T[179] = function(x, c)
     end
   end
 end
-T[180] = function(x, c)
+TC[180] = function(x, c)
   if x[5] ~= nil and x[5] <= 90.00000000000001 then
     c[5] = c[5] + -0.011044244980016207
     return -0.011476842398343061
@@ -15717,7 +27536,7 @@ T[180] = function(x, c)
     end
   end
 end
-T[181] = function(x, c)
+TC[181] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0014998500583576395
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -15804,7 +27623,7 @@ T[181] = function(x, c)
     return 0.0002714388041689766
   end
 end
-T[182] = function(x, c)
+TC[182] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.00012316240646845342
     return -0.00024017260125813798
@@ -15891,7 +27710,7 @@ T[182] = function(x, c)
     end
   end
 end
-T[183] = function(x, c)
+TC[183] = function(x, c)
   if x[6] ~= nil and x[6] <= 1.5000000000000002 then
     c[6] = c[6] + -0.0017358739675076339
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -15978,7 +27797,7 @@ T[183] = function(x, c)
     return 0.00026095902933685164
   end
 end
-T[184] = function(x, c)
+TC[184] = function(x, c)
   if x[5] ~= nil and x[5] <= 90.00000000000001 then
     c[5] = c[5] + -0.011104525632682964
     return -0.010950796341870841
@@ -16065,7 +27884,7 @@ T[184] = function(x, c)
     end
   end
 end
-T[185] = function(x, c)
+TC[185] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + -0.0010392593976786867
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -16152,7 +27971,7 @@ T[185] = function(x, c)
     return 0.00036062321788222487
   end
 end
-T[186] = function(x, c)
+TC[186] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0008514451651705796
     return -0.0009527043336626799
@@ -16239,7 +28058,7 @@ T[186] = function(x, c)
     end
   end
 end
-T[187] = function(x, c)
+TC[187] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.00012476096502710442
     return -0.00023591291368303655
@@ -16326,7 +28145,7 @@ T[187] = function(x, c)
     end
   end
 end
-T[188] = function(x, c)
+TC[188] = function(x, c)
   if x[5] ~= nil and x[5] <= 90.00000000000001 then
     c[5] = c[5] + -0.010764998011616476
     return -0.010621996013657802
@@ -16413,7 +28232,7 @@ T[188] = function(x, c)
     end
   end
 end
-T[189] = function(x, c)
+TC[189] = function(x, c)
   if x[1] ~= nil and x[1] <= 40.50000000000001 then
     c[1] = c[1] + -0.00019835509588068647
     if x[1] == nil or x[1] <= 36.50000000000001 then
@@ -16500,7 +28319,7 @@ T[189] = function(x, c)
     end
   end
 end
-T[190] = function(x, c)
+TC[190] = function(x, c)
   if (x[8] or 0) <= 1.0000000180025095e-35 then
     c[8] = c[8] + -0.0001410364209462249
     if x[5] == nil or x[5] <= 9930.000000000002 then
@@ -16587,7 +28406,7 @@ T[190] = function(x, c)
     return -0.00011377506054162262
   end
 end
-T[191] = function(x, c)
+TC[191] = function(x, c)
   if x[5] == nil or x[5] <= 54300.00000000001 then
     c[5] = c[5] + -0.0001235493444345778
     return -0.00022255820970044633
@@ -16674,7 +28493,7 @@ T[191] = function(x, c)
     end
   end
 end
-T[192] = function(x, c)
+TC[192] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0012734462324340383
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -16761,7 +28580,7 @@ T[192] = function(x, c)
     end
   end
 end
-T[193] = function(x, c)
+TC[193] = function(x, c)
   if x[5] ~= nil and x[5] <= 90.00000000000001 then
     c[5] = c[5] + -0.010430246142169874
     return -0.010282389074520372
@@ -16848,7 +28667,7 @@ T[193] = function(x, c)
     end
   end
 end
-T[194] = function(x, c)
+TC[194] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.0016756746258833168
     if x[1] ~= nil and x[1] <= 24.500000000000004 then
@@ -16935,7 +28754,7 @@ T[194] = function(x, c)
     end
   end
 end
-T[195] = function(x, c)
+TC[195] = function(x, c)
   if (x[8] or 0) <= 14.500000000000002 then
     c[8] = c[8] + -0.00035213162216850654
     return -0.0005386883295333525
@@ -17022,7 +28841,7 @@ T[195] = function(x, c)
     end
   end
 end
-T[196] = function(x, c)
+TC[196] = function(x, c)
   if x[5] == nil or x[5] <= 2130.0000000000005 then
     c[5] = c[5] + -0.001681243731943366
     if x[1] ~= nil and x[1] <= 24.500000000000004 then
@@ -17109,7 +28928,7 @@ T[196] = function(x, c)
     end
   end
 end
-T[197] = function(x, c)
+TC[197] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.0013233492132407338
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -17196,7 +29015,7 @@ T[197] = function(x, c)
     return 0.00024021084256804185
   end
 end
-T[198] = function(x, c)
+TC[198] = function(x, c)
   if x[5] == nil or x[5] <= 630.0000000000001 then
     c[5] = c[5] + -0.00041347879126387305
     if x[5] == nil or x[5] <= 510.00000000000006 then
@@ -17283,7 +29102,7 @@ T[198] = function(x, c)
     return 0.0003297669772665476
   end
 end
-T[199] = function(x, c)
+TC[199] = function(x, c)
   if x[1] ~= nil and x[1] <= 1.5000000000000002 then
     c[1] = c[1] + -0.001268859705886845
     if (x[9] or 0) <= 2.5000000000000004 then
@@ -17370,7 +29189,7 @@ T[199] = function(x, c)
     return 0.000232705594804931
   end
 end
-T[200] = function(x, c)
+TC[200] = function(x, c)
   if x[5] ~= nil and x[5] <= 90.00000000000001 then
     c[5] = c[5] + -0.00953575601095926
     return -0.010102439646964518
@@ -17486,7 +29305,7 @@ end
 
 local function reason(f, v, x)
   if f == 19 or f == 14 then
-    return string.format("your last %d jobs%s failed", v, f == 19 and " with this name" or "")
+    return string.format("your last %d jobs%s failed", floor(v), f == 19 and " with this name" or "")
   elseif f == 17 or f == 12 then
     return string.format("%d%% of your past jobs%s failed", floor(v * 100 + 0.5), f == 17 and " with this name" or "")
   elseif f == 18 or f == 13 then
@@ -17496,52 +29315,78 @@ local function reason(f, v, x)
     return "time limit shorter than your similar jobs needed"
   elseif f == 5 then return "time limit of " .. human(v)
   elseif f == 4 then return string.format("memory request of %.1f GiB", v / 1024)
-  elseif f == 1 then return string.format("%d CPUs requested", v)
-  elseif f == 2 then return string.format("%d nodes requested", v)
-  elseif f == 10 then return string.format("%d submissions in the last hour", v)
+  elseif f == 1 then return string.format("%d CPUs requested", floor(v))
+  elseif f == 2 then return string.format("%d nodes requested", floor(v))
+  elseif f == 10 then
+    if v >= 3 then return string.format("%d submissions in the last hour", floor(v)) end
   elseif f == 11 or f == 16 then
     if v < 5 then return "little history for this " .. (f == 16 and "job name" or "user") end
-  elseif f == 8 then return string.format("submitted at %02d:00 UTC", v)
+  elseif f == 8 then return string.format("submitted at %02d:00 UTC", floor(v))
   end
   return nil
 end
 
-function M.features(req)
+-- x, and the history rows of the user and of (user, name) (nil when unknown)
+local function features_rows(req)
   local x = {}
   request_features(req, x)
-  if WITH_HISTORY then history_features(req, x) end
+  local u, k = nil, nil
+  if WITH_HISTORY then
+    u, k = history_rows(req)
+    history_features(req, x, u, k)
+  end
+  return x, u, k
+end
+
+local function raw_rows(req)
+  local x, u, k = features_rows(req)
+  local r = 0
+  for i = 1, #T do r = r + T[i](x) end
+  return r, x, u, k
+end
+
+function M.features(req)
+  local x = features_rows(req)
   return x
 end
 
 function M.raw(req)
-  local x = M.features(req)
+  local r, x = raw_rows(req)
+  return r, x
+end
+
+function M.contributions(x)
   local c = {}
   for i = 1, NF do c[i] = 0 end
   local r = 0
-  for i = 1, #T do r = r + T[i](x, c) end
-  return r, c, x
+  for i = 1, #TC do r = r + TC[i](x, c) end
+  return r, c
 end
 
+-- reasons are computed only for jobs at or above M.threshold (the only ones users are warned
+-- about): the contribution walk costs as much again as the risk itself.
 function M.predict(req)
-  local r, c, x = M.raw(req)
+  local r, x, u, k = raw_rows(req)
   local risk = calibrate(1 / (1 + math.exp(-r)))
-  local order = {}
-  for i = 1, NF do if c[i] > 0 and x[i] ~= nil then order[#order + 1] = i end end
-  table.sort(order, function(a, b) return c[a] > c[b] end)
   local reasons = {}
-  for _, i in ipairs(order) do
-    local s = reason(i, x[i], x)
-    if s ~= nil then reasons[#reasons + 1] = s end
-    if #reasons >= 3 then break end
-  end
   local suggestion = nil
   if WITH_HISTORY then
-    local k = N[(req.user or "") .. "\031" .. (req.name or "")] or U[req.user or ""]
-    local p90 = k and k[5] or nil
+    local row = k or u
+    local p90 = row and row[5] or nil
     local tl = x[5]
     if p90 and p90 > 0 and tl ~= nil and tl < p90 then
       suggestion = "--time=" .. hms(p90 * 1.2) .. " (similar jobs needed " .. human(p90) .. ")"
     end
+  end
+  if risk < M.threshold then return risk, reasons, suggestion end
+  local _, c = M.contributions(x)
+  local order = {}
+  for i = 1, NF do if c[i] > 0 and x[i] ~= nil then order[#order + 1] = i end end
+  table.sort(order, function(a, b) return c[a] > c[b] end)
+  for _, i in ipairs(order) do
+    local s = reason(i, x[i], x)
+    if s ~= nil then reasons[#reasons + 1] = s end
+    if #reasons >= 3 then break end
   end
   return risk, reasons, suggestion
 end

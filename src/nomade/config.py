@@ -5,6 +5,7 @@ exists, else none. Every value is validated against its declaration in ``setting
 one line naming the file, the key and what was expected.
 """
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -77,16 +78,27 @@ def coerce(setting: Setting, raw: Any, where: str) -> Any:
                 if text.lower() in _FALSE:
                     return False
                 raise ValueError(text)
-            return t(text)
+            value = t(text)
         except ValueError:
             raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected {_tname(t)}") from None
+        return _finite(setting, value, where)
     if t is float and isinstance(raw, int) and not isinstance(raw, bool):
         return float(raw)
+    if t is float and isinstance(raw, float):
+        return _finite(setting, raw, where)
     if t is not bool and isinstance(raw, bool):
         raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected {_tname(t)}")
     if not isinstance(raw, t):
         raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected {_tname(t)}, got {type(raw).__name__}")
     return raw
+
+
+def _finite(setting: Setting, value: Any, where: str) -> Any:
+    """nan and inf are numbers to TOML and to float(), never a sensible setting: `hooks.timeout_s =
+    nan` passed every `<= 0` check and left the hooks without a time bound."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {setting.name} = {value!r}: expected a finite number")
+    return value
 
 
 def _tname(t: type) -> str:

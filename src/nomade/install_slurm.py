@@ -6,8 +6,8 @@ Lines a site already sets (its own Prolog=, a JobSubmitPlugins list, ...) are ne
 the plan lists them as conflicts with what to do by hand. See docs/slurm.md."""
 
 import os
+import pwd
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 from .config import Config
 from .errors import ConfigError
 from .hooks.harness import DEFAULT_RUNTIME_DIR
+from .private_files import write_atomic
 
 BEGIN = "# BEGIN nomade (written by `nomade install-slurm`; delete this block to uninstall)"
 END = "# END nomade"
@@ -31,6 +32,7 @@ class PlannedFile:
     content: str
     mode: int
     why: str
+    owner: str = ""  # a user name: the file is given to that user (and its group); "" = the installer
 
 
 @dataclass
@@ -70,6 +72,14 @@ def read_conf(path: Path) -> Dict[str, str]:
             if m and not line.lstrip().startswith("#"):
                 out[m.group(1).lower()] = m.group(2)
     return out
+
+
+MODEL_MODE = 0o640
+
+
+def slurm_user(conf: Dict[str, str]) -> str:
+    """The user slurmctld runs as: slurm.conf's SlurmUser (Slurm's default is root)."""
+    return conf.get("slurmuser", "").strip() or "root"
 
 
 def _fill(text: str, values: Dict[str, str]) -> str:
@@ -126,8 +136,10 @@ def plan_install(cfg: Config, *, conf_path: Path = Path("/etc/slurm/slurm.conf")
     ]
     bundle_model = Path(cfg.get("model.bundle") or cfg.registry_dir / "current") / "submit_model.lua"
     if bundle_model.is_file():
-        plan.files.append(PlannedFile(model_path, bundle_model.read_text(), 0o644,
-                                      f"submit-time model from {bundle_model}"))
+        # per-user history (hashed): readable by slurmctld's user only
+        plan.files.append(PlannedFile(model_path, bundle_model.read_text(), MODEL_MODE,
+                                      f"submit-time model from {bundle_model}",
+                                      owner=slurm_user(existing)))
     else:
         plan.notes.append(f"no bundle with submit_model.lua yet ({bundle_model}): job_submit.lua lets every "
                           f"job through silently until one is published to {model_path}.")
@@ -143,8 +155,8 @@ def format_plan(plan: InstallPlan) -> str:
     lines = ["Files:"]
     for f in plan.files:
         state = "replace (backup kept)" if f.path.exists() else "create"
-        lines.append(f"  {f.path}  mode {f.mode:04o}  root  [{state}]  {f.why}")
-    lines.append("Directories:")
+        lines.append(f"  {f.path}  mode {f.mode:04o}  {f.owner or 'root'}  [{state}]  {f.why}")
+    lines.append("Directories (created when missing; an existing one is left as it is):")
     lines.extend(f"  {p}  mode {m:04o}  {why}" for p, m, why in plan.dirs)
     lines.append(f"slurm.conf ({plan.conf_path}) block:")
     lines.extend(f"  {ln}" for ln in [BEGIN] + plan.conf_lines + [END])
@@ -155,22 +167,67 @@ def format_plan(plan: InstallPlan) -> str:
     return "\n".join(lines)
 
 
-def _backup(path: Path, stamp: str) -> Optional[Path]:
+def _owner_ids(owner: str) -> Optional[Tuple[int, int]]:
+    if not owner:
+        return None
+    try:
+        pw = pwd.getpwnam(owner)
+    except KeyError:
+        raise ConfigError(f"slurm.conf: SlurmUser={owner} is not a user on this host",
+                          hint="run install-slurm on the slurmctld host") from None
+    return pw.pw_uid, pw.pw_gid
+
+
+def _backup(path: Path, stamp: str, mode: int) -> Optional[Path]:
+    """A copy of ``path``, no more readable than the original nor than the planned ``mode``
+    (a backup of an old world-readable model must not keep leaking it)."""
     if not path.exists():
         return None
     dest = path.with_name(f"{path.name}.nomade-backup-{stamp}")
-    shutil.copy2(path, dest)
+    write_atomic(dest, path.read_bytes(), mode=path.stat().st_mode & mode & 0o777)
     return dest
 
 
-def _write(path: Path, content: str, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.nomade-tmp")
-    with open(tmp, "w") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+def _write(path: Path, content: str, mode: int, ids: Optional[Tuple[int, int]] = None) -> None:
+    write_atomic(path, content.encode(), mode=mode, owner=ids)
+
+
+def _same_file(path: Path, content: str, mode: int, ids: Optional[Tuple[int, int]]) -> bool:
+    if not path.is_file() or path.read_text(errors="replace") != content:
+        return False
+    st = path.stat()
+    return st.st_mode & 0o7777 == mode and (ids is None or (st.st_uid, st.st_gid) == ids)
+
+
+def _kept_meta(path: Path, default_mode: int) -> Tuple[int, Optional[Tuple[int, int]]]:
+    """The mode and owner of a site file nomade edits (slurm.conf): kept as they are."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return default_mode, None
+    return st.st_mode & 0o7777, (st.st_uid, st.st_gid)
+
+
+def _make_dir(path: Path, mode: int) -> str:
+    """Create ``path`` (and missing parents, 0755) with its documented mode; an existing
+    directory is left exactly as it is, mode and owner: install-slurm did not create it."""
+    if path.is_dir():
+        have = path.stat().st_mode & 0o7777
+        note = "" if have == mode else f"; nomade would create it {mode:04o}"
+        return f"kept existing directory {path} ({have:04o}{note})"
+    missing = []
+    p = path
+    while not p.exists() and not p.is_symlink():
+        missing.append(p)
+        p = p.parent
+    if not missing:
+        raise ConfigError(f"install-slurm: {path} exists and is not a directory",
+                          hint="move it away or choose another path")
+    for d in reversed(missing):
+        m = mode if d == path else 0o755
+        os.mkdir(d, m)
+        os.chmod(d, m)  # one it has just created, still empty: the umask may have narrowed it
+    return f"directory {path} ({mode:04o})"
 
 
 def new_conf_text(old: str, conf_lines: List[str]) -> str:
@@ -194,22 +251,23 @@ def apply_plan(plan: InstallPlan, stamp: Optional[str] = None) -> List[str]:
     done: List[str] = []
     try:
         for path, mode, _ in plan.dirs:
-            path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, mode)
-            done.append(f"directory {path} ({mode:04o})")
+            done.append(_make_dir(path, mode))
         for f in plan.files:
-            if f.path.exists() and f.path.read_text(errors="replace") == f.content:
+            ids = _owner_ids(f.owner)
+            if _same_file(f.path, f.content, f.mode, ids):
                 done.append(f"unchanged {f.path}")
                 continue
-            f.path.parent.mkdir(parents=True, exist_ok=True)
-            b = _backup(f.path, stamp)
-            _write(f.path, f.content, f.mode)
+            if not f.path.parent.is_dir():
+                done.append(_make_dir(f.path.parent, 0o755))
+            b = _backup(f.path, stamp, f.mode)
+            _write(f.path, f.content, f.mode, ids)
             done.append(f"wrote {f.path}" + (f" (backup {b})" if b else ""))
         old = plan.conf_path.read_text() if plan.conf_path.exists() else ""
         new = new_conf_text(old, plan.conf_lines)
         if new != old:
-            b = _backup(plan.conf_path, stamp)
-            _write(plan.conf_path, new, 0o644)
+            mode, ids = _kept_meta(plan.conf_path, 0o644)
+            b = _backup(plan.conf_path, stamp, mode)
+            _write(plan.conf_path, new, mode, ids)
             done.append(f"wrote {plan.conf_path}" + (f" (backup {b})" if b else ""))
     except OSError as exc:
         raise ConfigError(f"install-slurm stopped at {exc.filename}: {exc.strerror}",

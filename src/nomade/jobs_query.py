@@ -36,6 +36,8 @@ class JobQuery:
     since: Optional[float] = None      # submit_time >= since (epoch s)
     cluster: Optional[str] = None
     limit: int = 50
+    owner_uid: Optional[int] = None    # only this uid's jobs (and, for jobs without a uid, ...
+    owner_name: Optional[str] = None   # ... this user name's): the access rule's "own jobs"
 
 
 @dataclass
@@ -115,7 +117,7 @@ def state_condition(wanted: Sequence[str]) -> Tuple[str, List[str]]:
 def list_jobs(store: Store, query: JobQuery) -> List[JobRow]:
     """Jobs matching ``query``, newest submission first, at most ``query.limit``."""
     where, params = _where(query)
-    sql = ("SELECT cluster, job_id, user, name, state, cancelled_by, uid, submit_time, start_time, "
+    sql = ("SELECT cluster, job_id, user, name, state, cancelled_by, uid, submit_time, start_time, "  # noqa: S608 (where: placeholders)
            "end_time, elapsed_s, exit_code, exit_signal, partition FROM jobs"
            + where + " ORDER BY submit_time DESC, cluster, job_id_raw DESC, job_id DESC LIMIT ?")
     rows = store.conn.execute(sql, params + [max(0, int(query.limit))]).fetchall()
@@ -138,6 +140,10 @@ def _where(query: JobQuery) -> Tuple[str, List[object]]:
     if query.cluster:
         conds.append("cluster = ?")
         params.append(query.cluster)
+    if query.owner_uid is not None:
+        cond, p = owner_condition(query.owner_uid, query.owner_name)
+        conds.append(cond)
+        params.extend(p)
     if query.users:
         conds.append(f"user IN ({','.join('?' * len(query.users))})")
         params.extend(query.users)
@@ -151,12 +157,20 @@ def _where(query: JobQuery) -> Tuple[str, List[object]]:
     return (" WHERE " + " AND ".join(conds)) if conds else "", params
 
 
+def owner_condition(uid: int, name: Optional[str]) -> Tuple[str, List[object]]:
+    """SQL for "the caller's own jobs", as ``whyservice.access.check_access`` decides it: the
+    job's uid, or its user name when the record has no uid."""
+    if name is None:
+        return "uid = ?", [uid]
+    return "(uid = ? OR (uid IS NULL AND user = ?))", [uid, name]
+
+
 def outcome_counts(store: Store, cluster: Optional[str] = None) -> OutcomeCounts:
     """Jobs, distinct users, submit-time span and jobs per outcome class (``unknown`` for jobs
     without a final state)."""
     where, params = (" WHERE cluster = ?", [cluster]) if cluster else ("", [])
     n, users, first, last = store.conn.execute(
-        "SELECT count(*), count(DISTINCT user), min(submit_time), max(submit_time) FROM jobs" + where,
+        "SELECT count(*), count(DISTINCT user), min(submit_time), max(submit_time) FROM jobs" + where,  # noqa: S608 (constant)
         params).fetchone()
     counts = OutcomeCounts(jobs=n, users=users, first_submit=first, last_submit=last)
     sql = ("SELECT state, (state = 'CANCELLED' AND NOT " + _OWNER_CANCEL + ") AS other, count(*) "

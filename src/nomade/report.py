@@ -21,6 +21,10 @@ class JobNotFound(NomadeError):
     """The store has no record of this job."""
 
 
+class AmbiguousJob(JobNotFound):
+    """The job id is in the store for several clusters and no cluster was given."""
+
+
 @dataclass
 class ScoreSeen:
     stage: str
@@ -92,8 +96,32 @@ def human_mem(mb: Optional[float]) -> str:
     return f"{mb / 1024:.2f} GiB" if mb >= 1024 else f"{mb:.0f} MiB"
 
 
+def known(x: Optional[float]) -> bool:
+    """A value that can be shown: not None and not NaN/inf."""
+    return x is not None and math.isfinite(float(x))
+
+
+def mem_phrase(peak_mb: Optional[float], requested_mb: Optional[float]) -> str:
+    """'peak 7.80 GiB of 8.00 GiB', 'peak 7.80 GiB', '8.00 GiB requested', or '' when neither is known."""
+    if known(peak_mb) and known(requested_mb):
+        return f"peak {human_mem(peak_mb)} of {human_mem(requested_mb)}"
+    if known(peak_mb):
+        return f"peak {human_mem(peak_mb)}; the request is unknown"
+    if known(requested_mb):
+        return f"{human_mem(requested_mb)} requested; the peak is unknown"
+    return ""
+
+
+def exit_phrase(code: Optional[int], signal: Optional[int]) -> str:
+    """How the program ended, in words, whatever is unknown."""
+    sig = f" (signal {signal})" if signal else ""
+    if code is None:
+        return f"The job's program failed{sig}; its exit code is unknown"
+    return f"The job's program exited with code {code}{sig}"
+
+
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    if a is None or b is None or b <= 0:
+    if not known(a) or not known(b) or b <= 0:
         return None
     return a / b
 
@@ -134,12 +162,12 @@ def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
         base = max(r.mem_requested_mb or 0, r.mem_peak_mb or 0)
         opt = "--mem-per-cpu" if job.get("req_mem_per_cpu") else "--mem"
         per = (job.get("alloc_cpus") or 1) if job.get("req_mem_per_cpu") else (job.get("alloc_nodes") or 1)
-        notes.append(f"The job ran out of memory (peak {human_mem(r.mem_peak_mb)} of "
-                     f"{human_mem(r.mem_requested_mb)}). Ask for more: {opt}={mem_option(base * 1.5 / per)}.")
+        ask = f"{opt}={mem_option(base * 1.5 / per)}" if base > 0 else f"a larger {opt}"
+        used = mem_phrase(r.mem_peak_mb, r.mem_requested_mb)
+        notes.append(f"The job ran out of memory{' (' + used + ')' if used else ''}. Ask for more: {ask}.")
     if r.failure_class == "failed":
-        notes.append(f"The job's program exited with code {r.exit_code}"
-                     f"{' (signal ' + str(r.exit_signal) + ')' if r.exit_signal else ''}: see the end of "
-                     f"its output/error file; `nomade-why {jid}` lists similar jobs and how they ended.")
+        notes.append(f"{exit_phrase(r.exit_code, r.exit_signal)}: see the end of its output/error "
+                     f"file; `nomade-why {jid}` lists similar jobs and how they ended.")
     if r.failure_class == "system":
         notes.append("The job ended because of the system (node failure, preemption), not its own "
                      "fault: resubmit it; --requeue lets Slurm do that for you.")
@@ -207,20 +235,67 @@ def _row(conn, sql: str, args: Sequence[Any]) -> Optional[Dict[str, Any]]:
     return dict(row) if row is not None else None
 
 
+def store_clusters(store) -> List[str]:
+    """The clusters the store holds jobs of, walked on the (cluster, job_id) key: one indexed
+    lookup per cluster, not a scan."""
+    found: List[str] = []
+    while True:
+        row = _row(store.conn, "SELECT min(cluster) AS c FROM jobs WHERE cluster > ?",
+                   (found[-1] if found else "",))
+        if row is None or row["c"] is None:
+            break
+        found.append(row["c"])
+    if _row(store.conn, "SELECT 1 AS x FROM jobs WHERE cluster = '' LIMIT 1", ()) is not None:
+        found.insert(0, "")
+    return found
+
+
+def clusters_for(store, cluster: str) -> List[str]:
+    """The values of a ``cluster`` column that belong to ``cluster``: itself, and '' (written by
+    a hook that did not know its cluster) only while the store holds no other cluster."""
+    if cluster and set(store_clusters(store)) <= {cluster, ""}:
+        return [cluster, ""]
+    return [cluster]
+
+
 def find_job(store, job_id: str, cluster: str = "") -> Dict[str, Any]:
-    """The jobs row for ``job_id`` (the newest submission when no cluster is given)."""
+    """The jobs row for (cluster, job_id). Without a cluster, the one cluster that has the job id;
+    AmbiguousJob when several have it (a store of several clusters never mixes them)."""
     if cluster:
         job = _row(store.conn, "SELECT * FROM jobs WHERE cluster = ? AND job_id = ?", (cluster, job_id))
+        return job if job is not None else _job_from_end_records(store, job_id, clusters_for(store, cluster))
+    rows = [r for r in (_row(store.conn, "SELECT * FROM jobs WHERE cluster = ? AND job_id = ?", (c, job_id))
+                        for c in store_clusters(store)) if r is not None]
+    _one_cluster(job_id, [r["cluster"] for r in rows])
+    return rows[0] if rows else _job_from_end_records(store, job_id, None)
+
+
+def _one_cluster(job_id: str, clusters: Sequence[str]) -> None:
+    names = sorted({c or "(no name)" for c in clusters})
+    if len(names) > 1:
+        raise AmbiguousJob(f"job {job_id} is in the store for several clusters ({', '.join(names)})",
+                           hint="say which with --cluster NAME")
+
+
+def _job_from_end_records(store, job_id: str, clusters: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """A partial row from the newest Epilog record of the job in ``clusters`` (None: any, as long
+    as only one cluster has such a record)."""
+    try:
+        rows = store.conn.execute("SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = 'end' "
+                                  "ORDER BY written_at DESC", (job_id,)).fetchall()
+    except sqlite3.OperationalError as exc:  # a store from before the hooks' migration
+        if "no such table" not in str(exc):
+            raise
+        rows = []
+    if clusters is not None:
+        rows = [r for r in rows if r["cluster"] in clusters]
     else:
-        job = _row(store.conn, "SELECT * FROM jobs WHERE job_id = ? ORDER BY submit_time DESC LIMIT 1",
-                   (job_id,))
-    if job is None:
-        end = _row(store.conn, "SELECT * FROM hook_records WHERE job_id = ? AND kind = 'end' "
-                   "ORDER BY written_at DESC LIMIT 1", (job_id,))
-        if end is None:
-            raise JobNotFound(f"job {job_id} is not in the store",
-                              hint="run `nomade ingest sacct` (and `nomade ingest hooks`) first")
-        job = job_from_end_record(json.loads(end["data"]))
+        _one_cluster(job_id, [r["cluster"] for r in rows if r["cluster"]])
+    if not rows:
+        raise JobNotFound(f"job {job_id} is not in the store",
+                          hint="run `nomade ingest sacct` (and `nomade ingest hooks`) first")
+    job = job_from_end_record(json.loads(rows[0]["data"]))
+    job["cluster"] = job.get("cluster") or rows[0]["cluster"]
     return job
 
 
@@ -237,17 +312,22 @@ def job_from_end_record(rec: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def load_scores(store, cluster: str, job_id: str) -> List[ScoreSeen]:
-    rows = store.conn.execute("SELECT stage, risk, level, model_version FROM scores WHERE job_id = ? "
-                              "AND (cluster = ? OR cluster = '') ORDER BY scored_at", (job_id, cluster))
-    return [ScoreSeen(r["stage"], float(r["risk"]), r["level"], r["model_version"]) for r in rows]
+    """The job's scores on its own cluster (unknown risks left out)."""
+    keys = clusters_for(store, cluster)
+    rows = store.conn.execute("SELECT stage, risk, level, model_version FROM scores WHERE job_id = ? "  # noqa: S608 (placeholders)
+                              f"AND cluster IN ({','.join('?' * len(keys))}) ORDER BY scored_at",
+                              [job_id] + keys)
+    return [ScoreSeen(r["stage"], float(r["risk"]), r["level"], r["model_version"]) for r in rows
+            if r["risk"] is not None and math.isfinite(float(r["risk"]))]
 
 
 def load_warnings(store, cluster: str, job_id: str) -> List[str]:
     """The recorder's early-warning events for a job (``events`` table), as one line each."""
+    keys = clusters_for(store, cluster)
     try:
-        rows = store.conn.execute("SELECT kind, node, created_at, detail FROM events WHERE job_id = ? "
-                                  "AND (cluster = ? OR cluster = '') ORDER BY created_at",
-                                  (job_id, cluster)).fetchall()
+        rows = store.conn.execute("SELECT kind, node, created_at, detail FROM events WHERE job_id = ? "  # noqa: S608 (placeholders)
+                                  f"AND cluster IN ({','.join('?' * len(keys))}) ORDER BY created_at",
+                                  [job_id] + keys).fetchall()
     except sqlite3.OperationalError as exc:  # a store from before the recorder's migration
         if "no such table" in str(exc):
             return []
@@ -258,45 +338,80 @@ def load_warnings(store, cluster: str, job_id: str) -> List[str]:
             detail = json.loads(r["detail"] or "{}")
         except ValueError:
             detail = {}
-        msg = detail.get("message") or f"{r['kind']} on {r['node']}"
+        msg = detail.get("message") or f"{r['kind']} on {r['node'] or 'an unknown node'}"
         out.append(f"{r['kind']}: {msg}")
     return out
 
 
-def load_report(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT) -> JobReport:
+def load_report(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT,
+                caller=None, admin_group: str = "") -> JobReport:
+    """The report of (cluster, job_id). With a ``caller`` (``whyservice.access.Caller``), the
+    why-service's access rule applies: AccessDenied unless the job is theirs or they are an admin."""
     job = find_job(store, str(job_id), cluster)
+    if caller is not None:
+        from .whyservice.access import check_access
+        check_access(caller, job, admin_group)
+    cl = job.get("cluster") or ""
     summary = _row(store.conn, "SELECT * FROM job_summaries WHERE cluster = ? AND job_id = ?",
-                   (job.get("cluster") or "", job["job_id"]))
-    report = build_report(job, load_scores(store, job.get("cluster") or "", job["job_id"]),
-                          summary, threshold)
-    report.warnings = load_warnings(store, job.get("cluster") or "", job["job_id"])
+                   (cl, job["job_id"]))
+    report = build_report(job, load_scores(store, cl, job["job_id"]), summary, threshold)
+    report.warnings = load_warnings(store, cl, job["job_id"])
     report.source = job.get("source") or "store"
     return report
 
 
 def format_report(r: JobReport) -> str:
-    """seff-style text."""
-    def pct(x: Optional[float]) -> str:
-        return "?" if x is None else f"{x:.1%}"
+    """seff-style text. What is unknown is said in words or left out, never shown as None or ?."""
     lines = [
         f"Job ID: {r.job_id}" + (f" (cluster {r.cluster})" if r.cluster else ""),
-        f"User: {r.user or '?'}" + (f"   Name: {r.name}" if r.name else ""),
-        f"State: {r.state or '?'}" + (f" (exit code {r.exit_code}"
-                                       + (f", signal {r.exit_signal}" if r.exit_signal else "") + ")"
-                                       if r.exit_code is not None else "")
-        + (f"   Outcome: {r.failure_class}" if r.failure_class else ""),
-        f"Nodes: {r.node_list or '?'}   Cores: {r.cpus or '?'}",
-        f"Wall time: {human_duration(r.elapsed_s)} of {human_duration(r.timelimit_s)} limit "
-        f"({pct(r.time_used)})",
-        f"CPU efficiency: {pct(r.cpu_efficiency)} ({human_duration(r.cpu_time_s)} CPU time)",
-        f"Memory efficiency: {pct(r.mem_efficiency)} (peak {human_mem(r.mem_peak_mb)} of "
-        f"{human_mem(r.mem_requested_mb)})",
+        f"User: {r.user or 'unknown'}" + (f"   Name: {r.name}" if r.name else ""),
+        _state_line(r),
+        _nodes_line(r),
+        _time_line(r),
+        _cpu_line(r),
+        _mem_line(r),
     ]
-    if r.gpu_utilization is not None:
+    if known(r.gpu_utilization):
         lines.append(f"GPU utilization: {r.gpu_utilization:.0%}")
     lines.append(f"Prediction: {r.prediction}")
     for w in r.warnings:
         lines.append(f"Early warning: {w}")
     for note in r.notes:
         lines.append(f"Note: {note}")
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line)
+
+
+def _state_line(r: JobReport) -> str:
+    line = f"State: {r.state or 'unknown'}"
+    if r.exit_code is not None:
+        line += f" (exit code {r.exit_code}" + (f", signal {r.exit_signal}" if r.exit_signal else "") + ")"
+    elif r.state in FINAL_STATES:
+        line += " (exit code unknown)"
+    return line + (f"   Outcome: {r.failure_class}" if r.failure_class else "")
+
+
+def _nodes_line(r: JobReport) -> str:
+    parts = ([f"Nodes: {r.node_list}"] if r.node_list else []) + ([f"Cores: {r.cpus}"] if r.cpus else [])
+    return "   ".join(parts)
+
+
+def _time_line(r: JobReport) -> str:
+    if not known(r.elapsed_s):
+        return "Wall time: unknown" + (f" (limit {human_duration(r.timelimit_s)})" if known(r.timelimit_s) else "")
+    if not known(r.timelimit_s):
+        return f"Wall time: {human_duration(r.elapsed_s)} (no time limit known)"
+    used = f" ({r.time_used:.1%})" if known(r.time_used) else ""
+    return f"Wall time: {human_duration(r.elapsed_s)} of {human_duration(r.timelimit_s)} limit{used}"
+
+
+def _cpu_line(r: JobReport) -> str:
+    cpu = f"{human_duration(r.cpu_time_s)} CPU time" if known(r.cpu_time_s) else ""
+    if known(r.cpu_efficiency):
+        return f"CPU efficiency: {r.cpu_efficiency:.1%}" + (f" ({cpu})" if cpu else "")
+    return "CPU efficiency: unknown" + (f" ({cpu})" if cpu else "")
+
+
+def _mem_line(r: JobReport) -> str:
+    used = mem_phrase(r.mem_peak_mb, r.mem_requested_mb)
+    eff = f"{r.mem_efficiency:.1%}" if known(r.mem_efficiency) else "unknown"
+    return f"Memory efficiency: {eff}" + (f" ({used})" if used else "")

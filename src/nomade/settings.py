@@ -97,6 +97,10 @@ SETTINGS: Tuple[Setting, ...] = (
             "Durable spool for hook records; empty = <data_dir>/spool/hooks."),
     Setting("hooks", "log_file", str, "",
             "Where hooks log (one line per event, with the job id); empty = syslog-style stderr."),
+    Setting("hooks", "keep_days", int, 180,
+            "`nomade ingest hooks` deletes hook records (start/end/mail) older than this many days "
+            "from the store, and spool files abandoned half-written for a day; 0 = keep records "
+            "forever. Scores stay."),
     Setting("hooks", "runtime_dir", str, "",
             "Node-local directory where the Prolog leaves each job's start-time risk for the "
             "TaskProlog (one file per job, readable by its owner); empty = /run/nomade/jobs."),
@@ -124,6 +128,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "Unix group whose members see every job; others see only their own."),
     Setting("privacy", "socket", str, "/run/nomade/why.sock",
             "Unix socket of the local query service used by nomade-why for non-root users."),
+    Setting("privacy", "max_per_uid", int, 2,
+            "Connections (waiting or being answered) one uid may hold on the nomade-why service at "
+            "once; more are answered \"busy, try again\", so one user cannot occupy every worker."),
 )
 
 

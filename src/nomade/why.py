@@ -10,8 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .report import (ALERT_DEFAULT, JobNotFound, ScoreSeen, build_report, human_duration, human_mem,
-                     load_scores, load_warnings, mem_option, slurm_time)
+from .report import (ALERT_DEFAULT, JobNotFound, ScoreSeen, build_report, clusters_for, human_duration,
+                     human_mem, known, load_scores, load_warnings, mem_option, slurm_time)
 from .features.words import reason_text
 from .states import FINAL_STATES, failure_class
 
@@ -89,17 +89,21 @@ def _score_dict(s: ScoreSeen) -> Dict[str, Any]:
 
 
 def _job_or_start_record(store, job_id: str, cluster: str) -> Dict[str, Any]:
+    """The stored job, else the Prolog's start record of a running job. The owner of a start
+    record is slurmd's (the record's ``job``: SLURM_JOB_USER/UID), never the request's text."""
     from .report import find_job
     try:
         return find_job(store, job_id, cluster)
     except JobNotFound:
-        row = store.conn.execute("SELECT data FROM hook_records WHERE job_id = ? AND kind = 'start' "
-                                 "ORDER BY written_at DESC LIMIT 1", (job_id,)).fetchone()
+        row = store.conn.execute("SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = 'start' "
+                                 "AND (? = '' OR cluster = ?) ORDER BY written_at DESC LIMIT 1",
+                                 (job_id, cluster, cluster)).fetchone()
         if row is None:
             raise
-        req = json.loads(row[0]).get("request") or {}
-        return {"job_id": job_id, "cluster": req.get("cluster", ""), "user": req.get("user"),
-                "uid": req.get("uid"), "name": req.get("name"), "partition": req.get("partition"),
+        rec = json.loads(row[1])
+        env, req = rec.get("job") or {}, rec.get("request") or {}
+        return {"job_id": job_id, "cluster": row[0] or env.get("cluster", ""), "user": env.get("user"),
+                "uid": env.get("uid"), "name": req.get("name"), "partition": req.get("partition"),
                 "req_cpus": req.get("cpus"), "timelimit_s": req.get("timelimit_s"), "state": "RUNNING",
                 "submit_time": req.get("submit_time"), "source": "prolog"}
 
@@ -111,10 +115,13 @@ def job_owner(store, job_id: str, cluster: str = "") -> Dict[str, Any]:
 
 def similar_jobs(store, job: Mapping[str, Any], limit: int = SIMILAR_LIMIT) -> List[SimilarJob]:
     """The user's most recent ended jobs with the same name; topped up with jobs in the same
-    partition with a comparable core count."""
-    base = ("SELECT job_id, name, state, cancelled_by, uid, exit_code, elapsed_s, timelimit_s, max_rss_mb, "
-            "req_mem_mb FROM jobs WHERE cluster = ? AND user = ? AND job_id != ? AND is_final = 1 ")
-    args = [job.get("cluster") or "", job.get("user"), job["job_id"]]
+    partition with a comparable core count. The user is the job's uid on the job's cluster
+    (a user name alone is text another record may carry); by name only where no uid is known."""
+    owner = "uid = ?" if job.get("uid") is not None else "user = ? AND uid IS NULL"
+    base = ("SELECT job_id, name, state, cancelled_by, uid, exit_code, elapsed_s, timelimit_s, max_rss_mb, "  # noqa: S608 (owner is one of two constant clauses)
+            f"req_mem_mb FROM jobs WHERE cluster = ? AND {owner} AND job_id != ? AND is_final = 1 ")
+    args = [job.get("cluster") or "", job["uid"] if job.get("uid") is not None else job.get("user"),
+            job["job_id"]]
     seen: Dict[str, SimilarJob] = {}
     queries = []
     if job.get("name"):
@@ -176,9 +183,10 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFA
     """Everything ``nomade-why`` shows for one job. Raises JobNotFound."""
     job = _job_or_start_record(store, str(job_id), cluster)
     clus = job.get("cluster") or ""
-    rows = store.conn.execute("SELECT stage, risk, level, model_version, reasons FROM scores "
-                              "WHERE job_id = ? AND (cluster = ? OR cluster = '') ORDER BY scored_at",
-                              (job["job_id"], clus)).fetchall()
+    keys = clusters_for(store, clus)   # a cluster-less score counts only in a one-cluster store
+    rows = store.conn.execute("SELECT stage, risk, level, model_version, reasons FROM scores "  # noqa: S608 (placeholders only)
+                              f"WHERE job_id = ? AND cluster IN ({','.join('?' * len(keys))}) ORDER BY scored_at",
+                              [job["job_id"]] + keys).fetchall()
     by_stage = {r["stage"]: r for r in rows}
     contributions: List[Contribution] = []
     for stage in ("start", "submit"):
@@ -203,12 +211,18 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFA
         recommendations=recs, warnings=load_warnings(store, clus, str(job["job_id"])))
 
 
+def _ran_for(elapsed: Optional[float], limit: Optional[float]) -> str:
+    """'ran 1h02m of 2h00m', with words where a value is unknown (never '?')."""
+    ran = f"ran {human_duration(elapsed)}" if known(elapsed) else "run time unknown"
+    return ran + (f" of {human_duration(limit)}" if known(limit) else ", no time limit known")
+
+
 def format_why(a: Mapping[str, Any]) -> str:
     """Text for a WhyAnswer.as_dict() (what the service sends)."""
     def risk(r: Optional[Mapping[str, Any]]) -> str:
         return "not scored" if not r else f"{r['risk']:.0%} {r.get('level') or ''} (model {r['model_version']})"
     lines = [f"Job {a['job_id']}" + (f" ({a['name']})" if a.get("name") else "")
-             + f" of {a.get('user') or '?'}: {a.get('state') or '?'}"
+             + f" of {a.get('user') or 'an unknown user'}: {a.get('state') or 'state unknown'}"
              + (f", outcome {a['outcome']}" if a.get("outcome") else ""),
              f"Risk at submit: {risk(a.get('risk_submit'))}",
              f"Risk at start:  {risk(a.get('risk_start'))}"]
@@ -223,9 +237,8 @@ def format_why(a: Mapping[str, Any]) -> str:
         lines.append(f"Early warning: {w}")
     lines.append(f"Similar past jobs: {a.get('similar_summary')}")
     for s in a.get("similar") or []:
-        lines.append(f"  {s['job_id']:<10} {(s.get('name') or '')[:20]:<20} {s.get('state') or '?':<13} "
-                     f"ran {human_duration(s.get('elapsed_s'))} of {human_duration(s.get('timelimit_s'))}"
-                     f"  [{s['why_similar']}]")
+        lines.append(f"  {s['job_id']:<10} {(s.get('name') or '')[:20]:<20} {s.get('state') or 'unknown':<13} "
+                     f"{_ran_for(s.get('elapsed_s'), s.get('timelimit_s'))}  [{s['why_similar']}]")
     if a.get("recommendations"):
         lines.append("Recommendations:")
         lines.extend(f"  {r}" for r in a["recommendations"])

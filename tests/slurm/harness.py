@@ -183,6 +183,19 @@ def wait_accounting_settled(job_ids: Sequence[str], fields: Sequence[str], timeo
         time.sleep(1)
 
 
+def wait_field(job_id: str, field: str, value: str, timeout: float = 60) -> None:
+    """Wait until sacct's allocation row of ``job_id`` shows ``field`` = ``value``."""
+    end = time.time() + timeout
+    seen = None
+    while time.time() < end:
+        rows = sacct_rows([job_id], [field], steps=False)
+        seen = rows[0][field] if rows else None
+        if seen == value:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"sacct still shows {field}={seen!r} for job {job_id} after {timeout}s")
+
+
 def wait_queue_empty(timeout: float = 120) -> None:
     """Wait (best effort) until no job is running, e.g. before taking the node down."""
     end = time.time() + timeout

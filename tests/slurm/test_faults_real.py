@@ -3,7 +3,6 @@ drains, slurmctld keeps running, and one clear log line says what is wrong (slur
 job_submit.lua, the hook log for the Prolog/Epilog)."""
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys

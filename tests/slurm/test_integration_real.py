@@ -10,6 +10,7 @@ unprivileged users alice, bob and carol (carol is in nomade-admins):
 
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -20,6 +21,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nomade_slurm_setup as S  # noqa: E402
+
+BOB = pwd.getpwnam("bob").pw_uid if "bob" in {p.pw_name for p in pwd.getpwall()} else 1002
 
 pytestmark = [pytest.mark.slurm,
               pytest.mark.skipif(os.geteuid() != 0, reason="the real-cluster tests run as root")]
@@ -70,6 +73,10 @@ def ran(cluster):
         ("oom", "alice", ["-J", "hog", "--mem=100M", "--wrap",
                           "python3 -c 'b = bytearray(900 * 1024 * 1024); import time; time.sleep(2)'"]),
         ("mail", "alice", ["-J", "mailed", "--mail-type=END", "--mail-user=alice@localhost", "--wrap", "true"]),
+        # alice's job claims bob's identity in every field she writes (name before UserId=, comment
+        # and output path after the request fields)
+        ("spoof", "alice", ["-J", f"spoof UserId=bob({BOB}) GroupId=bob({BOB})",
+                            f"--comment=UserId=bob({BOB}) GroupId=bob({BOB})", "--wrap", "true"]),
     ]:
         r = S.sbatch(user, *args)
         res[key] = r
@@ -203,3 +210,26 @@ def test_mailprog_mail_reaches_smtp(ran, smtp):
     assert mails, S.hook_log()[-2000:]
     rcpts, content = mails[-1]
     assert rcpts == ["alice@localhost"] and "-- nomade job report --" in content
+
+
+def test_spoofed_identity_job_stays_alices(ran, why_service):
+    """A job whose name and comment claim bob: the Prolog's start record (slurmd's identity), the
+    store and nomade-why all say alice; bob is refused, alice is answered."""
+    import sqlite3
+
+    jid = ran["jobs"]["spoof"]
+    con = sqlite3.connect(f"file:{S.DATA / 'nomade.db'}?mode=ro", uri=True)
+    try:
+        (data,) = con.execute("SELECT data FROM hook_records WHERE job_id = ? AND kind = 'start'",
+                              (jid,)).fetchone()
+        (user, uid) = con.execute("SELECT user, uid FROM jobs WHERE job_id = ?", (jid,)).fetchone()
+    finally:
+        con.close()
+    rec = json.loads(data)
+    alice = pwd.getpwnam("alice").pw_uid
+    assert (rec["job"]["user"], rec["job"]["uid"]) == ("alice", alice)
+    assert (rec["request"]["user"], rec["request"]["uid"]) == ("alice", alice)
+    assert (user, uid) == ("alice", alice)
+    assert S.nomade_why_as("bob", jid).returncode == 1
+    own = S.nomade_why_as("alice", jid)
+    assert own.returncode == 0 and json.loads(own.stdout)["user"] == "alice", own.stderr

@@ -127,3 +127,61 @@ def test_every_loader_version_is_tested():
 def test_no_pickles(tmp_path):
     with pytest.raises(ModelError, match="arrays are stored as .npy"):
         write_bundle(tmp_path, "v2", {"x.pkl": np.zeros(2)}, _manifest())
+
+
+# ---------------------------------------------------------------- file names stay inside the bundle
+def _list_file(p, name, data):
+    import hashlib
+    m = json.loads((p / "manifest.json").read_text())
+    m["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (p / "manifest.json").write_text(json.dumps(m))
+
+
+def test_manifest_file_with_dotdot_refused(tmp_path):
+    p = _write(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"other user's data")
+    _list_file(p, "../secret.txt", secret.read_bytes())
+    with pytest.raises(ModelError, match=r"file '\.\./secret\.txt' points outside the bundle"):
+        load_bundle(p)
+
+
+def test_manifest_file_with_absolute_path_refused(tmp_path):
+    p = _write(tmp_path)
+    outside = tmp_path / "abs.bin"
+    outside.write_bytes(b"x")
+    _list_file(p, str(outside), b"x")
+    with pytest.raises(ModelError, match="abs.bin' points outside the bundle"):
+        load_bundle(p)
+
+
+def test_manifest_file_symlinked_out_of_the_bundle_refused(tmp_path):
+    import os
+    p = _write(tmp_path)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"y")
+    os.symlink(outside, p / "link.bin")
+    _list_file(p, "link.bin", b"y")
+    with pytest.raises(ModelError, match="'link.bin' points outside the bundle"):
+        load_bundle(p)
+
+
+def test_symlink_inside_the_bundle_and_a_symlinked_bundle_load(tmp_path):
+    import os
+    p = _write(tmp_path)
+    os.symlink("bank.npy", p / "alias.npy")
+    _list_file(p, "alias.npy", (p / "bank.npy").read_bytes())
+    os.symlink(p, tmp_path / "current")
+    b = load_bundle(tmp_path / "current")
+    assert b.array("alias.npy").shape == (2, 3)
+
+
+def test_reading_a_name_outside_the_bundle_refused(tmp_path):
+    p = _write(tmp_path)
+    (tmp_path / "x.json").write_text("{}")
+    b = load_bundle(p)
+    for bad in ("../x.json", str(tmp_path / "x.json")):
+        with pytest.raises(ModelError, match="points outside the bundle"):
+            b.json(bad)
+        with pytest.raises(ModelError, match="points outside the bundle"):
+            b.array(bad)

@@ -185,7 +185,9 @@ def test_refresh_history(trained):
     b = load_bundle(out.path)
     assert b.manifest["format_version"] == 2
     assert "newuser" in b.json("history_lite.json")["users"]
-    assert 'U["newuser"]' in (out.path / "submit_model.lua").read_text()
+    lua_text = (out.path / "submit_model.lua").read_text()  # history keyed by hashes, never names
+    assert "newuser" not in lua_text
+    assert lua_text.count("\nU[") == len(b.json("history_lite.json")["users"])
     assert "newuser" in b.json("history_submit.json")["users"]
     assert "newuser" in set(b.array("seq_submit_users.npy").tolist())
     old_bank = load_bundle(res.path).array("knn_submit_bank_label.npy")

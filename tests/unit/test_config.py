@@ -91,6 +91,9 @@ def test_config_file_from_nomade_config_env(tmp_path):
     ("[ingest]\nbatch_size = 0\n", ["ingest.batch_size", "positive"]),
     ("[model]\nalert_threshold = 1.5\n", ["model.alert_threshold", "0..1"]),
     ("[store\n", ["not valid TOML"]),
+    ("[hooks]\ntimeout_s = nan\n", ["hooks.timeout_s", "finite"]),
+    ("[hooks]\ntimeout_s = inf\n", ["hooks.timeout_s", "finite"]),
+    ("[recorder]\ninterval_s = -inf\n", ["recorder.interval_s", "finite"]),
 ])
 def test_bad_file_names_file_and_key(tmp_path, text, words):
     path = write(tmp_path, text)
@@ -101,6 +104,13 @@ def test_bad_file_names_file_and_key(tmp_path, text, words):
     for w in words:
         assert w in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "infinity"])
+def test_non_finite_numbers_from_the_environment_are_refused(value):
+    """hooks.timeout_s = nan passed every `<= 0` check and left the hooks without a time bound."""
+    with pytest.raises(ConfigError, match="NOMADE_HOOKS_TIMEOUT_S.*finite"):
+        load_config(environ={"NOMADE_HOOKS_TIMEOUT_S": value})
 
 
 def test_bad_env_value_names_the_variable():

@@ -1,6 +1,7 @@
 """Prolog / Epilog / TaskProlog: bounded, fail-open, durable spool records, and the loader."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from nomade.config import load_config
 from nomade.errors import SlurmCommandError
 from nomade.hooks import epilog, prolog, task_prolog
 from nomade.hooks.harness import run_hook
-from nomade.hooks.jobenv import job_from_env, parse_scontrol_job
+from nomade.hooks.jobenv import ScontrolOutputError, job_from_env, parse_scontrol_job
 from nomade.hooks.spool import SpoolError, iter_records, parse_record, write_record
 from nomade.ingest.hook_spool import load_hook_spool
 from nomade.store.db import open_store
@@ -30,7 +31,7 @@ def hook_env(tmp_path, **extra):
         "NOMADE_HOOKS_RUNTIME_DIR": str(tmp_path / "run"),
         "NOMADE_HOOKS_LOG_FILE": str(tmp_path / "hooks.log"),
         "NOMADE_HOOKS_SCORER": "nomade_test_scorer:score",
-        "SLURM_JOB_ID": "42", "SLURM_JOB_USER": "alice", "SLURM_JOB_UID": str(os.getuid()),
+        "SLURM_JOB_ID": "42", "SLURM_JOB_USER": "alice", "SLURM_JOB_UID": "1001",
         "SLURM_JOB_GID": str(os.getgid()), "SLURM_JOB_PARTITION": "debug", "SLURMD_NODENAME": "n1",
         "SLURM_JOB_CPUS_PER_NODE": "2",
     }
@@ -72,7 +73,7 @@ def log_lines(tmp_path):
 
 
 def test_parse_scontrol_fixture():
-    req = parse_scontrol_job((FIXTURES / "scontrol_show_job_running.txt").read_text())
+    req = parse_scontrol_job((FIXTURES / "scontrol_show_job_running.txt").read_text(), "42", "alice", 1001)
     assert req["name"] == "risky-sim" and req["user"] == "alice" and req["uid"] == 1001
     assert req["timelimit_s"] == 60 and req["cpus"] == 2 and req["nodes"] == 1
     assert req["mem_mb"] == 500 and req["mem_per_cpu"] is True and req["gpus"] == 0
@@ -121,10 +122,18 @@ def test_task_prolog_silent_for_safe_job(tmp_path, stub_scorer, scontrol, capsys
 
 
 def test_prolog_without_scontrol_still_records(tmp_path, stub_scorer, scontrol):
+    """A failing (or slow) scontrol is no reason for an alarm: the job is recorded as not scored
+    with the reason; nothing is scored from a half-empty request, no risk file, no risk line.
+    (It used to score the bare environment as 100 % HIGH and print that into the job's output.)"""
     scontrol["fail"] = True
     run_hook("prolog", prolog.prolog_body, hook_env(tmp_path))
     (rec,) = [parse_record(raw) for _, raw in iter_records(tmp_path / "data" / "spool" / "hooks")]
     assert "scontrol exited with 1" in rec["request"]["scontrol_error"]
+    assert stub_scorer.calls == [] and "score" not in rec
+    assert rec["score_error"].startswith("request incomplete: scontrol failed")
+    assert not (tmp_path / "run" / "42.json").exists()
+    (line,) = log_lines(tmp_path)
+    assert "start recorded, not scored: request incomplete: scontrol failed" in line
 
 
 def test_prolog_missing_bundle_is_one_clear_line(tmp_path, scontrol):
@@ -278,3 +287,155 @@ def test_the_prolog_alerts_at_its_own_stages_threshold(tmp_path, monkeypatch):
     cfg = load_config(None, {"data_dir": str(tmp_path / "data")})
     got = startscore.load_scorer(cfg)({"job_id": "1"})
     assert got.threshold == 0.2 and got.risk == 0.5
+
+
+# ---------------------------------------------------------------- identity and hostile scontrol text
+FIXTURE_TEXT = (FIXTURES / "scontrol_show_job_running.txt").read_text()
+
+
+def test_job_name_claiming_another_user_keeps_slurmds_identity():
+    """The job name comes before UserId= and users write it: `-J 'x UserId=bob(1002) GroupId=...'`
+    used to make the Prolog record the job as bob's (the last UserId= won)."""
+    text = FIXTURE_TEXT.replace("JobName=risky-sim", "JobName=x UserId=bob(1002) GroupId=bob(1002)")
+    req = parse_scontrol_job(text, "42", "alice", 1001)
+    assert (req["user"], req["uid"], req["group"]) == ("alice", 1001, "alice")
+    assert req["name"] == "x UserId=bob(1002) GroupId=bob(1002)"
+
+
+@pytest.mark.parametrize("field", ["Comment", "WorkDir", "StdOut", "Command"])
+def test_free_text_after_the_request_never_overrides_it(field):
+    """Comment, WorkDir, StdOut and Command follow the request fields; a user's text there
+    (another UserId, a bigger TimeLimit, MinMemoryNode, TRES with GPUs, a partition) is ignored."""
+    forged = "x UserId=bob(1002) TimeLimit=9-00:00:00 MinMemoryNode=999G Partition=gpu TRES=gres/gpu=8"
+    text = re.sub(rf" {field}=\S*", f" {field}={forged}", FIXTURE_TEXT)
+    req = parse_scontrol_job(text, "42", "alice", 1001)
+    assert (req["user"], req["uid"], req["timelimit_s"], req["partition"]) == ("alice", 1001, 60, "debug")
+    assert req["mem_per_cpu"] is True and req["mem_mb"] == 500 and req["gpus"] == 0
+
+
+def test_a_name_repeating_the_real_identity_is_refused_not_guessed():
+    """A name holding the job's own real `UserId=alice(1001) GroupId=` followed by forged request
+    fields cannot be told apart from the real record: not scored, with the reason."""
+    fake = ("x UserId=alice(1001) GroupId=alice(1001) MCS_label=N/A Account=other Partition=gpu "
+            "TimeLimit=9-00:00:00 NumNodes=9 NumCPUs=999 SubmitTime=2020-01-01T00:00:00 Features=(null)")
+    text = FIXTURE_TEXT.replace("JobName=risky-sim", "JobName=" + fake)
+    with pytest.raises(ScontrolOutputError, match="ambiguous"):
+        parse_scontrol_job(text, "42", "alice", 1001)
+
+
+@pytest.mark.parametrize("text,why", [
+    ("", "not the record of job 42"),
+    (FIXTURE_TEXT.replace("JobId=42 ", "JobId=43 "), "not the record of job 42"),
+    (FIXTURE_TEXT.replace("UserId=alice(1001)", "UserId=bob(1002)"), "does not name the job's owner"),
+    (FIXTURE_TEXT.replace(" NumCPUs=2", ""), "lacks cpus"),
+    (FIXTURE_TEXT.replace(" TimeLimit=00:01:00", ""), "lacks timelimit_s"),
+    (FIXTURE_TEXT.split(" Partition=")[0], "lacks partition"),
+])
+def test_incomplete_or_foreign_scontrol_output_is_refused(text, why):
+    with pytest.raises(ScontrolOutputError, match=why):
+        parse_scontrol_job(text, "42", "alice", 1001)
+
+
+def test_unlimited_time_limit_is_complete():
+    req = parse_scontrol_job(FIXTURE_TEXT.replace("TimeLimit=00:01:00", "TimeLimit=UNLIMITED"),
+                             "42", "alice", 1001)
+    assert req["timelimit_s"] is None
+
+
+def test_control_bytes_and_newlines_in_user_fields(tmp_path):
+    """Newlines and control bytes in the name and comment: the identity and the request stand."""
+    text = FIXTURE_TEXT.replace("JobName=risky-sim", "JobName=a\nJobId=1 UserId=root(0)\x1b[2J\x00")
+    text = text.replace("WorkDir=/home/alice", "WorkDir=/tmp/\nUserId=root(0) NumCPUs=64")
+    req = parse_scontrol_job(text, "42", "alice", 1001)
+    assert (req["user"], req["uid"], req["cpus"]) == ("alice", 1001, 2)
+
+
+def test_prolog_identity_comes_from_slurmd_not_scontrol(tmp_path, stub_scorer, scontrol):
+    """The spooled start record (what nomade-why uses to find the owner of a running job) holds
+    slurmd's user and uid even when the job's name claims bob."""
+    scontrol["text"] = FIXTURE_TEXT.replace("JobName=risky-sim", "JobName=risky UserId=bob(1002) GroupId=bob(1002)")
+    run_hook("prolog", prolog.prolog_body, hook_env(tmp_path))
+    (rec,) = [parse_record(raw) for _, raw in iter_records(tmp_path / "data" / "spool" / "hooks")]
+    assert (rec["request"]["user"], rec["request"]["uid"]) == ("alice", 1001)
+    assert (rec["job"]["user"], rec["job"]["uid"]) == ("alice", 1001)
+    assert stub_scorer.calls[0]["user"] == "alice"
+
+
+def test_prolog_refuses_to_score_an_ambiguous_record(tmp_path, stub_scorer, scontrol):
+    scontrol["text"] = FIXTURE_TEXT.replace("JobName=risky-sim",
+                                            "JobName=risky UserId=alice(1001) GroupId=alice(1001)")
+    run_hook("prolog", prolog.prolog_body, hook_env(tmp_path))
+    assert stub_scorer.calls == []
+    assert "not scored: request incomplete: scontrol output is ambiguous" in log_lines(tmp_path)[0]
+
+
+def test_ingest_hooks_ages_out_old_records_and_abandoned_tmp_files(tmp_path):
+    """Hook records older than hooks.keep_days leave the store (scores stay); a `.tmp` left by a
+    hook killed mid-write is removed after a day, a fresh one is left alone."""
+    spool = tmp_path / "spool"
+    now = 1_000_000_000.0
+    with open_store(tmp_path / "nomade.db") as store:
+        for job_id, written in (("1", now - 200 * 86400), ("2", now - 10 * 86400)):
+            path = write_record(spool, "start", job_id, {"job": {"job_id": job_id},
+                                                         "score": {"risk": 0.3, "model_version": "m"}})
+            rec = json.loads(path.read_text())
+            rec["written_at"] = written
+            path.write_text(json.dumps(rec))
+        (spool / ".old.json.tmp").write_text("{")
+        os.utime(spool / ".old.json.tmp", (now - 2 * 86400, now - 2 * 86400))
+        (spool / ".new.json.tmp").write_text("{")
+        os.utime(spool / ".new.json.tmp", (now - 60, now - 60))
+        c = load_hook_spool(store, spool, cluster="lab", now=now, keep_days=180)
+        assert (c.loaded, c.aged_out) == (2, 1) and "1 aged out" in c.summary()
+        left = [r[0] for r in store.conn.execute("SELECT job_id FROM hook_records")]
+        assert left == ["2"]
+        assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 2
+    assert sorted(p.name for p in spool.iterdir()) == [".new.json.tmp"]
+
+
+def test_an_ingest_hooks_timer_ships():
+    unit = (ROOT / "slurm_plugins" / "systemd" / "nomade-ingest-hooks.timer").read_text()
+    assert "Unit=nomade-ingest-hooks.service" in unit
+    service = (ROOT / "slurm_plugins" / "systemd" / "nomade-ingest-hooks.service").read_text()
+    assert "ExecStart=/usr/bin/env nomade ingest hooks" in service
+
+
+def test_risk_file_is_never_readable_by_others(tmp_path, monkeypatch):
+    """The note is created with mode 0400 (os.open's mode), not written 0644 and chmod-ed after:
+    a reader racing the Prolog never finds it open to everyone; a directory nomade makes is 0711,
+    one the admin made keeps its mode."""
+    from nomade.hooks import riskfile
+
+    modes = []
+    real_open = os.open
+
+    def spy(path, flags, mode=0o777, *a, **kw):
+        if str(path).endswith(".tmp"):
+            modes.append(mode)
+        return real_open(path, flags, mode, *a, **kw)
+    monkeypatch.setattr(riskfile.os, "open", spy)
+    path = riskfile.write_risk(tmp_path / "run", "42", None, {"risk": 0.5})
+    assert modes == [0o400] and oct(path.stat().st_mode)[-3:] == "400"
+    assert oct((tmp_path / "run").stat().st_mode)[-3:] == "711"
+    mine = tmp_path / "admins"
+    mine.mkdir(mode=0o755)
+    os.chmod(mine, 0o755)
+    riskfile.write_risk(mine, "43", None, {"risk": 0.5})
+    assert oct(mine.stat().st_mode)[-3:] == "755"
+
+
+def test_task_prolog_main_loads_nothing_for_other_tasks(monkeypatch):
+    from nomade.hooks import task_prolog as tp
+
+    monkeypatch.setenv("SLURM_PROCID", "7")
+    monkeypatch.setattr(tp, "run_hook", lambda *a, **k: pytest.fail("task 7 ran the hook"))
+    assert tp.main() == 0
+
+
+def test_hook_spool_is_private(tmp_path):
+    """A spool directory the hooks create is 0700 and every record 0600 (record contents and the
+    job ids in their names are nobody else's business)."""
+    path = write_record(tmp_path / "var" / "spool" / "hooks", "end", "9", {"job": {"job_id": "9"}})
+    assert oct(path.stat().st_mode)[-3:] == "600"
+    for d in (tmp_path / "var", tmp_path / "var" / "spool", tmp_path / "var" / "spool" / "hooks"):
+        assert oct(d.stat().st_mode)[-3:] == "700", d

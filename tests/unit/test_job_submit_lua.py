@@ -41,7 +41,7 @@ class Slurm:
                     st = os.stat(path)
                 except OSError:
                     return None
-                return self.lua.table(modification=int(st.st_mtime_ns), size=st.st_size)
+                return self.lua.table(modification=int(st.st_mtime), size=st.st_size, ino=st.st_ino)
             self.lua.execute("package.preload.lfs = function() return nomade_test_lfs end")
             self.lua.globals().nomade_test_lfs = self.lua.table(attributes=attributes)
         self.lua.execute(text)
@@ -254,3 +254,237 @@ def test_rate_limit_is_per_kind_of_error(tmp_path):
     s.submit()
     s.submit()
     assert len(s.errors) == 2 and "kaboom" in s.errors[0] and "non-number" in s.errors[1]
+
+
+# ---------------------------------------------------------------- the model file is untrusted data
+
+def _hostile(tmp_path, body):
+    p = tmp_path / "m.lua"
+    p.write_text(body)
+    return p
+
+
+def _host_strings_intact(s):
+    """job_submit.lua's own string calls (and the runtime's) still use the real functions."""
+    assert s.lua.eval('(string.find("abcdef", "cd", 1, true))') == 3
+    assert s.lua.eval('("abc"):upper()') == "ABC"
+    assert s.lua.eval('("x"):rep(3)') == "xxx"
+    n_msgs = len(s.user_msgs)
+    s.submit(name="risky", comment="please nomade:quiet")  # is_quiet uses string.find
+    assert len(s.user_msgs) == n_msgs
+
+
+@pytest.mark.parametrize("body,expect", [
+    ("while true do end", "took over"),
+    ("local t = {} for i = 1, 1e12 do t[#t + 1] = 'x' .. i end return t", "took over"),
+])
+def test_model_that_loops_at_load_is_aborted(tmp_path, body, expect):
+    s = Slurm(_hostile(tmp_path, body), settings={"MAX_LOAD_STEPS": 200000})
+    s.submit(name="risky")
+    s.submit(name="risky")
+    assert s.user_msgs == [] and len(s.errors) == 1 and expect in s.errors[0], s.errors
+    assert "failed to run" in s.errors[0]
+    assert s.lua.eval("(function() local n = 0 for i = 1, 300000 do n = n + 1 end return n end)()") == 300000
+
+
+def test_pcall_cannot_defeat_the_step_cap(tmp_path):
+    p = _hostile(tmp_path, """
+local catch = pcall or xpcall or (coroutine and coroutine.resume) or function(f) return f() end
+return {format = 1, predict = function(r)
+  for i = 1, 1e9 do catch(function() while true do end end) end
+  return 0.99, {}, nil
+end}""")
+    s = Slurm(p)
+    s.submit(name="risky")
+    assert s.user_msgs == [] and "took over 200000 steps" in s.errors[0], s.errors
+
+
+FORBIDDEN = ["getmetatable", "setmetatable", "rawset", "rawget", "pcall", "xpcall", "load",
+             "loadstring", "loadfile", "dofile", "require", "module", "io", "os", "debug",
+             "coroutine", "package", "setfenv", "getfenv", "collectgarbage", "newproxy", "_G",
+             "print"]
+
+
+def test_model_environment_holds_only_pure_functions(tmp_path):
+    checks = "\n".join(f'if {n} ~= nil then found[#found + 1] = "{n}" end' for n in FORBIDDEN)
+    checks += '\nif string.dump or string.find or string.gsub or string.gmatch or string.match then' \
+              ' found[#found + 1] = "string patterns or dump" end' \
+              '\nif ("").dump or ("").find or ("").gsub then found[#found + 1] = "string methods" end' \
+              '\nif math.random or math.randomseed then found[#found + 1] = "math.random" end'
+    p = _hostile(tmp_path, "local found = {}\n" + checks + """
+return {format = 1, predict = function(r)
+  local again = {}
+  if ("").find or getmetatable then again[1] = "in predict" end
+  return 0.99, {"found:" .. table.concat(found, ",") .. ";" .. table.concat(again, ",")}, nil
+end}""")
+    s = Slurm(p)
+    s.submit(name="x")
+    assert s.errors == [] and len(s.user_msgs) == 1
+    assert "found:;." in s.user_msgs[0], s.user_msgs[0]
+
+
+@pytest.mark.parametrize("attack", [
+    # the old sandbox handed out getmetatable: the real string table through the metatable
+    "getmetatable('').__index.find = function() return nil end",
+    # assignment through a string value
+    "local s = '' s.find = function() return nil end",
+    # the model's own string table: a copy, changing it changes only the model
+    "string.find = function() return nil end string.format = function() return 'x' end",
+    # method calls reach a bounded copy without find, and cannot change it
+    "local f = ('').sub local ok = ('abc'):find('b')",
+])
+def test_string_metatable_attacks_do_not_reach_the_host(tmp_path, attack):
+    p = _hostile(tmp_path, """
+return {format = 1, version = "evil", predict = function(r)
+  """ + attack + """
+  return 0.99, {}, nil
+end}""")
+    s = Slurm(p)
+    s.submit(name="x")
+    s.submit(name="x")
+    _host_strings_intact(s)
+    assert s.lua.eval("getmetatable('').__index == string") is True
+
+
+def test_string_rep_is_bounded_also_as_a_method(tmp_path):
+    for call in ("string.rep('x', 2^31)", "('x'):rep(2^31)", "string.rep('xxxx', 20000)"):
+        p = _hostile(tmp_path, "return {format = 1, predict = function(r) local s = %s return 0.99 end}" % call)
+        s = Slurm(p)
+        s.submit(name="x")
+        assert s.user_msgs == [] and "string.rep result over 65536 bytes" in s.errors[0], (call, s.errors)
+        _host_strings_intact(s)
+
+
+def test_memory_cap_aborts_a_growing_model(tmp_path):
+    p = _hostile(tmp_path, """return {format = 1, predict = function(r)
+  local t = {}
+  for i = 1, 1e9 do t[i] = {i, i, i, i} end
+end}""")
+    s = Slurm(p, settings={"MAX_MODEL_STEPS": "1e12", "MAX_MODEL_KB": 4096})
+    s.submit(name="x")
+    assert s.user_msgs == [] and "used over 4096 KiB of memory" in s.errors[0], s.errors
+    s.lua.execute("collectgarbage()")
+    assert s.lua.eval("collectgarbage('count')") < 4096 + 2048
+
+
+def test_bytecode_model_refused(tmp_path):
+    raw = lupa.LuaRuntime(encoding=None)
+    code = raw.eval(b'string.dump(loadstring("return {format = 1, predict = function() return 0.99, {}, nil end}"))')
+    assert code[:1] == b"\x1b"
+    p = tmp_path / "m.lua"
+    p.write_bytes(code)
+    s = Slurm(p)
+    s.submit(name="x")
+    assert s.user_msgs == [] and len(s.errors) == 1 and "bytecode" in s.errors[0]
+
+
+@pytest.mark.parametrize("ret", [
+    "'0.9', {}, nil",            # a string risk (tonumber() used to accept it)
+    "0/0, {}, nil",              # NaN
+    "1.5, {}, nil",
+    "math.huge, {}, nil",
+    "-0.1, {}, nil",
+    "0.9, 'a reason', nil",      # reasons not a table
+    "0.9, {1, 2}, nil",          # not strings
+    "0.9, {'a', 'b', 'c', 'd'}, nil",  # more than 3
+    "0.9, {string.rep('r', 301)}, nil",  # too long
+    "0.9, {[1] = 'a', [3] = 'c'}, nil",  # not an array
+    "0.9, {x = 'a'}, nil",
+    "0.9, {}, {}",               # suggestion not a string
+    "0.9, {}, string.rep('s', 400)",
+])
+def test_invalid_results_are_refused(tmp_path, ret):
+    p = _hostile(tmp_path, "return {format = 1, version = 'w', predict = function(r) return %s end}" % ret)
+    s = Slurm(p)
+    s.submit(name="x")
+    s.submit(name="x")
+    assert s.user_msgs == [] and len(s.errors) == 1 and "model w returned" in s.errors[0], s.errors
+
+
+@pytest.mark.parametrize("body,expect", [
+    ("return {format = 1, threshold = 7, predict = function() return 1 end}", "threshold outside 0..1"),
+    ("return {format = 1, version = string.rep('v', 400), predict = function() return 1 end}", "version"),
+    ("return {format = 1, version = {}, predict = function() return 1 end}", "version"),
+])
+def test_model_fields_checked_at_load(tmp_path, body, expect):
+    s = Slurm(_hostile(tmp_path, body))
+    s.submit(name="x")
+    assert s.user_msgs == [] and len(s.errors) == 1 and expect in s.errors[0], s.errors
+
+
+def test_huge_error_message_is_truncated(tmp_path):
+    p = _hostile(tmp_path, "return {format = 1, predict = function() error(string.rep('e', 60000), 0) end}")
+    s = Slurm(p)
+    s.submit(name="x")
+    assert len(s.errors) == 1 and len(s.errors[0]) < 500
+
+
+@pytest.mark.parametrize("with_lfs", [True, False])
+def test_same_size_replacement_is_reloaded(tmp_path, model, with_lfs):
+    """Without lfs the old check compared sizes only: a new model of the same size was never
+    loaded. Publishing renames a new file in (a new inode), often within the same second."""
+    s = Slurm(model, with_lfs=with_lfs, settings={"RELOAD_CHECK_S": 0, "LFS_CHECK_S": 0})
+    s.submit(name="risky")
+    assert len(s.user_msgs) == 1
+    text = TEST_MODEL.read_text()
+    new = text.replace("M.threshold = 0.5", "M.threshold = 1.0").replace('"test-1"', '"test-9"')
+    assert len(new) == len(text)
+    st = model.stat()
+    tmp = model.with_name("new.lua")
+    tmp.write_text(new)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, model)
+    s.submit(name="risky")
+    assert len(s.user_msgs) == 1 and any("test-9" in i for i in s.infos), s.infos
+
+
+def test_file_read_at_most_every_reload_interval(model):
+    s = Slurm(model, settings={"RELOAD_CHECK_S": 3600})
+    s.lua.execute("local o = io.open; nomade_opens = 0;"
+                  " io.open = function(...) nomade_opens = nomade_opens + 1 return o(...) end")
+    for _ in range(20):
+        s.submit(name="risky")
+    assert s.g.nomade_opens == 1 and len(s.user_msgs) == 20
+
+
+def test_model_that_does_not_load_is_logged_once(tmp_path):
+    """The old compiler's output for a job name starting with a digit: `\\312` is no byte."""
+    p = _hostile(tmp_path, 'local N = {}\nN["bob\\312024_run"] = {1, 1, 1, 1, false}\nreturn {}\n')
+    s = Slurm(p, settings={"RELOAD_CHECK_S": 0, "LFS_CHECK_S": 0})
+    for _ in range(5):
+        s.submit(name="x")
+    assert len(s.errors) == 1 and "escape sequence too large" in s.errors[0]
+
+
+def test_compiled_model_runs_in_the_sandbox(tmp_path):
+    """A generated model (hashed history keys, string.format, table.sort) works under the
+    sandbox; a job name starting with a digit finds its history."""
+    from nomade.scoring.calibration import CalibrationMap
+    from nomade.scoring.lite_features import LiteHistory, lite_names
+    from nomade.train.lua_compile import compile_submit_lua
+
+    hist = LiteHistory()
+    for i in range(5):
+        hist.add_ended("alice", "2024_run", 0, 7200.0, float(i))
+    # one split on the user's p90 runtime (x[15]): known and above 1 s -> high risk
+    tree = {"feature": [14, -1, -1], "value": [0.0, -3.0, 3.0], "threshold": [1.0, 0.0, 0.0],
+            "nan_to_zero": [False] * 3, "default_left": [True] * 3, "left": [1, -1, -1],
+            "right": [2, -1, -1]}
+    trees = {"feature_names": lite_names(True), "trees": [tree]}
+    text = compile_submit_lua(trees, hist, CalibrationMap.identity(), "gen-1", 0.5, True)
+    p = tmp_path / "m.lua"
+    p.write_text(text)
+    s = Slurm(p)
+    s.submit(name="2024_run", time_limit=30)
+    assert s.errors == [] and len(s.user_msgs) == 1, (s.errors, s.user_msgs)
+    assert "suggestion: --time=02:25:00 (similar jobs needed 2h00m)" in s.user_msgs[0]
+    s.submit(name="other", time_limit=30, user_name="bob")
+    assert len(s.user_msgs) == 1
+
+
+def test_unreadable_model_says_so(tmp_path):
+    p = tmp_path / "m.lua"
+    s = Slurm(p)
+    s.lua.execute("io.open = function(path) return nil, path .. ': Permission denied' end")
+    s.submit(name="x")
+    assert len(s.errors) == 1 and "Permission denied (it must be readable by SlurmUser)" in s.errors[0]

@@ -1,7 +1,9 @@
 """`nomade jobs` and the library under it (nomade.jobs_query)."""
 
+import grp
 import json
 import os
+import pwd
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +15,7 @@ from nomade.jobrecord import JobRecord
 from nomade.jobs_query import JobQuery, list_jobs, outcome_counts, parse_since, state_condition
 from nomade.store import open_store
 from nomade.store.jobs import upsert_jobs
+from nomade.whyservice.access import Caller
 
 DAY = 86400.0
 T0 = 1714521600.0  # 2024-05-01 00:00 UTC
@@ -47,6 +50,14 @@ def data_dir(tmp_path):
     with open_store(tmp_path / "nomade.db") as store:
         upsert_jobs(store, jobs, "test")
     return tmp_path
+
+
+def as_root(monkeypatch):
+    monkeypatch.setattr(jobs_cmd, "current_caller", lambda: Caller(uid=0, gid=0))
+
+
+def as_caller(monkeypatch, uid, gid=None):
+    monkeypatch.setattr(jobs_cmd, "current_caller", lambda: Caller(uid=uid, gid=uid if gid is None else gid))
 
 
 def ids(rows):
@@ -99,7 +110,7 @@ def test_state_condition_rejects_unknown():
 
 
 def test_cli_table_as_root(data_dir, monkeypatch):
-    monkeypatch.setattr(jobs_cmd, "caller_user_name", lambda: None)
+    as_root(monkeypatch)
     res = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "jobs", "--cluster", "c1", "-n", "3"])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
@@ -112,7 +123,7 @@ def test_cli_table_as_root(data_dir, monkeypatch):
 
 
 def test_cli_formats_times_and_exit(data_dir, monkeypatch):
-    monkeypatch.setattr(jobs_cmd, "caller_user_name", lambda: None)
+    as_root(monkeypatch)
     res = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "jobs", "--user", "alice",
                                    "--state", "FAILED,COMPLETED"])
     assert res.exit_code == 0, res.output
@@ -122,19 +133,16 @@ def test_cli_formats_times_and_exit(data_dir, monkeypatch):
 
 
 def test_cli_non_root_sees_only_own_jobs(data_dir, monkeypatch):
-    monkeypatch.setattr(jobs_cmd, "caller_user_name", lambda: "bob")
+    as_caller(monkeypatch, 1001)                             # bob
     runner = CliRunner()
     res = runner.invoke(cli, ["--data-dir", str(data_dir), "jobs", "--json"])
     assert [j["job_id"] for j in json.loads(res.output)] == ["5", "4", "3"]
-    res = runner.invoke(cli, ["--data-dir", str(data_dir), "jobs", "--json", "--all-users"])
-    assert len(json.loads(res.output)) == 8
     res = runner.invoke(cli, ["--data-dir", str(data_dir), "jobs", "--state", "oom"])
-    assert res.exit_code == 0 and "no jobs for user bob match" in res.output
-    assert "--all-users" in res.output
+    assert res.exit_code == 0 and "no jobs of yours" in res.output
 
 
 def test_cli_json_fields(data_dir, monkeypatch):
-    monkeypatch.setattr(jobs_cmd, "caller_user_name", lambda: None)
+    as_root(monkeypatch)
     res = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "jobs", "--json", "--since", "2024-05-07"])
     doc = json.loads(res.output)
     assert [j["job_id"] for j in doc] == ["8", "7"]
@@ -153,3 +161,86 @@ def test_cli_without_store_is_one_line_error(tmp_path, capsys):
     rc = run_cli(cli, ["--data-dir", str(tmp_path / "empty"), "jobs"])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "no store here" in err
+
+
+# ---------------------------------------------------------------- the why-service's access rule
+NOBODY = pwd.getpwnam("nobody")
+NOBODY_GROUP = grp.getgrgid(NOBODY.pw_gid).gr_name
+
+
+@pytest.fixture
+def nobody_dir(tmp_path):
+    jobs = [
+        _job("1", "alice", "COMPLETED", T0, uid=1000),
+        _job("2", "nobody", "FAILED", T0 + DAY, uid=NOBODY.pw_uid),
+        _job("3", "nobody", "COMPLETED", T0 + 2 * DAY, uid=None),       # no uid: the name decides
+        _job("4", "alice", "COMPLETED", T0 + 3 * DAY, uid=None),
+        _job("5", "nobody", "COMPLETED", T0 + 4 * DAY, uid=1000),       # alice's uid: not nobody's
+    ]
+    with open_store(tmp_path / "nomade.db") as store:
+        upsert_jobs(store, jobs, "test")
+    return tmp_path
+
+
+def _jobs(data_dir, *args):
+    rc_out = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "jobs", "--json", *args])
+    return rc_out
+
+
+def test_non_root_default_is_own_jobs_by_uid_then_name(nobody_dir, monkeypatch):
+    as_caller(monkeypatch, NOBODY.pw_uid, NOBODY.pw_gid)
+    res = _jobs(nobody_dir)
+    assert res.exit_code == 0, res.output
+    assert [j["job_id"] for j in json.loads(res.output)] == ["3", "2"]
+    res = _jobs(nobody_dir, "--user", "nobody")                 # naming oneself is fine
+    assert [j["job_id"] for j in json.loads(res.output)] == ["3", "2"]
+
+
+@pytest.mark.parametrize("args", [["--all-users"], ["--user", "alice"], ["--user", "nobody", "-u", "alice"]])
+def test_non_root_asking_for_others_is_refused_in_one_line(nobody_dir, monkeypatch, capsys, args):
+    as_caller(monkeypatch, NOBODY.pw_uid, NOBODY.pw_gid)
+    rc = run_cli(cli, ["--data-dir", str(nobody_dir), "jobs", *args])
+    out = capsys.readouterr()
+    assert rc == 1 and out.out == "" and out.err.count("\n") == 1
+    assert "only root and admins may list other users' jobs" in out.err
+
+
+def test_admin_group_member_may_list_everyone(nobody_dir, monkeypatch):
+    monkeypatch.setenv("NOMADE_PRIVACY_ADMIN_GROUP", NOBODY_GROUP)
+    as_caller(monkeypatch, NOBODY.pw_uid, NOBODY.pw_gid)
+    assert [j["job_id"] for j in json.loads(_jobs(nobody_dir).output)] == ["3", "2"]   # own by default
+    assert len(json.loads(_jobs(nobody_dir, "--all-users").output)) == 5
+    assert [j["job_id"] for j in json.loads(_jobs(nobody_dir, "--user", "alice").output)] == ["4", "1"]
+
+
+def test_root_lists_everyone_by_default(nobody_dir, monkeypatch):
+    as_root(monkeypatch)
+    assert len(json.loads(_jobs(nobody_dir).output)) == 5
+
+
+def test_local_caller_is_the_real_uid_of_a_process_run_as_nobody(tmp_path):
+    """In a child that setuid()s to nobody: the caller is nobody, and --all-users is refused."""
+    from nomade.caller_access import listing_scope, local_caller
+    from nomade.errors import AccessDenied
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                             # the child: report, never return
+        os.close(r)
+        code = "error"
+        try:
+            os.setgid(NOBODY.pw_gid)
+            os.setgroups([])
+            os.setuid(NOBODY.pw_uid)
+            caller = local_caller()
+            try:
+                listing_scope(caller, "root", (), all_users=True)
+                code = f"allowed {caller.uid}"
+            except AccessDenied:
+                code = f"refused {caller.uid}"
+        finally:
+            os.write(w, code.encode())
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 100).decode()
+    os.waitpid(pid, 0)
+    assert got == f"refused {NOBODY.pw_uid}"

@@ -15,7 +15,6 @@ lupa = pytest.importorskip("lupa")
 
 
 def _build(with_history: bool, n: int = 3000):
-    from nomade.scoring.calibration import CalibrationMap
     from nomade.scoring.lite_features import build_lite_rows, lite_names
     from nomade.train.lua_compile import compile_submit_lua
     from nomade.train.models.gbdt import GBDTModel

@@ -134,3 +134,18 @@ def test_notifier_fires_once_per_job_and_survives_failures(tmp_path, monkeypatch
     ev2 = [e for s in grow(job="8") for e in ew.observe([s])][0]
     Notifier("notify", tmp_path).notify(ev2)
     assert not ev2.notified and "boom" in ev2.detail["notify_error"]
+
+
+def test_notifier_markers_are_private(tmp_path, monkeypatch):
+    import os
+    monkeypatch.setattr(warning_mod, "run_command", lambda argv, timeout, **kw: None)
+    old = os.umask(0o022)
+    try:
+        ew = EarlyWarning()
+        ev = [e for s in grow() for e in ew.observe([s])][0]
+        Notifier("notify", tmp_path / "spool").notify(ev)
+    finally:
+        os.umask(old)
+    markers = list((tmp_path / "spool" / "notified").iterdir())
+    assert len(markers) == 1 and markers[0].stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "spool" / "notified").stat().st_mode & 0o777 == 0o700

@@ -202,3 +202,47 @@ def test_job_mount_namespace_is_used_for_attribution(tmp_path):
         own + "99 27 0:99 / /tmp rw,relatime - tmpfs tmpfs rw,size=1024k\n")
     job = sampler(root, clk).sample()[0]
     assert job.write_local_bytes == 0 and job.extra["write_tmpfs_bytes"] == 5851713
+
+
+# ---------------------------------------------------------------- attribution: cgroups, not environ
+def _without_jobs(root):
+    """Slurm's cgroup tree with no job running now (slurmstepd.scope stays, job_* go)."""
+    scope = root / "cgroup" / "system.slice" / "slurmstepd.scope"
+    for d in scope.glob("job_*"):
+        shutil.rmtree(d)
+
+
+def test_environment_never_decides_where_job_cgroups_exist(tmp_path, caplog):
+    root, clk = tree(tmp_path, "v2_slurm_2205_nfs_lustre"), Clocks()
+    s = sampler(root, clk)
+    jobs = {x.job_id: x for x in s.sample()}
+    assert "4300" not in jobs                  # pid 700 says SLURM_JOB_ID=4300 outside any job cgroup
+    assert all(x.extra["source"] == "cgroup" for x in jobs.values()) and s.attribution == "cgroup"
+    _without_jobs(root)                        # no job now: still no environ scan
+    assert s.sample() == [] and s.attribution == "cgroup"
+    assert "SLURM_JOB_ID" not in caplog.text
+
+
+def test_non_root_without_job_cgroups_attributes_nothing(tmp_path, caplog):
+    root, clk = tree(tmp_path, "v2_slurm_2205_nfs_lustre"), Clocks()
+    shutil.rmtree(root / "cgroup")
+    (root / "cgroup").mkdir()
+    s = Sampler("node1", "c1", SamplerPaths(proc=root / "proc", cgroup=root / "cgroup"),
+                clock=lambda: clk.wall, mono=lambda: clk.mono, euid=lambda: 1000)
+    with caplog.at_level("WARNING"):
+        assert s.sample() == [] and s.sample() == []
+    assert caplog.text.count("not running as root") == 1
+
+
+def test_root_without_job_cgroups_says_it_uses_the_environment(tmp_path, caplog):
+    root, clk = tree(tmp_path, "v2_slurm_2205_nfs_lustre"), Clocks()
+    shutil.rmtree(root / "cgroup")
+    (root / "cgroup").mkdir()
+    s = Sampler("node1", "c1", SamplerPaths(proc=root / "proc", cgroup=root / "cgroup"),
+                clock=lambda: clk.wall, mono=lambda: clk.mono, euid=lambda: 0)
+    with caplog.at_level("WARNING"):
+        jobs = {x.job_id: x for x in s.sample()}
+        s.sample()
+    assert set(jobs) == {"4242", "4300"} and s.attribution == "proc-environ"
+    assert all(x.extra["source"] == "proc-environ" for x in jobs.values())
+    assert caplog.text.count("SLURM_JOB_ID in their environment") == 1

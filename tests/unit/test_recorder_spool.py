@@ -116,3 +116,52 @@ def test_one_writer_per_spool(tmp_path):
     before = read_counters(tmp_path)
     SpoolWriter(tmp_path, max_bytes=1 << 20).close()        # a writer that never wrote
     assert read_counters(tmp_path) == before
+
+
+@pytest.fixture
+def open_umask():
+    import os
+    old = os.umask(0o022)          # the usual umask, under which files come out 0644
+    yield
+    os.umask(old)
+
+
+def _mode(p):
+    import os
+    return os.stat(p).st_mode & 0o777
+
+
+def test_spool_files_and_new_directory_are_private(tmp_path, open_umask):
+    d = tmp_path / "new" / "spool"
+    w = SpoolWriter(d, max_bytes=1 << 20, segment_bytes=4096)
+    w.acquire()
+    for i in range(3):
+        w.write(recs(40, 40 * i))     # several segments, counters saved on rotation
+    w.close()
+    assert _mode(d) == 0o700 and _mode(tmp_path / "new") == 0o700
+    names = sorted(p.name for p in d.iterdir())
+    assert "writer.lock" in names and "counters.json" in names and len(list_segments(d)) > 1
+    assert {n: _mode(d / n) for n in names} == {n: 0o600 for n in names}
+
+
+def test_spool_files_are_created_private_not_chmodded(tmp_path, monkeypatch, open_umask):
+    import os
+    chmods = []
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: chmods.append(a))
+    monkeypatch.setattr(os, "fchmod", lambda *a, **k: chmods.append(a))
+    w = SpoolWriter(tmp_path / "spool", max_bytes=1 << 20)
+    w.acquire()
+    w.write(recs(2))
+    w.close()
+    assert chmods == []
+    assert all(_mode(p) == 0o600 for p in (tmp_path / "spool").iterdir())
+
+
+def test_existing_spool_directory_keeps_its_mode(tmp_path, open_umask):
+    import os
+    os.chmod(tmp_path, 0o755)
+    w = SpoolWriter(tmp_path, max_bytes=1 << 20)
+    w.acquire()
+    w.write(recs(1))
+    w.close()
+    assert _mode(tmp_path) == 0o755 and _mode(tmp_path / "writer.lock") == 0o600

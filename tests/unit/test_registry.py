@@ -63,3 +63,14 @@ def test_resolve_prefers_setting_then_current_then_default(env, monkeypatch, tmp
     monkeypatch.setenv("NOMADE_DEFAULT_BUNDLE", str(tmp_path / "none"))
     with pytest.raises(ModelError, match="no model bundle"):
         resolve_bundle_path(_Cfg(tmp_path / "empty"))
+
+
+def test_promote_publishes_private_lua_and_refuses_broken(env, tmp_path):
+    store, reg = env
+    lua_path = tmp_path / "etc" / "submit_model.lua"
+    promote(store, reg, "v1", str(lua_path))
+    assert lua_path.read_text() == "return {}" and lua_path.stat().st_mode & 0o777 == 0o600
+    (reg / "v2" / "submit_model.lua").write_text('return "\\3001"')  # escape sequence too large
+    with pytest.raises(ModelError, match="escape sequence too large"):
+        promote(store, reg, "v2", str(lua_path))
+    assert current_version(reg) == "v1" and lua_path.read_text() == "return {}"

@@ -3,6 +3,7 @@
 import gzip
 import io
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -230,8 +231,7 @@ LIVE_DEFAULTS = dict(JobIDRaw="", Cluster="lab", User="alice", UID="1001", Group
                      TotalCPU="00:01:00", JobName="j", WorkDir="/tmp", SubmitLine="sbatch j.sh | x")
 
 
-def live_output(rows, fields=ing.LIVE_FIELDS):
-    d = ing.LIVE_DELIMITER
+def live_output(rows, fields=ing.LIVE_FIELDS, d="\x1f"):
     lines = [d.join(fields)]
     for r in rows:
         vals = dict(LIVE_DEFAULTS, **r)
@@ -253,7 +253,8 @@ class FakeSacct:
             if bad in fmt:
                 raise SlurmCommandError(argv, 1, f'sacct: error: Invalid field requested: "{bad}"')
         rows = self.outputs.pop(0)
-        return CommandResult(argv, 0, live_output(rows, fmt), "")
+        delimiter = next(a for a in argv if a.startswith("--delimiter="))[len("--delimiter="):]
+        return CommandResult(argv, 0, live_output(rows, fmt, delimiter), "")
 
 
 def arg_after(argv, flag):
@@ -276,7 +277,8 @@ def test_live_incremental_high_water_overlap_and_pending_to_final(store, monkeyp
     t0 = 1_800_000_000.0
     r1 = ing.ingest_live(store, now=t0, **kw)
     argv = fake.calls[0]
-    assert argv[:5] == ["sacct", "-a", "-D", "-P", "--delimiter=\x1f"]
+    assert argv[:4] == ["sacct", "-a", "-D", "-P"]
+    assert re.fullmatch("--delimiter=\x1f[0-9a-f]{32}", argv[4])
     assert arg_after(argv, "-S") == time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0 - 7 * 86400))
     assert arg_after(argv, "-E") == "now"
     assert set(arg_after(argv, "-s").split(",")) >= {"CA", "CD", "F", "TO", "OOM", "NF", "PD", "R", "PR"}

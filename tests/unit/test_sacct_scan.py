@@ -142,7 +142,7 @@ def generated(rng, jobs=400):
         cpu = rng.choice(["", "00:01:02", "1-02:03:04", "05:06.789", "00:00.509"])
         name = rng.choice(["run.sh", "café run", "模拟", "a b", "x"])
         user = f"u{rng.randrange(20)}"
-        out.append("|".join([job, str(jid), "lab", user, str(1000 + rng.randrange(20)), "grp", "acct",
+        out.append("|".join([job, str(jid), "lab", user, str(1000 + int(user[1:])), "grp", "acct",
                              "cpu", "normal", state, f"{rng.randrange(3)}:{rng.choice([0, 9, 15])}",
                              "0:0", sub, sub, start, end, elapsed, limit, mem, "4", "1", tres, "4",
                              "1", tres, "c01", "", cpu, name, f"/home/{user}", f"sbatch {name}"]))
@@ -199,10 +199,10 @@ def test_damaged_generated_dumps_read_the_same_by_both_readers(tmp_path, monkeyp
 def test_live_delimiter_and_given_fields_read_the_same(tmp_path, monkeypatch):
     rng = random.Random(42)
     lines = generated(rng, 200)
-    body = [ln.replace("|", ing.LIVE_DELIMITER) for ln in lines[1:]]
+    body = [ln.replace("|", "\x1f") for ln in lines[1:]]
     body[10] = body[10].replace("sbatch", "sbatch --wrap 'a|b'")   # '|' is plain text here
     text = "\n".join(body) + "\n"
-    assert_same(tmp_path, text, delimiter=ing.LIVE_DELIMITER, fields=HEADER.split("|"),
+    assert_same(tmp_path, text, delimiter="\x1f", fields=HEADER.split("|"),
                 block=300, monkeypatch=monkeypatch)
 
 

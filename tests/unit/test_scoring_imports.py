@@ -32,9 +32,9 @@ def _check(bundle: Path):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert 0.0 <= res["risk"] <= res["risk_max"] <= 1.0
-    return res
     bad = sorted(set(HEAVY) & set(res["mods"]))
     assert not bad, f"scoring imported {bad}"
+    return res
 
 
 def test_default_bundle_scores_without_heavy_imports():
@@ -73,3 +73,32 @@ def test_training_commands_say_when_the_train_extra_is_missing(monkeypatch, tmp_
         err = capsys.readouterr().err
         assert err.startswith("nomade: error: `nomade ") and err.count("\n") == 1
         assert "needs the [train] extra; missing: lightgbm" in err
+
+
+# What each runtime entry point imports, run in a fresh interpreter: the module is imported and,
+# where given, its main/command help is exercised so lazily imported paths are loaded too.
+RUNTIME_PATHS = {
+    "prolog": "import nomade.hooks.prolog, nomade.hooks.startscore",
+    "epilog": "import nomade.hooks.epilog",
+    "task_prolog": "import nomade.hooks.task_prolog",
+    "mailprog": "import nomade.hooks.mailprog",
+    "nomade-why": "import nomade.cli.why_cmd, nomade.why",
+    "why-service": "import nomade.cli.why_service_cmd, nomade.whyservice.server",
+    "recorder": "import nomade.cli.record_cmd, nomade.recorder.sampler",
+    "cli-help": ("from nomade.cli.main import cli, run_cli\n"
+                 "for c in (['--help'], ['jobs', '--help'], ['report', '--help'],"
+                 " ['ingest', 'sacct', '--help'], ['ingest', 'hooks', '--help'],"
+                 " ['record', '--help'], ['config', 'show', '--help']):\n"
+                 "    try:\n        run_cli(cli, c)\n    except SystemExit:\n        pass"),
+}
+PROBE = "\nimport sys, json\nprint(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n"
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIME_PATHS))
+def test_runtime_paths_import_no_training_stack(name):
+    code = RUNTIME_PATHS[name] + PROBE
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    bad = sorted(set(HEAVY) & mods)
+    assert not bad, f"{name} imported {bad}"

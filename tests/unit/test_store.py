@@ -143,3 +143,43 @@ def test_db_status_on_newer_store_is_one_line_error(tmp_path, capsys):
     rc = run_cli(cli, ["--data-dir", str(tmp_path), "db", "migrate"])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "newer than this nomade" in err
+
+
+# ---------------------------------------------------------------- private by default
+def _mode(p):
+    return os.stat(p).st_mode & 0o777
+
+
+@pytest.fixture
+def open_umask():
+    old = os.umask(0o022)          # the usual umask, under which files come out 0644
+    yield
+    os.umask(old)
+
+
+def test_new_store_is_private_with_its_wal_and_shm_files(tmp_path, open_umask):
+    path = tmp_path / "a" / "b" / "nomade.db"
+    with open_store(path) as store:
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO ingest_state (source, high_water, updated_at) VALUES ('x', 1, 1)")
+        for suffix in ("", "-wal", "-shm"):
+            assert _mode(str(path) + suffix) == 0o600, suffix
+    assert _mode(tmp_path / "a") == 0o700 and _mode(tmp_path / "a" / "b") == 0o700
+    assert os.umask(0o022) == 0o022            # the process umask is given back
+
+
+def test_store_created_by_a_command_is_private(tmp_path, open_umask):
+    res = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "data"), "db", "migrate"])
+    assert res.exit_code == 0, res.output
+    assert _mode(tmp_path / "data") == 0o700
+    assert _mode(tmp_path / "data" / "nomade.db") == 0o600
+
+
+def test_existing_directory_keeps_the_admins_mode(tmp_path, open_umask):
+    d = tmp_path / "shared"
+    d.mkdir()
+    os.chmod(d, 0o750)
+    with open_store(d / "nomade.db"):
+        pass
+    assert _mode(d) == 0o750
+    assert _mode(d / "nomade.db") == 0o600

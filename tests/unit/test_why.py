@@ -5,7 +5,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -95,8 +94,8 @@ def test_answer_refuses_other_users_job(store_path):
 
 def test_answer_bad_requests(store_path):
     me = Caller(ME, os.getgid())
-    assert answer(store_path, me, {}, "g")["kind"] == "error"
-    assert answer(store_path, me, {"job_id": "x" * 100}, "g")["kind"] == "error"
+    assert answer(store_path, me, {}, "g")["kind"] == "bad_request"
+    assert answer(store_path, me, {"job_id": "x" * 100}, "g")["kind"] == "bad_request"
     assert answer(store_path, me, {"job_id": "999"}, "g")["kind"] == "not_found"
 
 
@@ -150,3 +149,47 @@ def test_why_cli_direct(tmp_path, store_path):
     res = CliRunner().invoke(cli, ["--data-dir", str(store_path.parent), "why", "10", "--direct", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["risk_submit"]["level"] == "HIGH"
+
+
+def test_similar_jobs_are_the_owners_by_uid_and_cluster(tmp_path):
+    """Similar jobs are selected by the job's uid on the job's cluster: a row that carries the
+    user *name* alice under another uid (a forged or renamed account), and alice's jobs on another
+    cluster, are never shown as hers."""
+    path = tmp_path / "nomade.db"
+    with open_store(path) as store:
+        upsert_jobs(store, [rec("1", "TIMEOUT", submit=1), rec("10", "PENDING", submit=10),
+                            rec("66", "COMPLETED", uid=ME + 999, user="alice", submit=5),
+                            JobRecord(cluster="other", job_id="77", user="alice", uid=ME, name="sim",
+                                      state="FAILED", is_final=1, partition="debug", req_cpus=2,
+                                      submit_time=6.0)], "test")
+    with open_store(path, readonly=True, migrate=False) as store:
+        a = explain(store, "10", "lab")
+    assert {s.job_id for s in a.similar} == {"1"}
+
+
+def test_running_job_owner_is_slurmds_not_the_requests(tmp_path):
+    """A job known only from its Prolog record: its owner is the record's slurmd identity."""
+    from nomade.hooks.spool import write_record
+    from nomade.ingest.hook_spool import load_hook_spool
+    from nomade.why import job_owner
+
+    spool = tmp_path / "spool"
+    write_record(spool, "start", "55", {"job": {"job_id": "55", "user": "alice", "uid": ME},
+                                        "request": {"user": "bob", "uid": ME + 1, "name": "x"}})
+    with open_store(tmp_path / "nomade.db") as store:
+        load_hook_spool(store, spool, cluster="lab")
+        owner = job_owner(store, "55", "lab")
+        assert (owner["user"], owner["uid"], owner["cluster"]) == ("alice", ME, "lab")
+        with pytest.raises(JobNotFound):
+            job_owner(store, "55", "othercluster")
+
+
+def test_why_text_has_words_not_placeholders():
+    """Unknown user, state, run time and limit read as words; no '?' or 'None' reaches users."""
+    a = {"job_id": "5", "name": None, "user": None, "state": None, "risk_submit": None, "risk_start": None,
+         "similar_summary": "1 of 1 similar past jobs failed",
+         "similar": [{"job_id": "4", "name": "sim", "state": None, "elapsed_s": None,
+                      "timelimit_s": None, "why_similar": "same name"}]}
+    text = format_why(a)
+    assert "?" not in text and "None" not in text and "nan" not in text
+    assert "of an unknown user: state unknown" in text and "run time unknown, no time limit known" in text

@@ -19,9 +19,10 @@ def hooks(app: AppContext, spool_dir: Optional[str], as_json: bool) -> None:
     from ..ingest.hook_spool import load_hook_spool
     path = Path(spool_dir) if spool_dir else app.config.spool_dir("hooks")
     with app.store() as store:
-        counts = load_hook_spool(store, path, cluster=app.config.get("cluster"))
+        counts = load_hook_spool(store, path, cluster=app.config.get("cluster"),
+                                 keep_days=app.config.get("hooks.keep_days"))
     if as_json:
         echo_json({"loaded": counts.loaded, "unchanged": counts.unchanged,
-                   "quarantined": counts.quarantined})
+                   "quarantined": counts.quarantined, "aged_out": counts.aged_out})
     else:
         click.echo(f"hooks: {counts.summary()} from {path}")

@@ -16,7 +16,8 @@ from .context import AppContext, echo_json, pass_app
 @click.option("--format", "fields", default=None, metavar="F1,F2,...",
               help="Fields of a --file dump that has no header line (sacct's --format names).")
 @click.option("--delimiter", default="|", show_default=True,
-              help="Field delimiter of a --file dump (sacct --delimiter).")
+              help="Field delimiter of a --file dump (sacct --delimiter; a random token "
+                   "makes the dump unforgeable, see docs/slurm.md).")
 @click.option("--since", default=None, metavar="YYYY-MM-DDTHH:MM:SS",
               help="Live: read from this local time instead of the stored high-water mark.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
@@ -26,8 +27,11 @@ def sacct(app: AppContext, file_: Optional[str], json_file: Optional[str], field
     """Load job outcomes from Slurm accounting.
 
     Without --file/--json-file, runs `sacct -a -D -P` for the jobs active since the last run
-    (minus slurm.overlap_s; the first run looks back slurm.initial_lookback_days). Bad rows are
-    quarantined with their line and reason; running again never duplicates a job.
+    (minus slurm.overlap_s; the first run looks back slurm.initial_lookback_days), with a fresh
+    random field delimiter each run so that text users wrote cannot forge a row. Bad rows, and
+    rows whose user or uid contradicts the store or each other, are quarantined with their
+    line and reason; running again never duplicates a job. Export dumps as docs/slurm.md
+    ("Saved sacct dumps") says.
     """
     from ..errors import IngestError
     from ..ingest import sacct as ingest

@@ -1,7 +1,5 @@
 """``nomade jobs``: list jobs from the store, newest first."""
 
-import os
-import pwd
 from datetime import datetime, timezone
 from typing import List, Optional, Sequence, Tuple
 
@@ -32,14 +30,10 @@ def _states(ctx: click.Context, param: click.Parameter, value: Tuple[str, ...]) 
     return wanted
 
 
-def caller_user_name() -> Optional[str]:
-    """The caller's user name, or None for root (who sees every job)."""
-    if os.geteuid() == 0:
-        return None
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
+def current_caller():
+    """Who runs this command (tests replace this one function)."""
+    from ..caller_access import local_caller
+    return local_caller()
 
 
 @click.command()
@@ -56,32 +50,40 @@ def caller_user_name() -> Optional[str]:
 @click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(min=1),
               help="At most this many jobs.")
 @click.option("--all-users", is_flag=True,
-              help="Everyone's jobs (default for root; others see only their own unless --user).")
+              help="Everyone's jobs (root and privacy.admin_group only; the default for root).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of jobs).")
 @pass_app
 def jobs(app: AppContext, users: Sequence[str], states: Sequence[str], since: Optional[float],
          cluster: Optional[str], limit: int, all_users: bool, as_json: bool) -> None:
     """List jobs in the store, newest submission first.
 
-    Non-root callers see only their own jobs unless they pass --user or --all-users; the store
-    file's permissions decide what they can read at all.
+    The same rule as nomade-why: a caller sees only their own jobs; --user OTHER and
+    --all-users are for root and members of privacy.admin_group.
     """
+    from ..caller_access import listing_scope
     from ..jobs_query import JobQuery, list_jobs
 
-    own = caller_user_name()
-    if not users and not all_users and own is not None:
-        users = (own,)
-    query = JobQuery(users=tuple(users), states=tuple(states), since=since, cluster=cluster, limit=limit)
+    scope = listing_scope(current_caller(), app.config.get("privacy.admin_group"), users, all_users)
+    owner = scope.owner
+    query = JobQuery(users=scope.users, states=tuple(states), since=since, cluster=cluster, limit=limit,
+                     owner_uid=owner.uid if owner else None, owner_name=owner.name if owner else None)
     with app.store(readonly=True) as store:
         rows = list_jobs(store, query)
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
     if not rows:
-        who = f" for user {', '.join(users)}" if users else ""
-        click.echo(f"no jobs{who} match" + ("" if users != (own,) else " (--all-users for everyone's)"))
+        click.echo("no jobs" + _whose(scope) + " match")
         return
     click.echo(format_table([_HEADERS] + [_cells(r) for r in rows]))
+
+
+def _whose(scope) -> str:
+    if scope.users:
+        return f" for user {', '.join(scope.users)}"
+    if scope.owner is not None:
+        return f" of yours ({scope.owner.name or 'uid ' + str(scope.owner.uid)})"
+    return ""
 
 
 def _cells(r) -> Tuple[str, ...]:

@@ -72,7 +72,6 @@ def build_matrix(jt: JobTable, stage: str = "submit", cfg=None, k: int = DEFAULT
     ``meta['history']`` holds the HistoryState after every event up to ``until`` (default: all),
     ready to ship in a bundle."""
     names = feature_names(stage)
-    n = len(jt)
     y, cls = make_labels(jt, _owner_cancel(cfg))
     wait = _cfg_value(cfg, "assumed_wait_s", ASSUMED_WAIT_S)
     X, hidx, state = _stream(jt, stage, y, cls, k, len(names), until, wait)

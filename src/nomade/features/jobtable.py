@@ -62,7 +62,8 @@ def load_jobs(store, cluster: Optional[str] = None, max_jobs: Optional[int] = No
     # in the history of later jobs
     cols.append("CASE WHEN s.peak_mb IS NOT NULL AND (j.max_rss_mb IS NULL OR s.peak_mb > j.max_rss_mb) "
                 "THEN s.peak_mb ELSE j.max_rss_mb END AS max_rss_mb")
-    q = (f"SELECT {', '.join(cols)} FROM jobs j LEFT JOIN (SELECT cluster, job_id, "
+    q = (f"SELECT {', '.join(cols)} FROM jobs j"  # noqa: S608 (column list is nomade's constants)
+         " LEFT JOIN (SELECT cluster, job_id, "
          "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
          "FROM job_summaries) s "
          "ON s.cluster = j.cluster AND s.job_id = j.job_id WHERE j.submit_time IS NOT NULL")

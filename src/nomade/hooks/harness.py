@@ -89,6 +89,6 @@ def run_hook(hook: str, body: HookBody, environ: Optional[Mapping[str, str]] = N
     except NomadeError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         log.line(f"skipped: {exc}{hint}; job unaffected")
-    except Exception as exc:  # a hook must never fail the job: one clear line instead
+    except Exception as exc:  # noqa: BLE001 (a hook must never fail the job: one clear line instead)
         log.line(f"internal error, skipped: {type(exc).__name__}: {exc}; job unaffected")
     return 0

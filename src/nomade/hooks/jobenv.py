@@ -7,7 +7,7 @@ No SLURM_JOB_NAME: the name and request come from scontrol when wanted."""
 
 import re
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 _ENV_FIELDS = {
     "SLURM_JOB_ID": "job_id", "SLURM_JOB_USER": "user", "SLURM_JOB_ACCOUNT": "account",
@@ -67,27 +67,67 @@ def _epoch(text: str) -> Optional[float]:
         return None
 
 
-def parse_scontrol_job(text: str) -> Dict[str, Any]:
-    """`scontrol show job -o JOBID` -> the request fields the start-time scorer uses."""
-    kv = dict(_TOKEN.findall(text))
-    out: Dict[str, Any] = {}
-    if "JobName" in kv:
-        out["name"] = kv["JobName"]
-    if "UserId" in kv:
-        m = re.match(r"^([^(]*)\((\d+)\)$", kv["UserId"])
-        if m:
-            out["user"], out["uid"] = m.group(1), int(m.group(2))
-    if "GroupId" in kv:
-        m = re.match(r"^([^(]*)\((\d+)\)$", kv["GroupId"])
-        if m:
-            out["group"] = m.group(1)
-    for key, name in (("Account", "account"), ("Partition", "partition"), ("QOS", "qos"),
-                      ("NodeList", "node_list")):
+class ScontrolOutputError(ValueError):
+    """`scontrol show job -o` output that cannot be read without trusting the user's own text."""
+
+
+# Keys whose values users write (free text) and that follow the request fields in scontrol's
+# fixed order: the trusted part of a record ends at the first of them.
+_USER_TEXT_KEYS = ("Features", "Prefer", "Licenses", "Network", "Command", "WorkDir", "Comment",
+                   "AdminComment", "SystemComment", "StdErr", "StdIn", "StdOut", "Container",
+                   "MailUser", "Power")
+
+
+def _trusted_region(text: str, job_id: str, user: str, uid: int) -> Tuple[str, str]:
+    """(job name, the key=value text between UserId= and the first user-text key).
+
+    The job name comes before UserId= and Comment/WorkDir/StdOut/Command after the request
+    fields; both are the user's and may hold ``UserId=root(0)`` or a whole fake record. The real
+    UserId is known from slurmd's environment, so the record is read only when that identity
+    occurs exactly once; anything else is refused (the job is then not scored)."""
+    if not text.startswith(f"JobId={job_id} ") or " JobName=" not in text:
+        raise ScontrolOutputError(f"scontrol output is not the record of job {job_id}")
+    anchor = f" UserId={user}({uid}) GroupId="
+    first = text.find(anchor)
+    if first < 0:
+        raise ScontrolOutputError(f"scontrol output does not name the job's owner {user}({uid})")
+    if text.find(anchor, first + 1) >= 0:
+        raise ScontrolOutputError("scontrol output is ambiguous: the job's name or comment repeats "
+                                  "its UserId= field")
+    name = text[text.index(" JobName=") + len(" JobName="):first]
+    end = len(text)
+    for key in _USER_TEXT_KEYS:
+        at = text.find(f" {key}=", first)
+        if 0 <= at < end:
+            end = at
+    newline = text.find("\n", first)
+    if 0 <= newline < end:
+        end = newline
+    return name, text[first:end]
+
+
+def parse_scontrol_job(text: str, job_id: str, user: str, uid: int) -> Dict[str, Any]:
+    """`scontrol show job -o JOBID` -> the request fields the start-time scorer uses.
+
+    Identity (user, uid) is slurmd's, passed in from the hook environment; only the part of the
+    record that users cannot write is parsed (first occurrence of each key). Raises
+    ScontrolOutputError when that part cannot be told apart from the user's text."""
+    name, region = _trusted_region(text, job_id, user, uid)
+    kv: Dict[str, str] = {}
+    for key, value in _TOKEN.findall(region):
+        kv.setdefault(key, value)
+    out: Dict[str, Any] = {"name": name, "user": user, "uid": uid}
+    m = re.match(r"^([^(]*)\((\d+)\)$", kv.get("GroupId", ""))
+    if m:
+        out["group"] = m.group(1)
+    for key, field in (("Account", "account"), ("Partition", "partition"), ("QOS", "qos"),
+                       ("NodeList", "node_list")):
         if kv.get(key) and kv[key] != "(null)":
-            out[name] = kv[key]
-    out["timelimit_s"] = parse_duration(kv.get("TimeLimit", ""))
-    for key, name in (("SubmitTime", "submit_time"), ("StartTime", "start_time")):
-        out[name] = _epoch(kv.get(key, ""))
+            out[field] = kv[key]
+    if "TimeLimit" in kv:
+        out["timelimit_s"] = parse_duration(kv["TimeLimit"])
+    for key, field in (("SubmitTime", "submit_time"), ("StartTime", "start_time")):
+        out[field] = _epoch(kv.get(key, ""))
     out["cpus"] = _int(kv.get("NumCPUs"))
     out["nodes"] = _int(kv.get("NumNodes", "").split("-")[0])
     if "MinMemoryCPU" in kv:
@@ -96,6 +136,12 @@ def parse_scontrol_job(text: str) -> Dict[str, Any]:
         out["mem_mb"], out["mem_per_cpu"] = parse_mem_mb(kv["MinMemoryNode"]), False
     gpus = re.search(r"gres/gpu(?::[^=,]+)?=(\d+)", kv.get("TRES", ""))
     out["gpus"] = int(gpus.group(1)) if gpus else 0
-    if kv.get("WorkDir"):
-        out["work_dir"] = kv["WorkDir"]
+    missing = [f for f in REQUIRED_REQUEST if out.get(f) is None and not
+               (f == "timelimit_s" and "TimeLimit" in kv)]
+    if missing:
+        raise ScontrolOutputError(f"scontrol output lacks {', '.join(missing)}")
     return out
+
+
+# what the start-time scorer must know; a request without one of them is not scored
+REQUIRED_REQUEST = ("partition", "cpus", "nodes", "submit_time", "timelimit_s")

@@ -10,22 +10,33 @@ from ..command import run_command
 from ..config import Config
 from ..errors import ModelError, SlurmCommandError
 from .harness import HookLog, run_hook, runtime_dir
-from .jobenv import job_from_env, parse_scontrol_job
+from .jobenv import ScontrolOutputError, job_from_env, parse_scontrol_job
 from .riskfile import write_risk
 from .spool import write_record
 from .startscore import StartScore, alert_threshold, load_scorer, risk_level
 
 
 def start_request(cfg: Config, job: Dict[str, Any], budget_s: float) -> Dict[str, Any]:
-    """The request as the start-time scorer sees it: hook environment + scontrol's view."""
+    """The request as the start-time scorer sees it: slurmd's environment (identity) + the part of
+    scontrol's record users cannot write. A request that could not be read completely carries
+    ``incomplete`` (the reason) and is not scored."""
     req = dict(job)
+    req.setdefault("start_time", time.time())
+    if job.get("uid") is None or not job.get("user"):
+        req["incomplete"] = "no SLURM_JOB_UID/SLURM_JOB_USER in the Prolog environment"
+        return req
     try:
         out = run_command([cfg.get("slurm.scontrol"), "show", "job", "-o", job["job_id"]],
                           timeout=max(0.2, budget_s))
-        req.update({k: v for k, v in parse_scontrol_job(out.stdout).items() if v is not None})
+        parsed = parse_scontrol_job(out.stdout, job["job_id"], job["user"], job["uid"])
     except SlurmCommandError as exc:
         req["scontrol_error"] = str(exc)
-    req.setdefault("start_time", time.time())
+        req["incomplete"] = f"scontrol failed: {exc}"
+        return req
+    except ScontrolOutputError as exc:
+        req["incomplete"] = str(exc)
+        return req
+    req.update({k: v for k, v in parsed.items() if v is not None and k not in ("user", "uid")})
     return req
 
 
@@ -43,12 +54,14 @@ def prolog_body(cfg: Config, environ: Mapping[str, str], log: HookLog) -> str:
     req = start_request(cfg, job, cfg.get("hooks.timeout_s") / 2)
     record: Dict[str, Any] = {"job": job, "request": req}
     note: Optional[Dict[str, Any]] = None
-    try:
-        score = load_scorer(cfg)(req)
-        note = score_note(cfg, job, score)
-        record["score"] = note
-    except ModelError as exc:
-        record["score_error"] = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+    if req.get("incomplete"):
+        record["score_error"] = f"request incomplete: {req['incomplete']}"
+    else:
+        try:
+            note = score_note(cfg, job, load_scorer(cfg)(req))
+            record["score"] = note
+        except ModelError as exc:
+            record["score_error"] = str(exc) + (f" ({exc.hint})" if exc.hint else "")
     if note is not None:
         write_risk(runtime_dir(cfg), job["job_id"], job.get("uid"), note)
     write_record(cfg.spool_dir("hooks"), "start", job["job_id"], record)

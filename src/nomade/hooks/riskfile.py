@@ -7,24 +7,35 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from ..private_files import write_atomic
+
 
 def risk_file(run_dir: Path, job_id: str) -> Path:
     return Path(run_dir) / f"{''.join(c for c in str(job_id) if c.isalnum() or c in '_.+-')}.json"
 
 
+def _runtime_dir(run_dir: Path) -> None:
+    """Create the directory 0711 (traversable, not listable) when nomade makes it; one that
+    exists is the admin's and keeps its mode."""
+    if run_dir.is_dir():
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(run_dir, 0o711)
+    except FileExistsError:
+        return
+    os.chmod(run_dir, 0o711)  # noqa: S103 (traversable, not listable: by design); mkdir's mode is masked by the umask; this dir is ours, just made
+
+
 def write_risk(run_dir: Path, job_id: str, uid: Optional[int], note: Dict[str, Any]) -> Path:
+    """The note is created 0400 and owned by the job's uid before a byte is written (never
+    readable by anyone else, not even for a moment), then renamed into place (``write_atomic``;
+    no directory fsync: /run is a tmpfs and the note lives as long as the job)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        os.chmod(run_dir, 0o711)
+    _runtime_dir(run_dir)
     path = risk_file(run_dir, job_id)
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(note, fh)
-    if os.geteuid() == 0 and uid is not None:
-        os.chown(tmp, uid, -1)
-    os.chmod(tmp, 0o400)
-    os.replace(tmp, path)
+    owner = (uid, -1) if os.geteuid() == 0 and uid is not None else None
+    write_atomic(path, json.dumps(note).encode(), mode=0o400, owner=owner, sync_dir=False)
     return path
 
 

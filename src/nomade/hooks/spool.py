@@ -1,6 +1,7 @@
-"""The hook record spool: one JSON file per event, written durably (tmp file, fsync, rename,
-fsync of the directory) so a crash never leaves a half record under a final name.
+"""The hook record spool: one JSON file per event, written durably (``write_atomic``: tmp file,
+fsync, rename, fsync of the directory) so a crash never leaves a half record under a final name.
 
+Records are 0600 in a spool directory nomade creates 0700 (an existing one keeps its mode).
 File names sort by time: ``<epoch_ms>-<job_id>-<kind>-<pid>.json``. Readers ignore names that
 start with ``.`` (records being written)."""
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
 from ..errors import NomadeError
+from ..private_files import make_private_dirs, write_atomic
 
 RECORD_FORMAT = 1
 KINDS = ("start", "end", "mail")
@@ -31,28 +33,10 @@ def write_record(spool_dir: Path, kind: str, job_id: str, data: Dict[str, Any]) 
               "written_at": time.time(), **data}
     payload = (json.dumps(record, sort_keys=True) + "\n").encode()
     name = f"{int(record['written_at'] * 1000):013d}-{_SAFE.sub('_', str(job_id))}-{kind}-{os.getpid()}.json"
-    tmp = spool_dir / f".{name}.tmp"
     try:
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, spool_dir / name)
-        dfd = os.open(spool_dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        make_private_dirs(spool_dir)
+        write_atomic(spool_dir / name, payload)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise SpoolError(f"cannot write spool record in {spool_dir}: {exc.strerror or exc}",
                          hint="check free space and permissions of hooks.spool_dir") from None
     return spool_dir / name

@@ -2,6 +2,7 @@
 this job is at or above the alert threshold, prints one ``print nomade: ...`` line, which Slurm
 writes into the job's output. Only the task with SLURM_PROCID 0 prints. Always exits 0."""
 
+import os
 import sys
 from typing import Any, Dict, Mapping, Optional
 
@@ -47,6 +48,8 @@ def task_prolog_body(cfg: Config, environ: Mapping[str, str], log: HookLog) -> s
 
 
 def main() -> int:
+    if os.environ.get("SLURM_PROCID", "0") != "0":
+        return 0          # only task 0 prints: the others load no configuration at all
     return run_hook("task-prolog", task_prolog_body)
 
 

@@ -20,9 +20,11 @@ class HookLoadCounts:
     loaded: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    aged_out: int = 0
 
     def summary(self) -> str:
-        return f"{self.loaded} loaded, {self.unchanged} unchanged, {self.quarantined} quarantined"
+        return (f"{self.loaded} loaded, {self.unchanged} unchanged, {self.quarantined} quarantined"
+                + (f", {self.aged_out} aged out" if self.aged_out else ""))
 
 
 def _cluster_of(store: Store, rec: Dict[str, Any], default: str) -> str:
@@ -55,9 +57,29 @@ def _store_record(store: Store, rec: Dict[str, Any], cluster: str, now: float) -
     return True
 
 
+ABANDONED_TMP_S = 86400.0
+
+
+def age_out(store: Store, spool_dir: Path, keep_days: int, now: float) -> int:
+    """Delete stored hook records older than ``keep_days`` (0 = keep) and spool files that a
+    killed hook left half-written a day ago; returns how many stored records went."""
+    for tmp in Path(spool_dir).glob(".*.tmp") if Path(spool_dir).is_dir() else ():
+        try:
+            if tmp.stat().st_mtime < now - ABANDONED_TMP_S:
+                tmp.unlink()
+        except FileNotFoundError:
+            continue
+    if keep_days <= 0:
+        return 0
+    with store.transaction() as conn:
+        return conn.execute("DELETE FROM hook_records WHERE written_at < ?",
+                            (now - keep_days * 86400.0,)).rowcount
+
+
 def load_hook_spool(store: Store, spool_dir: Path, cluster: str = "",
-                    now: Optional[float] = None) -> HookLoadCounts:
-    """Load every finished record under ``spool_dir``; returns what happened to them."""
+                    now: Optional[float] = None, keep_days: int = 0) -> HookLoadCounts:
+    """Load every finished record under ``spool_dir``, then age out old ones (``keep_days``);
+    returns what happened to them."""
     now = time.time() if now is None else now
     counts = HookLoadCounts()
     done: List[Path] = []
@@ -80,4 +102,5 @@ def load_hook_spool(store: Store, spool_dir: Path, cluster: str = "",
             path.unlink()
         except FileNotFoundError:
             continue
+    counts.aged_out = age_out(store, spool_dir, keep_days, now)
     return counts

@@ -1,9 +1,13 @@
 """Slurm accounting -> the store: live and incremental (``sacct``), a saved ``sacct -P`` dump, or a
 saved ``sacct --json`` document.
 
-Live ingestion runs ``sacct -a -D -P --delimiter=<US> --format=<FIELDS> -s <every state>
+Live ingestion runs ``sacct -a -D -P --delimiter=<TOKEN> --format=<FIELDS> -s <every state>
 -S <start> -E now`` through ``nomade.command.run_command`` (the explicit state list makes sacct
-return jobs that never became eligible, e.g. held and cancelled while pending). ``-S`` is the stored high-water mark minus
+return jobs that never became eligible, e.g. held and cancelled while pending). ``<TOKEN>`` is a
+fresh random delimiter per run (``live_delimiter``): ``sacct -P`` escapes nothing, so a newline in
+a user's ``--wrap``, ``--comment``, job name or path could otherwise carry a complete forged row
+(another user's name, uid, state); a line holding fewer than a row's worth of a token its author
+cannot know is always read as the continuation of the field before it. ``-S`` is the stored high-water mark minus
 ``slurm.overlap_s`` (first run: ``slurm.initial_lookback_days`` ago); sacct then lists every job
 that was active in the window, so a job that changed after the mark is read again, and the upsert
 makes overlapping windows harmless. The new mark is the time this run asked sacct for "now".
@@ -21,6 +25,7 @@ import io
 import itertools
 import os
 import re
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,8 +40,9 @@ from ..slurm.sacct_scan import (BinaryLines, Counter, WriteError, fast_available
 from ..slurm.sacct_text import SacctText
 from ..store.bulk import indexes_deferred
 from ..store.db import Store
-from ..store.jobs import (IngestCounts, c_writer, get_high_water, quarantine, set_high_water,
-                          upsert_jobs, write_rows)
+from ..store.jobs import (IngestCounts, c_writer, check_owners, conflict_item, get_high_water,
+                          jobs_mark, owner_conflict, quarantine, set_high_water, upsert_jobs,
+                          write_rows)
 
 # structured fields first, free text (may hold '|' or newlines) last; see slurm/sacct_text.py
 LIVE_FIELDS = (
@@ -48,7 +54,16 @@ LIVE_FIELDS = (
 # every state: with an explicit --state list sacct also returns jobs that were never eligible
 # (held, then cancelled while pending), which `-S/-E` alone leaves out (seen on Slurm 22.05)
 LIVE_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
-LIVE_DELIMITER = "\x1f"  # ASCII unit separator: never in names, paths or command lines
+LIVE_TOKEN_BYTES = 16  # 128 random bits per run
+
+
+def live_delimiter() -> str:
+    """A fresh field delimiter for one live sacct run: the ASCII unit separator and 32 random hex
+    digits (sacct 22.05 prints a multi-character --delimiter as given). Text a user wrote before
+    the run cannot hold it, so it cannot make a row; the Python reader takes such text (the C
+    reader is for one-byte delimiters)."""
+    return "\x1f" + secrets.token_hex(LIVE_TOKEN_BYTES)
+
 _INVALID_FIELD = re.compile(r'Invalid field requested: "?([A-Za-z]+)')
 ProgressFn = Callable[[int], None]
 
@@ -85,6 +100,7 @@ def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Opt
     now = time.time() if now is None else now
     fast = fast_usable(reader) if fast is None else fast
     writer = c_writer(store, batch_size) if fast and C_WRITER else None
+    mark = jobs_mark(store)
     # the rows are tuples of plain values (no cycles): the cyclic GC would only rescan them
     gc_was_on = gc.isenabled()
     gc.disable()
@@ -99,10 +115,20 @@ def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Opt
             writer.close()
         if gc_was_on:
             gc.enable()
+    _check_owners(store, mark, qsource, result)
     result.rows = counter.n
     if progress is not None:
         progress(counter.n)
     return result
+
+
+def _check_owners(store: Store, mark: int, qsource: str, result: SacctIngestResult) -> None:
+    """New jobs whose user and uid contradict the store or each other are quarantined (forged or
+    corrupt rows in a saved -P dump; store.jobs.check_owners)."""
+    refused = check_owners(store, mark, qsource)
+    if refused:
+        result.counts.quarantined += refused
+        result.counts.new = max(0, result.counts.new - refused)
 
 
 # the C writer for the C reader's jobs (store.jobs.c_writer); False: write_rows for all (tests)
@@ -114,14 +140,16 @@ def _write_c(store: Store, writer, chunks: Iterable, bad: List[Bad], qsource: st
     """The C reader's jobs go into ``writer`` as they are read; the Python reader's chunks are
     added to it in their place in the input (it applies the batch rules of _write_py)."""
     try:
-        for keys, vals in chunks:
+        for _keys, vals in chunks:
             if vals:
                 writer.add(vals)
+            _take_conflicts(writer, bad)
             if bad:
                 _quarantine(store, bad, qsource, result)
             if progress is not None:
                 progress(counter.n)
         writer.flush()
+        _take_conflicts(writer, bad)
     except WriteError as exc:
         raise StoreError(f"{store.path}: {exc}",
                          hint="batches before the failure are stored; re-run once it is fixed") from None
@@ -129,6 +157,14 @@ def _write_c(store: Store, writer, chunks: Iterable, bad: List[Bad], qsource: st
     result.counts.add(IngestCounts(new, updated, unchanged))
     result.jobs += jobs
     _quarantine(store, bad, qsource, result)
+
+
+def _take_conflicts(writer, bad: List[Bad]) -> None:
+    """The jobs the C writer refused (another owner than the stored job's) as quarantine items."""
+    for cluster, job_id, user, uid, stored_user, stored_uid in writer.take_conflicts():
+        why = owner_conflict(stored_user, stored_uid, user, uid) or "owner changed"
+        _source, loc, reason, raw = conflict_item("", cluster, job_id, user, uid, why)
+        bad.append((loc, reason, raw))
 
 
 def _write_py(store: Store, chunks: Iterable, bad: List[Bad], qsource: str,
@@ -158,7 +194,7 @@ def _write_py(store: Store, chunks: Iterable, bad: List[Bad], qsource: str,
 
 def _flush(store: Store, latest: Dict, bad: List[Bad], qsource: str, result: SacctIngestResult) -> None:
     if latest:
-        result.counts.add(write_rows(store, latest))
+        result.counts.add(write_rows(store, latest, qsource))
         result.jobs += len(latest)
         latest.clear()
     _quarantine(store, bad, qsource, result)
@@ -282,21 +318,22 @@ def live_start(store: Store, key: str, now: float, overlap_s: int, lookback_days
     return min(mark - overlap_s, now)
 
 
-def sacct_argv(sacct: str, fields: Sequence[str], start: float) -> List[str]:
+def sacct_argv(sacct: str, fields: Sequence[str], start: float, delimiter: str) -> List[str]:
     from ..slurm.sacct_fields import format_time
-    return [sacct, "-a", "-D", "-P", f"--delimiter={LIVE_DELIMITER}",
+    return [sacct, "-a", "-D", "-P", f"--delimiter={delimiter}",
             f"--format={','.join(fields)}", "-s", LIVE_STATES, "-S", format_time(start), "-E", "now"]
 
 
-def run_sacct(sacct: str, start: float, timeout: float,
+def run_sacct(sacct: str, start: float, timeout: float, delimiter: str,
               fields: Sequence[str] = LIVE_FIELDS) -> Tuple[str, List[str]]:
-    """Run sacct for jobs active since ``start``; returns (stdout, fields used). A field this
-    sacct does not know is dropped and the command re-run (older Slurm lacks e.g. SubmitLine)."""
+    """Run sacct for jobs active since ``start``, fields separated by ``delimiter``; returns
+    (stdout, fields used). A field this sacct does not know is dropped and the command re-run
+    (older Slurm lacks e.g. SubmitLine)."""
     fields = list(fields)
     env = dict(os.environ, SLURM_TIME_FORMAT="standard")
     for _ in range(len(fields)):
         try:
-            res = run_command(sacct_argv(sacct, fields, start), timeout, env=env)
+            res = run_command(sacct_argv(sacct, fields, start, delimiter), timeout, env=env)
             return res.stdout, fields
         except SlurmCommandError as exc:
             m = _INVALID_FIELD.search(exc.stderr or "")
@@ -316,11 +353,12 @@ def ingest_live(store: Store, *, sacct: str = "sacct", cluster: Optional[str] = 
     now = time.time() if now is None else now
     key = high_water_key(cluster)
     start = since if since is not None else live_start(store, key, now, overlap_s, lookback_days)
-    out, fields = run_sacct(sacct, start, timeout)
+    delimiter = live_delimiter()
+    out, fields = run_sacct(sacct, start, timeout, delimiter)
     if out.strip():
         lines = io.StringIO(out, newline="\n")
         del out
-        result = ingest_text(store, lines, qsource=key, fields=fields, delimiter=LIVE_DELIMITER,
+        result = ingest_text(store, lines, qsource=key, fields=fields, delimiter=delimiter,
                              cluster=cluster, batch_size=batch_size, progress=progress)
     else:
         result = SacctIngestResult(source=key)

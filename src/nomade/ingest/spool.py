@@ -22,7 +22,7 @@ from ..store.db import Store
 from ..store.jobs import quarantine
 
 _SAMPLE_COLS = ("cluster", "job_id", "node", "ts") + SAMPLE_COLUMNS + ("extra",)
-_INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLS)}) "
+_INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLS)}) "  # noqa: S608 (constant columns)
                   f"VALUES ({', '.join('?' * len(_SAMPLE_COLS))})")
 _INSERT_EVENT = ("INSERT OR IGNORE INTO events (cluster, job_id, node, kind, created_at, detail, notified) "
                  "VALUES (?,?,?,?,?,?,?)")
@@ -30,7 +30,7 @@ _SUMMARY_COLS = ("cluster", "job_id", "sample_count", "nodes", "first_ts", "last
                  "peak_cg_mem_mb", "cg_mem_limit_mb", "mean_cpu_eff", "cpu_time_s", "read_bytes",
                  "write_bytes", "write_local_bytes", "write_network_bytes", "write_tmpfs_bytes",
                  "peak_write_rate", "peak_gpu_mem_mb", "mean_gpu_util", "updated_at")
-_INSERT_SUMMARY = (f"INSERT OR REPLACE INTO job_summaries ({', '.join(_SUMMARY_COLS)}) "
+_INSERT_SUMMARY = (f"INSERT OR REPLACE INTO job_summaries ({', '.join(_SUMMARY_COLS)}) "  # noqa: S608 (constant columns)
                    f"VALUES ({', '.join('?' * len(_SUMMARY_COLS))})")
 _BATCH = 2000
 

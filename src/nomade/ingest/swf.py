@@ -39,6 +39,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, TextIO, T
 
 from ..errors import IngestError
 from ..jobrecord import JobRecord
+from ..slurm.sacct_fields import INT64_MAX
 from ..store.db import Store
 from ..store.jobs import IngestCounts, quarantine, upsert_jobs
 
@@ -132,6 +133,17 @@ def parse_job_line(line: str, cluster: str, unix_start_time: Optional[int]) -> J
     job_no = f[0]
     if job_no < 0 or not isinstance(job_no, int):
         raise ValueError(f"bad job number {parts[0]!r}")
+    for i, v in enumerate(f):
+        if not -INT64_MAX <= v <= INT64_MAX:  # what the store's INTEGER holds
+            raise ValueError(f"field {i + 1} {parts[i][:40]} out of range (2^63 or more)")
+    if unix_start_time is not None and not 0 <= unix_start_time <= INT64_MAX:
+        raise ValueError(f"UnixStartTime {unix_start_time} out of range")
+    # every value in range: what _record derives from them (sums, products) is storable too
+    return _record(f, parts, job_no, cluster, unix_start_time)
+
+
+def _record(f: List[Union[int, float]], parts: List[str], job_no: int, cluster: str,
+            unix_start_time: Optional[int]) -> JobRecord:
     # -1 (any negative) = unknown
     submit_rel, wait, run, alloc, avg_cpu, used_mem, req_procs, req_time, req_mem = (
         None if v < 0 else v for v in f[1:10])

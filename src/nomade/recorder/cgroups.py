@@ -18,6 +18,7 @@ from .procfs import PROC, parse_environ
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 JOB_DIR = re.compile(r"^job_(\d+)$")
+SLURM_DIR = re.compile(r"^(slurm|slurm_[^/]+|slurmstepd\.scope)$")
 MAX_DEPTH = 8
 UNLIMITED = 1 << 60  # v1 reports "no limit" as a huge page-aligned number
 
@@ -106,6 +107,29 @@ def _walk_for_jobs(top: Path, max_depth: int):
                     stack.append((entry.path, depth + 1))
 
 
+def has_slurm_cgroups(hierarchies: List[Hierarchy], max_depth: int = 3) -> bool:
+    """Whether Slurm keeps job cgroups on this node (a ``slurm``, ``slurm_<node>`` or
+    ``slurmstepd.scope`` directory in some hierarchy), even while no job runs."""
+    for h in hierarchies:
+        stack = [(str(h.path), 0)]
+        while stack:
+            path, depth = stack.pop()
+            for name, sub in _subdirs(path):
+                if SLURM_DIR.match(name) or JOB_DIR.match(name):
+                    return True
+                if depth + 1 < max_depth:
+                    stack.append((sub, depth + 1))
+    return False
+
+
+def _subdirs(path: str) -> List[tuple]:
+    try:
+        with os.scandir(path) as it:
+            return [(e.name, e.path) for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
 def job_pids(jc: JobCgroups) -> Set[int]:
     """PIDs in the job's cgroups (all steps), the union over hierarchies."""
     pids: Set[int] = set()
@@ -188,7 +212,9 @@ def cpulist_count(text: str) -> int:
 
 
 def scan_proc_for_jobs(root: Path = PROC) -> Dict[str, Set[int]]:
-    """Fallback without job cgroups (root only): SLURM_JOB_ID from each process's environment."""
+    """Fallback on a node without job cgroups, for root only: SLURM_JOB_ID from each process's
+    environment. The environment is the user's to set: never use this where cgroups exist
+    (``has_slurm_cgroups``)."""
     jobs: Dict[str, Set[int]] = {}
     try:
         names = os.listdir(root)

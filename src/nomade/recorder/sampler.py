@@ -7,6 +7,8 @@ after their last sample (the cgroup's CPU counter still includes them). Interval
 from ``time.monotonic`` so wall-clock jumps do not distort rates.
 """
 
+import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,9 @@ from .mounts import MountTable, read_mount_table, read_nfs_counters, read_proces
 from .sample import JobSample
 
 MB = 1024.0 * 1024.0
+LOG = logging.getLogger(__name__)
+BY_CGROUP = "cgroup"
+BY_ENVIRON = "proc-environ"   # root on a node without job cgroups: SLURM_JOB_ID of each process
 _IO_KEYS = ("rchar", "wchar", "read_bytes", "write_bytes")
 
 
@@ -51,22 +56,41 @@ class Sampler:
 
     def __init__(self, node: str, cluster: str = "", paths: Optional[SamplerPaths] = None,
                  gpu: Optional[GpuProbe] = None, proc_fallback: bool = True,
-                 clock: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic,
+                 euid: Callable[[], int] = os.geteuid):
         self.node, self.cluster = node, cluster
         self.paths = paths or SamplerPaths()
         self.gpu = gpu
         self.proc_fallback = proc_fallback
-        self.clock, self.mono = clock, mono
+        self.clock, self.mono, self.euid = clock, mono, euid
         self.jobs: Dict[str, _Job] = {}
+        self.attribution = BY_CGROUP      # how processes were attributed to jobs in the last pass
+        self._said: Set[str] = set()
 
     # ------------------------------------------------------------------ discovery
     def discover(self) -> Dict[str, Tuple[Optional[cgroups.JobCgroups], Set[int]]]:
+        """Running jobs and their PIDs. A process belongs to a job through its cgroup only; a
+        process's environment (which its user controls) decides only for root on a node where
+        Slurm keeps no job cgroups at all."""
         hier = cgroups.find_hierarchies(self.paths.cgroup)
         found = cgroups.find_job_cgroups(hier)
-        jobs = {jid: (jc, cgroups.job_pids(jc)) for jid, jc in found.items()}
-        if not jobs and self.proc_fallback:
-            jobs = {jid: (None, pids) for jid, pids in cgroups.scan_proc_for_jobs(self.paths.proc).items()}
-        return jobs
+        if found or not self.proc_fallback or cgroups.has_slurm_cgroups(hier):
+            self.attribution = BY_CGROUP
+            return {jid: (jc, cgroups.job_pids(jc)) for jid, jc in found.items()}
+        if self.euid() != 0:
+            self.attribution = BY_CGROUP
+            self._say_once("no-cgroups", "no job cgroups on this node and not running as root: "
+                                         "no process can be attributed to a job")
+            return {}
+        self.attribution = BY_ENVIRON
+        self._say_once(BY_ENVIRON, "no job cgroups on this node: attributing processes to jobs by "
+                                   "SLURM_JOB_ID in their environment, which users can set")
+        return {jid: (None, pids) for jid, pids in cgroups.scan_proc_for_jobs(self.paths.proc).items()}
+
+    def _say_once(self, key: str, message: str) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            LOG.warning("nomade record: %s", message)
 
     # ------------------------------------------------------------------ one pass
     def sample(self) -> List[JobSample]:
@@ -102,7 +126,7 @@ class Sampler:
         if state.last_ts is not None and state.last_mono is not None and ts <= state.last_ts:
             ts = state.last_ts + max(now_mono - state.last_mono, 1e-3)   # wall clock went back
         s = JobSample(job_id=jid, node=self.node, ts=round(ts, 3), cluster=self.cluster)
-        s.extra["source"] = "cgroup" if jc is not None else "proc-environ"
+        s.extra["source"] = BY_CGROUP if jc is not None else BY_ENVIRON
         rss, proc_cpu_delta, nprocs = 0, 0.0, 0
         live: Dict[int, _Proc] = {}
         kinds_seen: Dict[str, int] = {}

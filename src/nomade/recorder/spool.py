@@ -1,6 +1,7 @@
 """Append-only node-local spool of JSON lines, bounded in size, that never crashes its writer.
 
-Layout: ``<dir>/seg-<n>.jsonl`` segments (n increasing) plus ``counters.json``. The writer
+Layout: ``<dir>/seg-<n>.jsonl`` segments (n increasing) plus ``counters.json``, all created 0600
+(and ``<dir>`` 0700 when the writer creates it). The writer
 appends to the highest segment, starts a new one when it reaches ``segment_bytes`` (and at every
 start, so a torn last line from a crash stays in a closed segment), flushes after every batch
 and fsyncs at most every ``fsync_interval_s``. When the segments together exceed ``max_bytes`` the
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import NomadeError
+from ..private_files import make_private_dirs, open_private, private_opener, write_atomic
 
 _SEG = re.compile(r"^seg-(\d{9})\.jsonl$")
 COUNTERS = "counters.json"
@@ -59,8 +61,8 @@ class SpoolWriter:
         exits). A second ``nomade record`` on the same spool would make the first one's segment
         look closed to ``ingest spool``, which deletes closed segments."""
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            make_private_dirs(self.dir)
+            fd = open_private(self.dir / LOCK, os.O_RDWR)
         except OSError as exc:
             raise NomadeError(f"{self.dir}: cannot create the spool: {exc.strerror}",
                               hint="check recorder.spool_dir and its permissions") from None
@@ -126,14 +128,14 @@ class SpoolWriter:
     def _ensure_open(self) -> None:
         if self._fh is not None:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.dir)
         if not self._started:
             self._load_counters()
             self._started = True
         segs = list_segments(self.dir)
         n = (_seg_index(segs[-1]) + 1) if segs else 1
         path = self.dir / f"seg-{n:09d}.jsonl"
-        self._fh = open(path, "ab")
+        self._fh = open(path, "ab", opener=private_opener)
         self._path = path
         self._seg_size = 0
         self._enforce_bound()
@@ -193,10 +195,9 @@ class SpoolWriter:
             self.counters = SpoolCounters(next_seq=_next_seq_from_segments(self.dir))
 
     def _save_counters(self) -> None:
-        tmp = self.dir / (COUNTERS + ".tmp")
         try:
-            tmp.write_text(json.dumps(vars(self.counters), sort_keys=True))
-            os.replace(tmp, self.dir / COUNTERS)
+            write_atomic(self.dir / COUNTERS, json.dumps(vars(self.counters), sort_keys=True).encode(),
+                         sync_dir=False)
         except OSError:
             self.counters.write_errors += 1
 

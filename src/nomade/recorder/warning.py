@@ -6,14 +6,16 @@ samples on this node (oldest first) and returns a risk in 0..1 (or None when it 
 """
 
 import collections
+import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from ..command import run_command
 from ..errors import SlurmCommandError
+from ..private_files import make_private_dirs, open_private
 from .projection import project
 from .sample import JobSample
 
@@ -122,8 +124,8 @@ class Notifier:
         except SlurmCommandError as exc:
             ev.detail["notify_error"] = str(exc)
         try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+            make_private_dirs(marker.parent)
+            os.close(open_private(marker, os.O_WRONLY))
         except OSError as exc:
             ev.detail["notify_marker_error"] = exc.strerror or str(exc)
 

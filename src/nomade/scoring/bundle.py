@@ -6,9 +6,10 @@ ModelError that names the problem. Runtime-safe: stdlib + numpy."""
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -27,6 +28,24 @@ def code_schema_hash(inputs: str, names: List[str]) -> str:
     return schema_hash(feature_names(inputs))
 
 
+def bundle_file(path: Path, name: Any) -> Path:
+    """``path / name`` for a file name read from a bundle's manifest, refused (ModelError naming
+    it) unless it stays inside the bundle directory: no absolute path, no ``..``, no symlink
+    that leads out."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise ModelError(f"bundle {path}: file name {name!r} is not a file name", hint="retrain the model")
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts:
+        raise ModelError(f"bundle {path}: file {name!r} points outside the bundle directory",
+                         hint="the manifest was altered; roll back or retrain")
+    root = Path(os.path.realpath(path))
+    real = Path(os.path.realpath(path / name))
+    if real != root and root not in real.parents:
+        raise ModelError(f"bundle {path}: file {name!r} points outside the bundle directory "
+                         f"(to {real})", hint="the bundle was altered; roll back or retrain")
+    return path / name
+
+
 @dataclass
 class Bundle:
     path: Path
@@ -42,14 +61,14 @@ class Bundle:
         return self.manifest.get("models", {})
 
     def file(self, name: str) -> Path:
-        return self.path / name
+        return bundle_file(self.path, name)
 
     def read_bytes(self, name: str) -> bytes:
         try:
-            return (self.path / name).read_bytes()
+            return self.file(name).read_bytes()
         except OSError as exc:
             raise ModelError(f"bundle {self.path}: cannot read {name}: {exc.strerror}",
-                             hint="the bundle is damaged; roll back (`nomade models rollback`) or retrain")
+                             hint="the bundle is damaged; roll back (`nomade models rollback`) or retrain") from None
 
     def json(self, name: str) -> Any:
         if name not in self._cache:
@@ -62,7 +81,7 @@ class Bundle:
 
     def array(self, name: str) -> np.ndarray:
         try:
-            return np.load(self.path / name, allow_pickle=False)
+            return np.load(self.file(name), allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ModelError(f"bundle {self.path}: cannot load array {name}: {exc}",
                              hint="the bundle is damaged; roll back or retrain") from None
@@ -73,7 +92,7 @@ def _check_files(path: Path, manifest: Dict[str, Any], verify_hashes: bool) -> N
     if not isinstance(files, dict):
         raise ModelError(f"bundle {path}: manifest has no file list", hint="retrain the model")
     for name, meta in files.items():
-        p = path / name
+        p = bundle_file(path, name)
         if not p.is_file():
             raise ModelError(f"bundle {path}: file {name} is missing",
                              hint="the bundle is damaged; roll back or retrain")

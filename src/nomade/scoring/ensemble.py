@@ -52,7 +52,7 @@ def onnx_session(bundle: Bundle, name: str, threads: int = 1):
     try:
         return ort.InferenceSession(bundle.read_bytes(name), sess_options=opts,
                                     providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
+    except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own types for bad graphs)
         raise ModelError(f"bundle {bundle.path}: {name} is not a loadable ONNX graph ({exc})",
                          hint="the bundle is damaged; roll back or retrain") from None
 

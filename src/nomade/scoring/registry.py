@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..errors import ModelError
+from ..private_files import write_atomic
+from .lua_check import check_lua_model
 
 POINTER = "CURRENT"
 LINK = "current"
@@ -31,17 +33,8 @@ def default_bundle_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "models" / "default"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _set_pointer(registry_dir: Path, version: str) -> None:
-    _atomic_write(registry_dir / POINTER, version + "\n")
+    write_atomic(registry_dir / POINTER, (version + "\n").encode(), mode=0o644)
     link = registry_dir / LINK
     tmp = registry_dir / f".{LINK}.tmp{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
@@ -57,7 +50,7 @@ def current_version(registry_dir: Path) -> Optional[str]:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ModelError(f"cannot read {p}: {exc.strerror}", hint="check the registry permissions")
+        raise ModelError(f"cannot read {p}: {exc.strerror}", hint="check the registry permissions") from None
     return v or None
 
 
@@ -115,19 +108,45 @@ def _get(store, version: str):
     return r
 
 
+LUA_MODEL_MODE = 0o600  # a first publish: only its writer reads it (install-slurm gives it to SlurmUser)
+
+
 def publish_lua(bundle_dir: Path, lua_path: str) -> None:
-    """Copy the bundle's submit_model.lua to ``lua_path`` (write, fsync, rename): job_submit.lua
-    notices the new mtime and reloads it; a reader never sees half a file."""
+    """Copy the bundle's submit_model.lua to ``lua_path`` once it is known to load
+    (check_lua_model): a temp file created with its final owner and mode, fsynced, renamed over
+    the old one, so job_submit.lua never sees half a file. The file holds (hashed) per-user
+    history, so it keeps the owner and group of the file it replaces (install-slurm makes that
+    SlurmUser) and a mode no looser than 0640; a new file is 0600."""
     src = Path(bundle_dir) / "submit_model.lua"
     dest = Path(lua_path)
+    check_lua_model(src)
     try:
-        text = src.read_text()
+        data = src.read_bytes()
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(dest, text)
-        os.chmod(dest, 0o644)
+        _write_private(dest, data, *_lua_model_owner(dest))
     except OSError as exc:
         raise ModelError(f"cannot publish {src} to {dest} (model.lua_path): {exc.strerror}",
                          hint="run as the user that owns that file, or fix model.lua_path") from None
+
+
+def _lua_model_owner(dest: Path):
+    """(uid, gid, mode) for a new ``dest``: the old file's owner and group, its mode narrowed to
+    at most 0640 (and readable by its owner); -1, -1, 0600 when there is no old file."""
+    try:
+        st = os.stat(dest)
+    except FileNotFoundError:
+        return -1, -1, LUA_MODEL_MODE
+    return st.st_uid, st.st_gid, (st.st_mode & 0o640) | 0o400
+
+
+def _write_private(dest: Path, data: bytes, uid: int, gid: int, mode: int) -> None:
+    try:
+        write_atomic(dest, data, mode=mode, owner=(uid, gid))
+    except PermissionError as exc:
+        if exc.filename is None:     # fchown refused (os.open names its file)
+            raise ModelError(f"cannot give the new {dest} to uid {uid}, gid {gid} like the file it replaces",
+                             hint="publish as root or as that file's owner") from None
+        raise
 
 
 def promote(store, registry_dir: Path, version: str, lua_path: str = "") -> None:

@@ -11,10 +11,12 @@ per date-and-hour prefix, so zones whose DST shift is not a whole hour (Lord How
 30 minutes for one hour a year; the repeated hour when DST ends is read as one of its two meanings.
 """
 
+import math
 import re
 import time
 from typing import Dict, NamedTuple, Optional, Tuple
 
+from ..jobrecord import JOB_COLUMNS, STEP_COLUMNS, JobRecord
 from ..states import FINAL_STATES, parse_state
 
 # values sacct prints for "no value" in time and limit fields
@@ -105,8 +107,8 @@ def _parse_duration(text: str) -> float:
     rest = text
     if "-" in text:
         d, _, rest = text.partition("-")
-        if not d.isdigit():
-            raise ValueError(f"bad duration {text!r}")
+        if not _digits(d) or len(d) > 9:
+            raise ValueError(f"bad duration {text[:40]!r}")
         days = int(d)
     parts = rest.split(":")
     try:
@@ -120,8 +122,8 @@ def _parse_duration(text: str) -> float:
             raise ValueError
     except ValueError:
         raise ValueError(f"bad duration {text!r}") from None
-    if h < 0 or m < 0 or s < 0 or m >= 60 or s >= 61:
-        raise ValueError(f"bad duration {text!r}")
+    if h < 0 or m < 0 or not 0 <= s < 61 or m >= 60 or h >= 10 ** 9:
+        raise ValueError(f"bad duration {text[:40]!r}")
     return days * 86400 + h * 3600 + m * 60 + s
 
 
@@ -180,8 +182,8 @@ def _parse_mem(text: str, bare_unit: str) -> Tuple[Optional[float], Optional[int
         num = float(t)
     except ValueError:
         raise ValueError(f"bad memory {text!r} (expected a number with K/M/G/T)") from None
-    if num < 0 or num != num:
-        raise ValueError(f"bad memory {text!r}")
+    if not 0 <= num < math.inf:  # negative, NaN, inf (1e999)
+        raise ValueError(f"bad memory {text[:40]!r}")
     return num * _MEM_UNITS[unit], per_cpu
 
 
@@ -197,9 +199,9 @@ def parse_exit(text: str) -> Tuple[Optional[int], Optional[int]]:
         res: Tuple[Optional[int], Optional[int]] = (None, None)
     else:
         code, sep, sig = text.partition(":")
-        if not sep or not code.isdigit() or not sig.isdigit():
-            raise ValueError(f"bad exit code {text!r} (expected CODE:SIGNAL)")
-        res = (int(code), int(sig))
+        if not sep or not _digits(code) or not _digits(sig) or len(code) > 10 or len(sig) > 10:
+            raise ValueError(f"bad exit code {text[:40]!r} (expected CODE:SIGNAL)")
+        res = (check_count(int(code), "exit code"), check_count(int(sig), "signal"))
     if len(_exit_cache) > _CACHE_MAX:
         _exit_cache.clear()
     _exit_cache[text] = res
@@ -218,6 +220,8 @@ def parse_state_field(text: str) -> Tuple[Optional[str], Optional[int], int]:
     if not text:
         return None, None, 0
     state, by = parse_state(text)
+    if by is not None:
+        check_count(by, "cancelling uid")
     res = (state, by, 1 if state in FINAL_STATES else 0)
     if len(_state_cache) > _CACHE_MAX:
         _state_cache.clear()
@@ -225,14 +229,53 @@ def parse_state_field(text: str) -> Tuple[Optional[str], Optional[int], int]:
     return res
 
 
+# what SQLite's INTEGER holds (a signed 64-bit integer)
+INT64_MAX = (1 << 63) - 1
+
+
+def check_count(value: int, what: str = "number") -> int:
+    """``value`` if it is an int in 0..INT64_MAX (counts, ids, uids: never negative, and what a
+    SQLite INTEGER holds), else ValueError naming it (the row is quarantined)."""
+    if not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{what} {value} out of range (0..2^63-1)")
+    return value
+
+
+def check_storable(rec: "JobRecord") -> None:
+    """Raise ValueError naming the first value of ``rec`` (or of a step) that the store cannot
+    hold or that means nothing: an int outside 0..2^63-1 (every int column is an id, a count, a
+    code or seconds), a float that is NaN or infinite. For readers whose values do not come
+    through the parsers above (sacct --json, SWF)."""
+    for name in JOB_COLUMNS:
+        _check_value(getattr(rec, name), name)
+    for step in rec.steps:
+        for name in STEP_COLUMNS:
+            _check_value(getattr(step, name), f"step {step.step_id} {name}")
+
+
+def _check_value(v: object, name: str) -> None:
+    if v is None or isinstance(v, str):
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{name}: not a number: {v!r}"[:120])
+    if isinstance(v, int):
+        check_count(v, name)
+    elif not -math.inf < v < math.inf:
+        raise ValueError(f"{name}: {v} is not a finite number")
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only (str.isdigit() also takes '²' and other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_int(text: str) -> Optional[int]:
-    """'' -> None; ``12`` -> 12; anything else raises."""
+    """'' -> None; ``12`` -> 12; anything else (a sign, spaces, '_', > 2^63-1) raises."""
     if not text:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"bad number {text!r}") from None
+    if not _digits(text) or len(text) > 19:
+        raise ValueError(f"bad number {text[:40]!r}")
+    return check_count(int(text))
 
 
 class JobId(NamedTuple):
@@ -255,6 +298,8 @@ def parse_job_id(text: str) -> JobId:
     if m is None:
         raise ValueError("empty JobID" if not text else f"bad JobID {text[:40]!r}")
     base, task, het, step = m.groups()
+    if len(base) > 19 or int(base) > INT64_MAX or (het is not None and (len(het) > 19 or int(het) > INT64_MAX)):
+        raise ValueError(f"JobID {text[:40]!r}: number out of range (0..2^63-1)")
     job_id = text if step is None else text[: len(text) - len(step) - 1]
     if task is not None:
         return JobId(job_id, step, int(base), task, None, None)
@@ -264,6 +309,12 @@ def parse_job_id(text: str) -> JobId:
 
 
 _gpu_cache: Dict[str, Optional[int]] = {}
+
+
+def _gpu_count(digits: str) -> int:
+    if len(digits) > 19:
+        raise ValueError(f"GPU count {digits[:40]} out of range (0..2^63-1)")
+    return check_count(int(digits), "GPU count")
 _GPU = re.compile(r"(?:^|,)gres/gpu(?::[^=,]*)?=(\d+)")
 
 
@@ -277,10 +328,10 @@ def tres_gpus(text: str) -> Optional[int]:
     if "gpu" in text:
         plain = re.search(r"(?:^|,)gres/gpu=(\d+)", text)
         if plain:
-            res = int(plain.group(1))
+            res = _gpu_count(plain.group(1))
         else:
-            typed = [int(n) for n in _GPU.findall(text)]
-            res = sum(typed) if typed else None
+            typed = [_gpu_count(n) for n in _GPU.findall(text)]
+            res = check_count(sum(typed), "GPU count") if typed else None
     if len(_gpu_cache) > _CACHE_MAX:
         _gpu_cache.clear()
     _gpu_cache[text] = res

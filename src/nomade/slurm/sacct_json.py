@@ -16,6 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from ..errors import IngestError
 from ..jobrecord import JobRecord, StepRecord
 from ..states import FINAL_STATES, parse_state
+from .sacct_fields import check_storable
 
 _MEM_PER_CPU = 1 << 63
 Bad = Tuple[str, str, str]
@@ -35,15 +36,20 @@ def load_jobs(text: str, source: str) -> List[Dict[str, Any]]:
 
 
 def records(jobs: List[Dict[str, Any]], cluster: Optional[str], bad: List[Bad]) -> Iterator[JobRecord]:
-    """JobRecords for ``jobs``; a job that cannot be mapped goes to ``bad`` (location, reason, raw)."""
+    """JobRecords for ``jobs``; a job that cannot be mapped, or with a value the store cannot hold
+    (an integer outside 0..2^63-1, a number too big for a float), goes to ``bad`` (location,
+    reason, raw)."""
     for i, job in enumerate(jobs):
         try:
-            yield job_record(job, cluster)
-        except (KeyError, TypeError, ValueError) as exc:
+            rec = job_record(job, cluster)
+            check_storable(rec)
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
             jid = job.get("job_id") if isinstance(job, dict) else None
             bad.append((f"jobs[{i}]" + (f" (job {jid})" if jid is not None else ""),
                         f"cannot read job: {type(exc).__name__}: {exc}",
                         json.dumps(job, sort_keys=True)[:100_000]))
+            continue
+        yield rec
 
 
 def job_record(job: Dict[str, Any], cluster: Optional[str]) -> JobRecord:

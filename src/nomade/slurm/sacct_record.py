@@ -25,6 +25,7 @@ _CHECKS: Dict[str, Callable[[str], object]] = {
     "timelimit": parse_timelimit, "reqmem": parse_mem, "reqcpus": parse_int,
     "reqnodes": parse_int, "alloccpus": parse_int, "ncpus": parse_int, "nnodes": parse_int,
     "maxrss": lambda t: parse_mem(t, "K"), "totalcpu": parse_duration,
+    "reqtres": tres_gpus, "alloctres": tres_gpus,
 }
 
 _STEP_KEYS = frozenset({"jobid", "state", "exitcode", "start", "end", "elapsed", "alloccpus",
@@ -163,7 +164,7 @@ def assemble(rows: Iterable[RawRow], mapper: RowMapper,
             if jid.step_id is None:
                 rec = mapper.job(v, jid)
             else:
-                step = mapper.step(v, jid.step_id)
+                mapper.step(v, jid.step_id)     # parsed only to find its bad values
         except ValueError:
             bad.append((f"line {row.line}", mapper.explain(v, "." in text), row.text))
             if "." not in text:

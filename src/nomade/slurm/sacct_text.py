@@ -25,8 +25,10 @@ Cannot be told apart (documented limits): a ``|`` inside WorkDir (it is given to
 job name containing ``|/`` (split at the ``/``); a newline in a free-text field followed by text
 that itself looks like a JobID and a delimiter (read as a new row, which then usually fails the
 field count and is quarantined); a row that is short of fields immediately followed by a short
-row (joined, then quarantined together). Live ingestion uses the ASCII unit separator (0x1f) as
-delimiter, which removes the ``|`` ambiguity entirely; saved dumps usually use ``|``.
+row (joined, then quarantined together). Live ingestion uses a fresh random delimiter per run
+(``nomade.ingest.sacct.live_delimiter``): user text cannot hold it, which removes both the ``|``
+ambiguity and forged rows (a line with fewer delimiters than a row needs is a continuation);
+saved dumps usually use ``|`` (docs/slurm.md says how to export one that cannot be forged).
 """
 
 import re

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 from ..errors import StoreError
+from ..private_files import make_private_dirs, private_umask
 from . import bulk, migrations
 
 
@@ -50,22 +51,19 @@ class Store:
 
 
 def connect(path: Path, busy_timeout_ms: int = 10000, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the store at ``path``. A writable one creates the store, and the directories
+    it needs, private to the caller: files 0600 (-wal and -shm too), new directories 0700."""
     path = Path(path)
     try:
-        if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                   timeout=busy_timeout_ms / 1000)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_ms / 1000)
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if not readonly:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{path}: cannot switch the store to WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            make_private_dirs(path.parent)
+        with private_umask():       # a reader may create -shm too
+            if readonly:
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                       timeout=busy_timeout_ms / 1000)
+            else:
+                conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_ms / 1000)
+            _configure(conn, busy_timeout_ms, readonly, path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}",
                          hint="check the path, its permissions and free disk space") from None
@@ -73,6 +71,18 @@ def connect(path: Path, busy_timeout_ms: int = 10000, readonly: bool = False) ->
         raise StoreError(f"{path}: cannot create the store's directory: {exc.strerror}") from None
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, readonly: bool, path: Path) -> None:
+    """Busy timeout, WAL (writable connections) and a first read, which creates -wal and -shm."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if not readonly:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{path}: cannot switch the store to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
 
 def open_store(path: Path, busy_timeout_ms: int = 10000, migrate: bool = True,

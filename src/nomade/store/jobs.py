@@ -87,18 +87,19 @@ def _hash_values(values: tuple) -> str:
     return hashlib.blake2b(repr(values).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def _existing(store: Store, keys: Sequence[Tuple[str, str]]) -> Dict[Tuple[str, str], Tuple[str, int]]:
-    """(cluster, job_id) -> (record_hash, is_final) for the keys already stored."""
-    found: Dict[Tuple[str, str], Tuple[str, int]] = {}
+def _existing(store: Store, keys: Sequence[Tuple[str, str]]) -> Dict[Tuple[str, str], tuple]:
+    """(cluster, job_id) -> (record_hash, is_final, user, uid) for the keys already stored."""
+    found: Dict[Tuple[str, str], tuple] = {}
     by_cluster: Dict[str, List[str]] = {}
     for c, j in keys:
         by_cluster.setdefault(c, []).append(j)
     for cluster, ids in by_cluster.items():
         for i in range(0, len(ids), _CHUNK):
             part = ids[i:i + _CHUNK]
-            q = f"SELECT job_id, record_hash, is_final FROM jobs WHERE cluster = ? AND job_id IN ({','.join('?' * len(part))})"
+            q = (f"SELECT job_id, record_hash, is_final, user, uid FROM jobs WHERE cluster = ? "  # noqa: S608 (placeholders)
+                 f"AND job_id IN ({','.join('?' * len(part))})")
             for row in store.conn.execute(q, [cluster, *part]):
-                found[(cluster, row[0])] = (row[1], row[2])
+                found[(cluster, row[0])] = row[1:]
     return found
 
 
@@ -128,13 +129,39 @@ def record_rows(rec: JobRecord, source: str, record_hash: Optional[str],
 
 # positions in a prepared jobs row (JOB_COLUMNS + source, record_hash, ingested_at, updated_at)
 _HASH_AT = len(JOB_COLUMNS) + 1
+_SOURCE_AT = len(JOB_COLUMNS)
 _FINAL_AT = JOB_COLUMNS.index("is_final")
+_USER_AT = JOB_COLUMNS.index("user")
+_UID_AT = JOB_COLUMNS.index("uid")
 
 
-def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]]) -> IngestCounts:
+def _known(v) -> bool:
+    return v is not None and v == v   # SQL_NULL may be NaN
+
+
+def owner_conflict(stored_user, stored_uid, user, uid) -> Optional[str]:
+    """Why a row may not replace a stored job: another user name or uid than the stored job's
+    (a forged or corrupt row: the stored record is kept), else None. Unknown values conflict
+    with nothing (sacct --json has no uid)."""
+    if _known(stored_user) and _known(user) and stored_user != user:
+        return f"owner changed: stored user {stored_user!r}, this row {user!r}; the stored job is kept"
+    if _known(stored_uid) and _known(uid) and stored_uid != uid:
+        return f"owner changed: stored uid {stored_uid}, this row {uid}; the stored job is kept"
+    return None
+
+
+def conflict_item(source: str, cluster: str, job_id: str, user, uid, reason: str) -> tuple:
+    """A quarantine item (source, location, reason, raw) for a job row refused for its owner."""
+    raw = f"cluster={cluster} job_id={job_id} user={user if _known(user) else ''} uid={uid if _known(uid) else ''}"
+    return (source, f"job {job_id}", reason, raw)
+
+
+def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]],
+               qsource: Optional[str] = None) -> IngestCounts:
     """Write prepared rows, ``(cluster, job_id) -> (jobs row, job_steps rows)``, in one
     transaction, with upsert_jobs's rules (unchanged: same record hash, or a stored final job
-    and a non-final row)."""
+    and a non-final row). A row whose user or uid differs from the stored job's is not written
+    but quarantined (under ``qsource``, else the row's source), the stored job kept."""
     if not latest:
         return IngestCounts()
     with store.transaction() as conn:
@@ -146,9 +173,14 @@ def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tup
         job_rows: List[tuple] = []
         step_rows: List[tuple] = []
         restepped: List[Tuple[str, str]] = []
+        refused: List[tuple] = []
         for key, (row, steps) in latest.items():
             prev = existing.get(key)
             if prev is not None:
+                why = None if prev[0] == row[_HASH_AT] else owner_conflict(prev[2], prev[3], row[_USER_AT], row[_UID_AT])
+                if why is not None:
+                    refused.append(conflict_item(qsource or row[_SOURCE_AT], key[0], key[1], row[_USER_AT], row[_UID_AT], why))
+                    continue
                 if prev[0] == row[_HASH_AT] or (prev[1] and not row[_FINAL_AT]):
                     counts.unchanged += 1
                     continue
@@ -169,12 +201,17 @@ def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tup
             _insert_many(conn, "INSERT INTO job_steps", _STEP_COLS, step_rows)
         except sqlite3.IntegrityError:  # steps left without their job (not written by nomade)
             _insert_many(conn, "INSERT OR REPLACE INTO job_steps", _STEP_COLS, step_rows)
+        counts.quarantined += _quarantine_rows(conn, refused, time.time())
         return counts
 
 
-# the statements of the C writer (nomade.slurm._sacct_scan.Writer), in its order
+# the statements of the C writer (nomade.slurm._sacct_scan.Writer), in its order; the first binds
+# a row's first ten values (the key, user as ?9, uid as ?10) and says whether the owner differs
+assert (_USER_AT, _UID_AT) == (8, 9)  # noqa: S101 (module constants checked once at import)
 _WRITER_SQL = (
-    "SELECT record_hash, is_final FROM jobs WHERE cluster = ?1 AND job_id = ?2",
+    "SELECT record_hash, is_final, (user IS NOT NULL AND ?9 IS NOT NULL AND user <> ?9)"
+    " OR (uid IS NOT NULL AND ?10 IS NOT NULL AND uid <> ?10), user, uid"
+    " FROM jobs WHERE cluster = ?1 AND job_id = ?2",
     "INSERT INTO jobs " + _values(_JOB_COLS),
     _INSERT_JOB,
     "DELETE FROM job_steps WHERE cluster = ?1 AND job_id = ?2",
@@ -236,16 +273,104 @@ def quarantine(store: Store, items: Iterable[Tuple[str, Optional[str], str, str]
     """Store bad records: (source, location, reason, raw). The same raw text from the same source
     is kept once. Returns how many were given (each counts, even if already stored)."""
     now = time.time() if now is None else now
+    items = list(items)
+    if items:
+        with store.transaction() as conn:
+            _quarantine_rows(conn, items, now)
+    return len(items)
+
+
+def _quarantine_rows(conn, items: List[tuple], now: float) -> int:
     rows = []
     for source, location, reason, raw in items:
         digest = hashlib.blake2b(raw.encode("utf-8", "replace"), digest_size=16).hexdigest()
         rows.append((source, location, reason, raw, digest, now))
     if rows:
-        with store.transaction() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO quarantine (source, location, reason, raw, raw_hash, created_at) "
-                "VALUES (?,?,?,?,?,?)", rows)
+        conn.executemany(
+            "INSERT OR IGNORE INTO quarantine (source, location, reason, raw, raw_hash, created_at) "
+            "VALUES (?,?,?,?,?,?)", rows)
     return len(rows)
+
+
+def jobs_mark(store: Store) -> int:
+    """The highest jobs rowid now: rows inserted later have greater ones (see check_owners)."""
+    return store.conn.execute("SELECT coalesce(max(rowid), 0) FROM jobs").fetchone()[0]
+
+
+def check_owners(store: Store, since: int, qsource: str) -> int:
+    """Quarantine the jobs inserted after ``jobs_mark`` gave ``since`` whose (user, uid) pair
+    contradicts the store (``job_owners``) or an earlier row of the same run: a user name with
+    another uid, or a uid with another user name. They are deleted with their steps and kept in
+    quarantine with the reason; pairs that agree are recorded. Returns how many were quarantined.
+    Reads only the new rows and the small owners table."""
+    # NOT INDEXED: a range of the rowid b-tree (the new rows only), never a walk of a big index
+    with store.transaction() as conn:
+        pairs = conn.execute(
+            "SELECT DISTINCT cluster, user, uid FROM jobs NOT INDEXED WHERE rowid > ? "
+            "AND user IS NOT NULL AND uid IS NOT NULL", (since,)).fetchall()
+        known = [tuple(r) for r in conn.execute("SELECT cluster, user, uid FROM job_owners")]
+        known_set = set(known)
+        new = [tuple(p) for p in pairs if tuple(p) not in known_set]
+        if not new:
+            return 0
+        if _contradictions(known, new):   # rare: the order the rows came in decides
+            new = [tuple(p[:3]) for p in conn.execute(
+                "SELECT cluster, user, uid, min(rowid) AS first FROM jobs NOT INDEXED WHERE rowid > ? "
+                "AND user IS NOT NULL AND uid IS NOT NULL GROUP BY cluster, user, uid ORDER BY first",
+                (since,)) if tuple(p[:3]) not in known_set]
+        accepted, refused = _owner_verdicts(known, new)
+        conn.executemany("INSERT OR IGNORE INTO job_owners (cluster, user, uid) VALUES (?,?,?)", accepted)
+        items: List[tuple] = []
+        for (cluster, user, uid), why in refused:
+            where = "FROM jobs NOT INDEXED WHERE rowid > ? AND cluster = ? AND user = ? AND uid = ?"
+            ids = [r[0] for r in conn.execute("SELECT job_id " + where, (since, cluster, user, uid))]
+            items.extend(conflict_item(qsource, cluster, j, user, uid, why) for j in ids)
+            conn.executemany("DELETE FROM job_steps WHERE cluster = ? AND job_id = ?", [(cluster, j) for j in ids])
+            conn.execute("DELETE " + where, (since, cluster, user, uid))
+        return _quarantine_rows(conn, items, time.time())
+
+
+def _contradictions(known: List[tuple], new: List[tuple]) -> bool:
+    """Whether some user name has two uids, or some uid two names, among the pairs."""
+    users = {(c, u) for c, u, _ in known + new}
+    uids = {(c, i) for c, _, i in known + new}
+    pairs = set(known + new)
+    return len(users) < len(pairs) or len(uids) < len(pairs)
+
+
+def _owner_verdicts(known: List[tuple], new: List[tuple]) -> Tuple[List[tuple], List[Tuple[tuple, str]]]:
+    """Split the new (cluster, user, uid) pairs, in the order first seen, into those that agree
+    with the known pairs and the earlier new ones, and those that do not (with the reason)."""
+    pairs = set(known)
+    uid_of: Dict[Tuple[str, str], int] = {}
+    user_of: Dict[Tuple[str, int], str] = {}
+    for cluster, user, uid in known:
+        uid_of.setdefault((cluster, user), uid)
+        user_of.setdefault((cluster, uid), user)
+    accepted: List[tuple] = []
+    refused: List[Tuple[tuple, str]] = []
+    for pair in new:
+        cluster, user, uid = pair
+        if uid == 0 and user != "root":
+            # slurmdbd answers with such a half record (uid 0, group root, QOS Unknown) for a job
+            # whose end it has before its start; pinning (user, 0) would refuse the real record
+            refused.append((pair, f"uid 0 for user {user!r}: a partial accounting record (slurmdbd "
+                                  "has not had the job's start yet); it is read again on a later run"))
+            continue
+        if pair not in pairs:
+            other_uid = uid_of.get((cluster, user))
+            other_user = user_of.get((cluster, uid))
+            if other_uid is not None:
+                refused.append((pair, f"user {user!r} has uid {other_uid}, this row says {uid}"))
+                continue
+            if other_user is not None:
+                refused.append((pair, f"uid {uid} belongs to user {other_user!r}, this row says {user!r}"))
+                continue
+            pairs.add(pair)
+            uid_of[(cluster, user)] = uid
+            user_of[(cluster, uid)] = user
+        accepted.append(pair)
+    return accepted, refused
 
 
 def get_high_water(store: Store, source: str) -> Optional[float]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ModelError
+from ..private_files import fsync_dir, make_private_dirs, write_atomic
 from ..scoring.bundle import FORMAT_VERSION, MANIFEST
 
 Content = Union[bytes, str, dict, list, np.ndarray]
@@ -53,51 +54,36 @@ def _encode(name: str, content: Content) -> bytes:
     return bytes(content)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_bundle(registry_dir: Path, version: str, files: Mapping[str, Content],
                  manifest: Dict[str, Any], format_version: int = FORMAT_VERSION) -> Path:
     """Write ``files`` + manifest.json as ``<registry_dir>/<version>``; returns that path.
     The manifest gets format_version, nomade_version, version, created_at and files (sha256).
     ``format_version``: a history refresh keeps the format of the bundle it refreshes."""
     registry_dir = Path(registry_dir)
-    registry_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(registry_dir)
     final = registry_dir / version
     if final.exists():
         raise ModelError(f"bundle {final} already exists", hint="pick another version name")
     tmp = registry_dir / f".tmp-{version}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp.mkdir(mode=0o700)   # the bundle holds per-user history: its owner's (and root's) only
     try:
         sums = {}
         for name, content in sorted(files.items()):
             if "/" in name or name.startswith(".") or name == MANIFEST:
                 raise ModelError(f"bad bundle file name {name!r}")
             data = _encode(name, content)
-            _write_synced(tmp / name, data)
+            write_atomic(tmp / name, data, sync_dir=False)
             sums[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         man = json_safe(dict(manifest))
         man.update({"format_version": int(format_version), "nomade_version": __version__,
                     "version": version, "created_at": man.get("created_at", time.time()),
                     "files": sums})
-        _write_synced(tmp / MANIFEST, json.dumps(man, indent=1, allow_nan=False).encode())
-        _fsync_dir(tmp)
+        write_atomic(tmp / MANIFEST, json.dumps(man, indent=1, allow_nan=False).encode(), sync_dir=False)
+        fsync_dir(tmp)
         os.rename(tmp, final)
-        _fsync_dir(registry_dir)
+        fsync_dir(registry_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

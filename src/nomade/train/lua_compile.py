@@ -6,13 +6,22 @@ nomade.scoring.trees (tree walk + path contributions) and nomade.scoring.calibra
 piecewise-linear map); tests/unit/test_lua_parity.py holds Python and Lua within 1e-6.
 Trees are emitted as nested if/else functions (one per tree) that also add each split's
 contribution to ``c[feature]``: unknown values are ``nil`` in Lua (NaN in Python).
+
+The history tables are keyed by a keyed hash of the user and of ``user .. "\\031" .. name``
+(``KeyHash``: two polynomial hashes modulo primes below 2^26 with secret random multipliers and
+seeds, exact in Lua 5.1 doubles), never by the names themselves: a copy of the file shows no
+user's job names. Every string literal escapes each byte outside printable ASCII as a
+three-digit ``\\ddd`` so any byte string round-trips.
 """
 
 import math
-from typing import Any, Dict, List, Mapping
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, List, Mapping, Optional
 
 from ..scoring.calibration import CalibrationMap
-from ..scoring.lite_features import HISTORY, KEY_SEP, SITE_INDEPENDENT, LiteHistory
+from ..scoring.lite_features import HISTORY, SITE_INDEPENDENT, LiteHistory
 
 LUA_FORMAT = 1
 TABLE_BLOCK = 5000
@@ -27,17 +36,73 @@ def lua_num(v: float) -> str:
     return r
 
 
-def lua_str(s: str) -> str:
+def key_bytes(s: str) -> bytes:
+    """The bytes Slurm hands job_submit.lua for ``s``: UTF-8; names read from undecodable bytes
+    (surrogateescape) get those bytes back; other lone surrogates pass as-is."""
+    try:
+        return s.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    try:
+        return s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogatepass")
+
+
+def lua_bytes(b: bytes) -> str:
+    """A Lua string literal for any byte string: printable ASCII as is, every other byte (and
+    the quote and backslash) as a three-digit ``\\ddd``, so a digit after an escape can never
+    extend it."""
     out = []
-    for ch in s:
-        o = ord(ch)
-        if ch == "\\" or ch == '"':
-            out.append("\\" + ch)
-        elif 32 <= o < 127:
-            out.append(ch)
+    for o in b:
+        if 32 <= o < 127 and o not in (34, 92):
+            out.append(chr(o))
         else:
-            out.extend("\\%d" % b for b in ch.encode("utf-8"))
+            out.append("\\%03d" % o)
     return '"' + "".join(out) + '"'
+
+
+def lua_str(s: str) -> str:
+    return lua_bytes(key_bytes(s))
+
+
+HASH_PRIMES = (67108859, 67108837)  # the two largest primes below 2^26
+
+
+@dataclass(frozen=True)
+class KeyHash:
+    """Keyed hash of a history key, the same in Python and in plain Lua 5.1 arithmetic: per
+    byte b, h = (h * a + b + 1) mod p for two (a, p), starting from a secret seed; the key is
+    h1 * p2 + h2 (< 2^52: every step is exact in doubles). The multipliers and seeds are drawn
+    anew for every compiled model."""
+
+    a1: int
+    s1: int
+    a2: int
+    s2: int
+
+    @classmethod
+    def random(cls) -> "KeyHash":
+        p1, p2 = HASH_PRIMES
+        return cls(2 + secrets.randbelow(p1 - 3), secrets.randbelow(p1),
+                   2 + secrets.randbelow(p2 - 3), secrets.randbelow(p2))
+
+    def of(self, key: str) -> int:
+        p1, p2 = HASH_PRIMES
+        h1, h2 = self.s1, self.s2
+        for b in key_bytes(key):
+            h1 = (h1 * self.a1 + b + 1) % p1
+            h2 = (h2 * self.a2 + b + 1) % p2
+        return h1 * p2 + h2
+
+    def lua(self) -> List[str]:
+        p1, p2 = HASH_PRIMES
+        return [f"local HA1, HS1, HP1 = {self.a1}, {self.s1}, {p1}",
+                f"local HA2, HS2, HP2 = {self.a2}, {self.s2}, {p2}"]
+
+
+def _safe_comment(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._:+-]", "?", text)
 
 
 def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int, contrib: bool) -> None:
@@ -92,6 +157,23 @@ local function request_features(req, x)
   x[6] = cpn; x[7] = mem_pc; x[8] = floor(t / 3600) % 24; x[9] = (floor(t / 86400) + 3) % 7
 end
 
+local byte = string.byte
+local function hkey(s)
+  local h1, h2 = HS1, HS2
+  for i = 1, #s do
+    local b = byte(s, i) + 1
+    h1 = (h1 * HA1 + b) % HP1
+    h2 = (h2 * HA2 + b) % HP2
+  end
+  return h1 * HP2 + h2
+end
+
+-- the history rows of this request's user and (user, name); nil when unknown
+local function history_rows(req)
+  local user = req.user or ""
+  return U[hkey(user)], N[hkey(user .. "\031" .. (req.name or ""))]
+end
+
 local EMPTY = {0, 0, -1, 0, false}
 local function agg(a, x, i)
   if a[1] == 0 then
@@ -101,10 +183,9 @@ local function agg(a, x, i)
   end
 end
 
-local function history_features(req, x)
-  local user = req.user or ""
-  local u = U[user] or EMPTY
-  local k = N[user .. "\031" .. (req.name or "")] or EMPTY
+local function history_features(req, x, u, k)
+  u = u or EMPTY
+  k = k or EMPTY
   x[10] = req.recent_submits
   agg(u, x, 11)
   local up90 = u[5] or nil
@@ -166,17 +247,32 @@ local function reason(f, v, x)
   return nil
 end
 
-function M.features(req)
+-- x, and the history rows of the user and of (user, name) (nil when unknown)
+local function features_rows(req)
   local x = {}
   request_features(req, x)
-  if WITH_HISTORY then history_features(req, x) end
+  local u, k = nil, nil
+  if WITH_HISTORY then
+    u, k = history_rows(req)
+    history_features(req, x, u, k)
+  end
+  return x, u, k
+end
+
+local function raw_rows(req)
+  local x, u, k = features_rows(req)
+  local r = 0
+  for i = 1, #T do r = r + T[i](x) end
+  return r, x, u, k
+end
+
+function M.features(req)
+  local x = features_rows(req)
   return x
 end
 
 function M.raw(req)
-  local x = M.features(req)
-  local r = 0
-  for i = 1, #T do r = r + T[i](x) end
+  local r, x = raw_rows(req)
   return r, x
 end
 
@@ -191,13 +287,13 @@ end
 -- reasons are computed only for jobs at or above M.threshold (the only ones users are warned
 -- about): the contribution walk costs as much again as the risk itself.
 function M.predict(req)
-  local r, x = M.raw(req)
+  local r, x, u, k = raw_rows(req)
   local risk = calibrate(1 / (1 + math.exp(-r)))
   local reasons = {}
   local suggestion = nil
   if WITH_HISTORY then
-    local k = N[(req.user or "") .. "\031" .. (req.name or "")] or U[req.user or ""]
-    local p90 = k and k[5] or nil
+    local row = k or u
+    local p90 = row and row[5] or nil
     local tl = x[5]
     if p90 and p90 > 0 and tl ~= nil and tl < p90 then
       suggestion = "--time=" .. hms(p90 * 1.2) .. " (similar jobs needed " .. human(p90) .. ")"
@@ -221,13 +317,16 @@ return M
 
 
 def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibration: CalibrationMap,
-                       version: str, threshold: float, with_history: bool) -> str:
-    """The whole ``submit_model.lua`` text."""
+                       version: str, threshold: float, with_history: bool,
+                       key: Optional[KeyHash] = None) -> str:
+    """The whole ``submit_model.lua`` text. ``key``: the history key hash (default: a new
+    random one)."""
+    key = key or KeyHash.random()
     names = SITE_INDEPENDENT + (HISTORY if with_history else [])
     if list(trees["feature_names"]) != names:
         raise ValueError("the tree model's features are not the lite submit schema; "
                          "only the lite submit GBDT can be compiled to Lua")
-    out = [f"-- submit_model.lua generated by nomade for bundle {version}; do not edit.",
+    out = [f"-- submit_model.lua generated by nomade for bundle {_safe_comment(version)}; do not edit.",
            "-- features: " + ", ".join(names),
            "local M = {}",
            f"M.format = {LUA_FORMAT}",
@@ -238,10 +337,10 @@ def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibrati
            "local floor = math.floor",
            "local CAL_X = {" + ",".join(lua_num(v) for v in calibration.xs) + "}",
            "local CAL_Y = {" + ",".join(lua_num(v) for v in calibration.ys) + "}",
-           "local U = {}", "local N = {}"]
+           "local U = {}", "local N = {}"] + key.lua()
     if with_history:
-        rows = [f"U[{lua_str(k)}] = {_agg_lua(a)}" for k, a in history.users.items()]
-        rows += [f"N[{lua_str(k)}] = {_agg_lua(a)}" for k, a in history.names.items()]
+        rows = [f"U[{key.of(k)}] = {_agg_lua(a)}" for k, a in history.users.items()]
+        rows += [f"N[{key.of(k)}] = {_agg_lua(a)}" for k, a in history.names.items()]
         for b in range(0, len(rows), TABLE_BLOCK):  # a Lua function holds at most 2^18 constants
             out.append("(function()")
             out.extend(rows[b:b + TABLE_BLOCK])

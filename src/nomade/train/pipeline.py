@@ -27,6 +27,7 @@ from ..features.jobtable import JobTable, load_jobs
 from ..features.labels import make_labels
 from ..scoring import lite_features as lite
 from ..scoring.calibration import CalibrationMap
+from ..scoring.lua_check import check_lua_model
 from ..scoring.registry import current_in_store, primary_pr_auc, promote, register
 from .bundle_writer import new_version, write_bundle
 from .ensemble import DEFAULT_BASES
@@ -343,7 +344,9 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
 def publish(store, registry_dir: Path, result: TrainResult, tolerance: float,
             lua_path: str = "") -> TrainResult:
     """Promote ``result`` unless the current bundle is better by more than ``tolerance`` PR-AUC.
-    The numbers compared are each bundle's own recorded evaluation (its newest windows)."""
+    The numbers compared are each bundle's own recorded evaluation (its newest windows).
+    A bundle whose submit_model.lua does not load is never promoted (ModelError)."""
+    check_lua_model(result.path / "submit_model.lua")
     cur = current_in_store(store)
     new = primary_pr_auc(result.manifest)
     if cur is None:
@@ -470,7 +473,7 @@ def headline_rows(manifest: Dict[str, Any]) -> List[str]:
     """The metrics table as text lines (model, PR-AUC, ROC-AUC, ECE, recall at the alert threshold)."""
     rows = [f"{'model':<13} {'PR-AUC':>7} {'ROC-AUC':>8} {'ECE':>6} {'recall':>7} {'n_test':>7}  role"]
     for name, met in manifest["metrics"].items():
-        def f(k):
+        def f(k, met=met):
             v = met.get(k)
             return float("nan") if v is None else float(v)
         rows.append(f"{name:<13} {f('pr_auc'):>7.3f} {f('roc_auc'):>8.3f} {f('ece'):>6.3f} "

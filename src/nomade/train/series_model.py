@@ -31,7 +31,8 @@ MAX_JOBS = 50_000
 def load_series(store, cluster: Optional[str] = None, owner_cancel_is_failure: bool = False
                 ) -> List[Tuple[float, int, List[JobSample]]]:
     """(submit time, label, samples) per ended, labelled job and node, oldest submission first."""
-    sql = ("SELECT s.cluster, s.job_id, s.node, s.ts, s.cpu_eff, s.rss_mb, s.cg_mem_mb, "
+    sql = ("SELECT s.cluster, s.job_id, s.node, s.ts, "  # noqa: S608 (constant clauses only)
+           "s.cpu_eff, s.rss_mb, s.cg_mem_mb, "
            "s.cg_mem_limit_mb, s.write_bytes, s.extra, j.submit_time, j.state, j.cancelled_by, "
            "j.uid, j.exit_code FROM samples s JOIN jobs j ON j.cluster = s.cluster AND "
            "j.job_id = s.job_id WHERE j.is_final = 1" + (" AND s.cluster = ?" if cluster else "")

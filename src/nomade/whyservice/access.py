@@ -2,6 +2,7 @@
 the request."""
 
 import grp
+import logging
 import os
 import pwd
 import socket
@@ -11,11 +12,16 @@ from typing import FrozenSet, Mapping, Optional
 
 from ..errors import AccessDenied
 
-_PEERCRED = struct.Struct("3i")  # pid, uid, gid
+_PEERCRED = struct.Struct("3I")  # struct ucred: pid_t pid, uid_t uid, gid_t gid; ids are unsigned
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is asking. ``gid`` is the peer process's gid, kept for logs only: group membership
+    comes from the user database for ``uid`` (see ``groups``)."""
+
     uid: int
     gid: int
     pid: int = 0
@@ -28,15 +34,28 @@ class Caller:
             return None
 
     def groups(self) -> FrozenSet[int]:
-        name = self.name
-        if name is None:
-            return frozenset({self.gid})
-        return frozenset(os.getgrouplist(name, self.gid))
+        """The uid's primary and supplementary groups from the user database, never the peer
+        process's (e)gid: a setgid program run by a user must not make that user an admin.
+        A uid without a passwd entry has no groups."""
+        try:
+            entry = pwd.getpwuid(self.uid)
+        except KeyError:
+            return frozenset()
+        try:
+            return frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
+        except OSError as exc:  # the group database failed: primary group only
+            log.warning("cannot list the groups of %s (uid %d): %s", entry.pw_name, self.uid, exc)
+            return frozenset({entry.pw_gid})
+
+
+def parse_peercred(raw: bytes) -> Caller:
+    """SO_PEERCRED's ``struct ucred`` -> Caller (unsigned: uid 4294967294 stays that, not -2)."""
+    pid, uid, gid = _PEERCRED.unpack(raw)
+    return Caller(uid=uid, gid=gid, pid=pid)
 
 
 def peer_caller(conn: socket.socket) -> Caller:
-    pid, uid, gid = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
-    return Caller(uid=uid, gid=gid, pid=pid)
+    return parse_peercred(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
 
 
 def admin_gid(group: str) -> Optional[int]:

@@ -1,78 +1,178 @@
-"""The service: a threaded Unix-socket server. Each request opens the store read-only (fresh data,
-short lock waits), checks the caller (SO_PEERCRED) against the job's owner, and answers."""
+"""The service: a Unix-socket server with a fixed pool of workers (``pool.WorkerPool``). The
+accepting thread reads the caller's uid (SO_PEERCRED) and either queues the connection or answers
+"busy" at once. A worker reads one request line within a total deadline, checks it before JSON
+decoding (``protocol.decode_request``), opens the store read-only (fresh data, short lock waits),
+checks the caller against the job's owner, and answers one line. Every bad input gets an
+``ok: false`` line, never a dropped connection or a dead thread."""
 
+import logging
 import os
+import socket
 import socketserver
 import stat
+import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 from ..errors import AccessDenied, NomadeError
 from ..report import JobNotFound
 from ..store.db import open_store
 from ..why import explain, job_owner
 from .access import Caller, check_access, peer_caller
-from .protocol import MAX_REQUEST, decode, encode
+from .pool import PoolLimits, WorkerPool
+from .protocol import MAX_REQUEST, BadRequest, decode_request, encode, error_response
 
-REQUEST_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
+
+SEND_GRACE_S = 1.0  # time to write an answer when the deadline has already passed
+MAX_JOB_ID = 64
 
 
 def answer(store_path: Path, caller: Caller, request: Dict[str, Any], admin_group: str,
            busy_timeout_ms: int = 2000, threshold: float = 0.5) -> Dict[str, Any]:
     """One request -> one response object (never raises for request-level problems)."""
-    job_id = str(request.get("job_id") or "").strip()
-    if request.get("op", "why") != "why" or not job_id or len(job_id) > 64:
-        return {"ok": False, "kind": "error", "error": "bad request: expected op 'why' and a job id"}
+    job_id, cluster = _job_and_cluster(request)
+    if job_id is None:
+        return error_response("bad_request", "bad request: expected op 'why' and a job id")
     try:
         with open_store(store_path, busy_timeout_ms, migrate=False, readonly=True) as store:
-            owner = job_owner(store, job_id, str(request.get("cluster") or ""))
+            owner = job_owner(store, job_id, cluster)
             check_access(caller, owner, admin_group)
-            result = explain(store, job_id, str(request.get("cluster") or ""), threshold)
+            result = explain(store, job_id, cluster, threshold)
         return {"ok": True, "answer": result.as_dict()}
     except AccessDenied as exc:
-        return {"ok": False, "kind": "denied", "error": str(exc), "hint": exc.hint}
+        return error_response("denied", str(exc), exc.hint)
     except JobNotFound as exc:
-        return {"ok": False, "kind": "not_found", "error": str(exc), "hint": exc.hint}
+        return error_response("not_found", str(exc), exc.hint)
     except NomadeError as exc:
-        return {"ok": False, "kind": "error", "error": str(exc), "hint": exc.hint}
+        return error_response("error", str(exc), exc.hint)
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    timeout = REQUEST_TIMEOUT_S
+def _job_and_cluster(request: Dict[str, Any]) -> Tuple[Optional[str], str]:
+    """(job id, cluster) of a well-formed why request; (None, "") otherwise."""
+    job_id, cluster = request.get("job_id"), request.get("cluster") or ""
+    if request.get("op", "why") != "why" or not isinstance(cluster, str) or len(cluster) > MAX_JOB_ID:
+        return None, ""
+    if isinstance(job_id, int) and not isinstance(job_id, bool):
+        job_id = str(job_id)
+    if not isinstance(job_id, str) or not job_id.strip() or len(job_id) > MAX_JOB_ID:
+        return None, ""
+    return job_id.strip(), cluster
 
-    def handle(self) -> None:
-        srv: "WhyServer" = self.server  # type: ignore[assignment]
-        caller = peer_caller(self.request)
-        line = self.rfile.readline(MAX_REQUEST + 1)
+
+def read_line(conn: socket.socket, deadline: float, limit: int = MAX_REQUEST) -> bytes:
+    """One line (without its newline) from ``conn``, all of it before ``deadline`` (time.monotonic)
+    and at most ``limit`` bytes; BadRequest otherwise. A client trickling bytes is cut at the
+    deadline, not kept alive by each byte."""
+    buf = bytearray()
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BadRequest("timeout", "request not complete before the deadline",
+                             hint="send the whole request line at once")
+        conn.settimeout(remaining)
         try:
-            request = decode(line) if len(line) <= MAX_REQUEST else {}
-        except ValueError:
-            request = {}
-        response = answer(srv.store_path, caller, request, srv.admin_group, srv.busy_timeout_ms,
-                          srv.threshold)
-        self.wfile.write(encode(response))
+            chunk = conn.recv(limit + 1 - len(buf))
+        except socket.timeout:
+            continue  # the loop's deadline check answers
+        if not chunk:
+            break
+        buf += chunk
+        if len(buf) > limit and b"\n" not in buf:
+            raise BadRequest("bad_request", f"request too large (more than {limit} bytes)")
+    line = bytes(buf).split(b"\n", 1)[0]
+    if not line.strip():
+        raise BadRequest("bad_request", "empty request")
+    return line
 
 
-class WhyServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+def send_line(conn: socket.socket, data: bytes, deadline: float) -> None:
+    """Write ``data``; a client that does not read is given up at the deadline (or a short grace)."""
+    conn.settimeout(max(deadline - time.monotonic(), SEND_GRACE_S))
+    try:
+        conn.sendall(data)
+    except OSError as exc:  # includes socket.timeout: the client went away or stopped reading
+        log.debug("nomade-why: answer not delivered: %s", exc)
+
+
+class WhyServer(socketserver.UnixStreamServer):
+    """``serve_forever()`` accepts; the pool's workers answer. ``limits`` bounds workers, waiting
+    connections, connections per uid and each request's total time."""
+
+    request_queue_size = 128  # the kernel's backlog; the accept loop empties it quickly
 
     def __init__(self, socket_path: Path, store_path: Path, admin_group: str,
-                 busy_timeout_ms: int = 2000, threshold: float = 0.5):
+                 busy_timeout_ms: int = 2000, threshold: float = 0.5,
+                 limits: Optional[PoolLimits] = None):
         self.socket_path = Path(socket_path)
         self.store_path = Path(store_path)
         self.admin_group = admin_group
         self.busy_timeout_ms = busy_timeout_ms
         self.threshold = threshold
+        self.limits = limits or PoolLimits()
+        self.pool = WorkerPool(self.serve_connection, self.limits)
         _prepare_socket_path(self.socket_path)
-        super().__init__(str(self.socket_path), _Handler)
-        os.chmod(self.socket_path, 0o666)  # anyone may ask; the answer depends on who asks
+        super().__init__(str(self.socket_path), socketserver.BaseRequestHandler)
+        os.chmod(self.socket_path, 0o666)  # noqa: S103 - anyone may ask; the answer depends on who asks
+        self.pool.start()
+
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        """Runs on the accepting thread: must not block."""
+        try:
+            caller = peer_caller(request)
+        except OSError as exc:  # the peer is already gone
+            log.debug("nomade-why: no peer credentials: %s", exc)
+            request.close()
+            return
+        refusal = self.pool.submit(request, caller)
+        if refusal is not None:
+            log.info("nomade-why: busy, refused uid %d: %s", caller.uid, refusal)
+            refuse(request, refusal)
+
+    def serve_connection(self, conn: socket.socket, caller: Caller) -> None:
+        """One request on a worker: read within the deadline, check, answer one line."""
+        deadline = time.monotonic() + self.limits.request_timeout_s
+        try:
+            request = decode_request(read_line(conn, deadline))
+            response = answer(self.store_path, caller, request, self.admin_group,
+                              self.busy_timeout_ms, self.threshold)
+        except BadRequest as exc:
+            response = exc.response()
+        except OSError as exc:  # the client reset the connection while we read
+            log.debug("nomade-why: uid %d went away: %s", caller.uid, exc)
+            return
+        send_line(conn, encode(response), deadline)
 
     def server_close(self) -> None:
         super().server_close()
+        self.pool.stop()
         try:
             self.socket_path.unlink()
         except FileNotFoundError:
             pass
+
+
+def refuse(conn: socket.socket, reason: str) -> None:
+    """Answer "busy" without blocking, then close. What the client already sent is read first
+    (without waiting), so closing does not turn the answer into a reset on its side."""
+    response = error_response("busy", f"the nomade-why service is busy: {reason}",
+                              "try again in a few seconds")
+    try:
+        conn.setblocking(False)
+        _drain(conn)
+        conn.send(encode(response))
+        conn.shutdown(socket.SHUT_WR)
+    except OSError as exc:  # the client is gone or its buffer is full: closing is the answer
+        log.debug("nomade-why: busy answer not delivered: %s", exc)
+    finally:
+        conn.close()
+
+
+def _drain(conn: socket.socket) -> None:
+    try:
+        conn.recv(MAX_REQUEST + 1)
+    except BlockingIOError:
+        pass  # nothing sent yet: nothing to drain
 
 
 def _prepare_socket_path(path: Path) -> None:

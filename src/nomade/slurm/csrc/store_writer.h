@@ -75,7 +75,8 @@ static int load_sqlite(PyObject *lib) {
 }
 
 enum { ST_SELECT, ST_INSERT_JOB, ST_UPSERT_JOB, ST_DELETE_STEPS, ST_INSERT_STEP, ST_REPLACE_STEP, NST };
-static const int st_params[NST] = {2, NROW, NROW, 2, NSTEP, NSTEP};
+/* the select binds the row's first 10 values: the key (?1, ?2), user (?9) and uid (?10) */
+static const int st_params[NST] = {J_UID + 1, NROW, NROW, 2, NSTEP, NSTEP};
 
 /* a job waiting in the batch: its row (NROW Vals) and steps (NSTEP each) in w->vals */
 typedef struct { Py_ssize_t row_at, steps_at, nsteps; uint64_t h; int write; } Entry;
@@ -89,6 +90,7 @@ typedef struct {
     Py_ssize_t *map, map_cap, count;
     int has_last;
     long long n_new, n_updated, n_unchanged, n_jobs;
+    PyObject *conflicts;   /* jobs not written: their owner differs from the stored one */
 } Writer;
 
 static PyTypeObject WriterType;
@@ -103,6 +105,7 @@ static void w_close(Writer *w) {
     if (w->db) { SQ.close(w->db); w->db = NULL; }
     buf_free(&w->text); buf_free(&w->vals); buf_free(&w->entries); buf_free(&w->last); buf_free(&w->key);
     PyMem_Free(w->map); w->map = NULL; w->map_cap = 0; w->count = 0;
+    Py_CLEAR(w->conflicts);
 }
 
 static void w_dealloc(Writer *w) {
@@ -144,6 +147,27 @@ static void w_reset_batch(Writer *w) {
     if (w->map) memset(w->map, 0, sizeof(Py_ssize_t) * w->map_cap);
 }
 
+/* a stored column (text, integer or NULL) as a Python object */
+static PyObject *column_py(void *st, int k) {
+    int t = SQ.column_type(st, k);
+    if (t == SQ_NULLTYPE) return Py_NewRef(Py_None);
+    if (t == 1) return PyLong_FromLongLong(SQ.column_int64(st, k));
+    return PyUnicode_DecodeUTF8((const char *)SQ.column_text(st, k), SQ.column_bytes(st, k), "replace");
+}
+
+/* note a job whose user or uid differs from the stored job's: (cluster, job_id, user, uid,
+ * stored user, stored uid); it is not written, Python quarantines it (take_conflicts) */
+static int w_conflict(Writer *w, const Val *row, const char *T, void *sel) {
+    if (w->conflicts == NULL && (w->conflicts = PyList_New(0)) == NULL) return 0;
+    PyObject *t = Py_BuildValue("(NNNNNN)", val_py(&row[J_CLUSTER], T, Py_None), val_py(&row[J_JOBID], T, Py_None),
+                                val_py(&row[J_USER], T, Py_None), val_py(&row[J_UID], T, Py_None),
+                                column_py(sel, 3), column_py(sel, 4));
+    if (t == NULL) return 0;
+    int rc = PyList_Append(w->conflicts, t);
+    Py_DECREF(t);
+    return rc == 0;
+}
+
 /* write the batch in one transaction, with store.jobs.write_rows's rules: a stored job with the
  * same record hash, or a stored final job and a non-final row, is unchanged; an updated job's
  * steps replace the stored ones; new steps go in with a plain INSERT, and one that is already
@@ -162,15 +186,21 @@ static int w_flush(Writer *w) {
         Entry *e = &E[i];
         const Val *row = V + e->row_at;
         void *sel = w->st[ST_SELECT];
-        rc = bind_vals(sel, row, 2, T);
+        rc = bind_vals(sel, row, st_params[ST_SELECT], T);
         if (rc == SQ_OK) rc = SQ.step(sel);
         if (rc == SQ_ROW) {
             int same = SQ.column_type(sel, 0) != SQ_NULLTYPE && row[J_HASH].t == V_TEXT
                        && SQ.column_bytes(sel, 0) == row[J_HASH].n
                        && memcmp(SQ.column_text(sel, 0), T + row[J_HASH].off, row[J_HASH].n) == 0;
             int was_final = SQ.column_int64(sel, 1) != 0;
-            SQ.reset(sel);
             e->write = 0;
+            if (!same && SQ.column_int64(sel, 2) != 0) {   /* another owner: keep the stored job */
+                int ok = w_conflict(w, row, T, sel);
+                SQ.reset(sel);
+                if (!ok) { SQ.exec(w->db, "ROLLBACK", NULL, NULL, NULL); return 0; }
+                continue;
+            }
+            SQ.reset(sel);
             if (same || (was_final && !truthy(&row[J_FINAL]))) { n_same++; continue; }
             n_upd++;
             if (!run(w, ST_UPSERT_JOB, row, T, &rc)) goto fail;
@@ -323,6 +353,12 @@ static PyObject *w_counts_py(Writer *w, PyObject *unused) {
     return Py_BuildValue("(LLLL)", w->n_new, w->n_updated, w->n_unchanged, w->n_jobs);
 }
 
+static PyObject *w_take_conflicts_py(Writer *w, PyObject *unused) {
+    PyObject *c = w->conflicts ? w->conflicts : PyList_New(0);
+    w->conflicts = NULL;
+    return c;
+}
+
 static PyObject *w_close_py(Writer *w, PyObject *unused) {
     w_close(w);
     Py_RETURN_NONE;
@@ -332,6 +368,8 @@ static PyMethodDef w_methods[] = {
     {"add", (PyCFunction)w_add_py, METH_O, "add(vals): jobs prepared in Python, [(row, steps)], into the batch"},
     {"flush", (PyCFunction)w_flush_py, METH_NOARGS, "write the pending batch (one transaction)"},
     {"counts", (PyCFunction)w_counts_py, METH_NOARGS, "(new, updated, unchanged, jobs) written so far"},
+    {"take_conflicts", (PyCFunction)w_take_conflicts_py, METH_NOARGS,
+     "the jobs not written since the last call because their owner differs from the stored job's"},
     {"close", (PyCFunction)w_close_py, METH_NOARGS, "close the connection; a pending batch is dropped"},
     {NULL, NULL, 0, NULL},
 };
