@@ -27,6 +27,10 @@ local BIG64 = 1e15              -- NO_VAL64 / INFINITE64 and flag bits: no real 
 local HOOK_EVERY = 1000         -- the model's step and memory caps are checked every this many steps
 local MAX_REP_BYTES = 65536     -- longest string the model's string.rep may build
 local CHUNK_NAME = "=nomade submit_model.lua"
+-- the risk scale (nomade.risk_scale): level names, and the cut-offs used when the model carries
+-- none (M.levels: the lower bounds of MODERATE, HIGH and CRITICAL on the calibrated risk)
+local LEVEL_NAMES = { "LOW", "MODERATE", "HIGH", "CRITICAL" }
+local LEVEL_CUTS = { 0.3, 0.6, 0.8 }
 
 local ok_lfs, lfs = pcall(require, "lfs")
 if not ok_lfs then lfs = nil end
@@ -43,25 +47,28 @@ local model_stamp = nil         -- with lfs: "mtime:size:ino" of the file last r
 local problem = nil             -- why there is no new model (missing, too big): logged on change
 local checked = false           -- looked at the file at least once
 local next_check = 0            -- os.time() of the next look
-local last_error_at = {}        -- message format -> os.time() of its last line
-local suppressed = {}           -- message format -> lines suppressed since
+local last_error_at = {}        -- kind of error -> os.time() of its last line
+local suppressed = {}           -- kind of error -> lines suppressed since
 local counters = {}             -- user -> {t0 = window start, n = count, prev = previous window}
 local n_users = 0
 
--- one line in slurmctld's log, at most one per ERROR_LOG_EVERY_S for each kind of error
--- (kind = the format string, a handful of constants); never raises
-local function log_error(fmt, ...)
+-- one line in slurmctld's log, at most one per ERROR_LOG_EVERY_S for each kind of error: ``kind``
+-- is one of a handful of constant names (missing, unreadable, too_big, bytecode, compile,
+-- load_run, invalid, raised, bad_answer, internal), so a new kind of problem is never hidden
+-- behind the rate limit of an older one; never raises
+local function log_error(kind, fmt, ...)
+  kind = tostring(kind or "other")
   local now = os.time()
-  if now - (last_error_at[fmt] or -1e9) < ERROR_LOG_EVERY_S then
-    suppressed[fmt] = (suppressed[fmt] or 0) + 1
+  if now - (last_error_at[kind] or -1e9) < ERROR_LOG_EVERY_S then
+    suppressed[kind] = (suppressed[kind] or 0) + 1
     return
   end
   local ok, msg = pcall(string.format, fmt, ...)
   if not ok then msg = tostring(fmt) end
-  if (suppressed[fmt] or 0) > 0 then
-    msg = msg .. string.format(" (%d similar errors suppressed)", suppressed[fmt])
+  if (suppressed[kind] or 0) > 0 then
+    msg = msg .. string.format(" (%d similar errors suppressed)", suppressed[kind])
   end
-  last_error_at[fmt], suppressed[fmt] = now, 0
+  last_error_at[kind], suppressed[kind] = now, 0
   pcall(slurm.log_error, "nomade: %s", msg)
 end
 
@@ -146,6 +153,26 @@ local function short_text(v)
   return nil
 end
 
+-- M.levels: exactly as many numbers in 0..1 as LEVEL_CUTS, strictly increasing; a copy (the
+-- model cannot change it later), or nil. Also stops at the first entry past the expected count.
+local function checked_levels(lv)
+  if type(lv) ~= "table" then return nil end
+  local n, want, out = 0, #LEVEL_CUTS, {}
+  for k, v in next, lv do
+    n = n + 1
+    if n > want or type(k) ~= "number" or k ~= math.floor(k) or k < 1 or k > want
+       or type(v) ~= "number" or not (v >= 0 and v <= 1) then
+      return nil
+    end
+    out[k] = v
+  end
+  if n ~= want then return nil end
+  for i = 2, want do
+    if not (out[i] > out[i - 1]) then return nil end
+  end
+  return out
+end
+
 local function checked_model(m)
   if type(m) ~= "table" or type(rawget(m, "predict")) ~= "function" then
     return nil, "does not return a table with predict(); re-export the bundle"
@@ -160,19 +187,26 @@ local function checked_model(m)
   if t ~= nil and not (type(t) == "number" and t >= 0 and t <= 1) then
     return nil, "has a threshold outside 0..1"
   end
-  return { predict = m.predict, version = tostring(v), threshold = t }, nil
+  local lv, levels = rawget(m, "levels"), LEVEL_CUTS
+  if lv ~= nil then
+    levels = checked_levels(lv)
+    if levels == nil then
+      return nil, "has levels that are not " .. #LEVEL_CUTS .. " increasing numbers in 0..1"
+    end
+  end
+  return { predict = m.predict, version = tostring(v), threshold = t, levels = levels }, nil
 end
 
 local function load_model(path, text)
   if str_sub(text, 1, 1) == "\27" then
-    return nil, "model " .. path .. " is bytecode; only a text model is loaded"
+    return nil, "model " .. path .. " is bytecode; only a text model is loaded", "bytecode"
   end
   local chunk, err = compile(text, sandbox())
-  if not chunk then return nil, "cannot load " .. path .. ": " .. shown(err) end
+  if not chunk then return nil, "cannot load " .. path .. ": " .. shown(err), "compile" end
   local ok, m = guarded(MAX_LOAD_STEPS, MAX_LOAD_KB, chunk)
-  if not ok then return nil, "model " .. path .. " failed to run: " .. shown(m) end
+  if not ok then return nil, "model " .. path .. " failed to run: " .. shown(m), "load_run" end
   local checked_m, why = checked_model(m)
-  if not checked_m then return nil, "model " .. path .. " " .. why end
+  if not checked_m then return nil, "model " .. path .. " " .. why, "invalid" end
   return checked_m, nil
 end
 
@@ -184,20 +218,21 @@ local function lfs_stamp(path)
   return tostring(a.modification) .. ":" .. tostring(a.size) .. ":" .. tostring(a.ino)
 end
 
--- the file's text, or nil and why (missing, too big); a big file is refused before reading
+-- the file's text, or nil, why and the kind of error (missing, unreadable, too_big); a big file is
+-- refused before reading
 local function read_model(path)
   local fh, err = io.open(path, "rb")
   if not fh then
     if string.find(tostring(err), "No such file", 1, true) then
-      return nil, "model " .. path .. " is missing; jobs pass without a risk check"
+      return nil, "model " .. path .. " is missing; jobs pass without a risk check", "missing"
     end
-    return nil, "cannot read model " .. tostring(err) .. " (it must be readable by SlurmUser)"
+    return nil, "cannot read model " .. tostring(err) .. " (it must be readable by SlurmUser)", "unreadable"
   end
   local size = fh:seek("end")
   if size == nil or size > MAX_MODEL_BYTES then
     fh:close()
     return nil, string.format("%s is %s bytes, over the %d-byte limit; publish a smaller bundle",
-                              path, tostring(size), MAX_MODEL_BYTES)
+                              path, tostring(size), MAX_MODEL_BYTES), "too_big"
   end
   fh:seek("set", 0)
   local text = size > 0 and fh:read(size) or ""
@@ -221,9 +256,9 @@ local function should_read(now)
 end
 
 local function try_text(text)
-  local m, err = load_model(MODEL_PATH, text)
+  local m, err, kind = load_model(MODEL_PATH, text)
   if not m then
-    log_error("%s (keeping %s)", err, model and ("model " .. model.version) or "no model")
+    log_error(kind, "%s (keeping %s)", err, model and ("model " .. model.version) or "no model")
     return
   end
   model = m
@@ -234,9 +269,9 @@ end
 -- keeps the old model and is logged once (not tried again until it changes)
 local function current_model()
   if not should_read(os.time()) then return model end
-  local text, why = read_model(MODEL_PATH)
+  local text, why, kind = read_model(MODEL_PATH)
   if text == nil then
-    if why ~= problem then log_error("%s", why) end
+    if why ~= problem then log_error(kind, "%s", why) end
     problem = why
     return model
   end
@@ -340,16 +375,20 @@ local function is_quiet(job_desc)
   return false
 end
 
-local function level_of(risk)
-  if risk >= 0.8 then return "HIGH" end
-  if risk >= 0.5 then return "ELEVATED" end
-  return "MODERATE"
+-- the level name of a risk on the scale ``cuts`` (the model's checked M.levels)
+local function level_of(risk, cuts)
+  local name = LEVEL_NAMES[1]
+  for i = 1, #LEVEL_CUTS do
+    if risk >= cuts[i] then name = LEVEL_NAMES[i + 1] end
+  end
+  return name
 end
 
-local function message(risk, reasons, suggestion, version)
+local function message(risk, reasons, suggestion, version, levels)
   local parts = {}
   for i = 1, reasons and #reasons or 0 do parts[i] = reasons[i] end
-  local text = string.format("nomade: %s failure risk (%d%%)", level_of(risk), math.floor(risk * 100 + 0.5))
+  local text = string.format("nomade: %s failure risk (%d%%)", level_of(risk, levels or LEVEL_CUTS),
+                             math.floor(risk * 100 + 0.5))
   if #parts > 0 then text = text .. ": " .. table.concat(parts, "; ") end
   text = text .. "."
   if type(suggestion) == "string" and suggestion ~= "" then
@@ -397,25 +436,25 @@ local function check_job(job_desc, submit_uid)
   if is_quiet(job_desc) then return end
   local ok, risk, reasons, suggestion = predict(m, req)
   if not ok then
-    log_error("model %s raised for uid %s: %s", m.version, tostring(submit_uid), shown(risk))
+    log_error("raised", "model %s raised for uid %s: %s", m.version, tostring(submit_uid), shown(risk))
     return
   end
   local why
   risk, why = validated(risk, reasons, suggestion)
   if risk == nil then
-    log_error("model %s returned %s for uid %s", m.version, why, tostring(submit_uid))
+    log_error("bad_answer", "model %s returned %s for uid %s", m.version, why, tostring(submit_uid))
     return
   end
   local threshold = THRESHOLD or m.threshold or 0.5
   if risk >= threshold then
-    slurm.log_user("%s", message(risk, reasons, suggestion, m.version))
+    slurm.log_user("%s", message(risk, reasons, suggestion, m.version, m.levels))
   end
 end
 
 function slurm_job_submit(job_desc, part_list, submit_uid)
   local ok, err = pcall(check_job, job_desc, submit_uid)
   if not ok then
-    log_error("slurm_job_submit for uid %s: %s", tostring(submit_uid), tostring(err))
+    log_error("internal", "slurm_job_submit for uid %s: %s", tostring(submit_uid), tostring(err))
   end
   return slurm.SUCCESS
 end
@@ -428,7 +467,8 @@ end
 function nomade_internals()
   return { build_req = build_req, message = message, current_model = current_model,
            counters = function() return counters, n_users end, predict = predict,
-           validated = validated }
+           validated = validated, level_of = level_of,
+           scale = function() return LEVEL_NAMES, LEVEL_CUTS end }
 end
 
 return slurm.SUCCESS

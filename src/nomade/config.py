@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .errors import ConfigError
 from .settings import SETTINGS, Setting
@@ -149,6 +149,16 @@ def config_file_path(explicit: Optional[str], environ: Mapping[str, str]) -> Opt
     return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None
 
 
+def csv_setting(cfg: "Config", name: str, allowed: Sequence[str]) -> List[str]:
+    """A comma-separated setting as a list, every item checked against ``allowed``."""
+    items = [x.strip() for x in str(cfg.get(name)).split(",") if x.strip()]
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise ConfigError(f"{name} = {cfg.get(name)!r}: expected a comma-separated list of "
+                          f"{', '.join(allowed)}")
+    return items
+
+
 def load_config(
     config_path: Optional[str] = None,
     overrides: Optional[Mapping[str, Any]] = None,
@@ -189,5 +199,6 @@ def _validate(values: Dict[str, Any], path: Optional[Path]) -> None:
     for name in ("slurm.command_timeout_s", "hooks.timeout_s", "recorder.interval_s"):
         if values[name] <= 0:
             raise ConfigError(f"{where}: {name} = {values[name]}: expected a number > 0")
-    if not 0.0 <= values["model.alert_threshold"] <= 1.0:
-        raise ConfigError(f"{where}: model.alert_threshold = {values['model.alert_threshold']}: expected 0..1")
+    for name in ("model.alert_threshold", "model.alert_budget", "model.min_precision", "train.alert_budget"):
+        if not 0.0 <= values[name] <= 1.0:
+            raise ConfigError(f"{where}: {name} = {values[name]}: expected 0..1")

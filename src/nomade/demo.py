@@ -15,6 +15,7 @@ from .errors import StoreError
 from .ingest.swf import SwfImportResult, import_swf
 from .jobs_query import OutcomeCounts, outcome_counts
 from .store.db import open_store
+from .store.job_queries import has_jobs
 
 BUNDLED_TRACE = "llnl-atlas-2006.swf.gz"
 ATTRIBUTION = ("LLNL Atlas log (Moe Jette, LLNL), from the Parallel Workloads Archive "
@@ -74,7 +75,7 @@ def _has_jobs(store_path: Path) -> bool:
     with open_store(store_path, migrate=False, readonly=True) as store:
         if not store.schema_status()[0]:
             return False
-        return store.conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchone() is not None
+        return has_jobs(store)
 
 
 def run_demo(data_dir: Path, out: Optional[Callable[[str], None]] = None,

@@ -1,6 +1,7 @@
-"""Install nomade's Slurm pieces: job_submit.lua, the hook entry scripts, their directories and a
-marked block in slurm.conf. ``plan_install`` decides (pure: reads only), ``format_plan`` shows it
-(``--dry-run``), ``apply_plan`` writes it, backing up every file it replaces.
+"""Install nomade's Slurm pieces: job_submit.lua, the hook entry scripts, their directories, a
+marked block in slurm.conf and the systemd units (``nomade.install_units``). ``plan_install``
+decides (pure: reads only), ``format_plan`` shows it (``--dry-run``), ``apply_plan`` writes it,
+backing up every file it replaces. ``nomade.install_probe`` checks the interpreter first.
 
 Lines a site already sets (its own Prolog=, a JobSubmitPlugins list, ...) are never overwritten:
 the plan lists them as conflicts with what to do by hand. See docs/slurm.md."""
@@ -12,11 +13,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import Config
 from .errors import ConfigError
 from .hooks.harness import DEFAULT_RUNTIME_DIR
+from .install_units import Unit, enable_command
 from .private_files import write_atomic
 
 BEGIN = "# BEGIN nomade (written by `nomade install-slurm`; delete this block to uninstall)"
@@ -43,6 +45,8 @@ class InstallPlan:
     conf_lines: List[str] = field(default_factory=list)
     conflicts: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    python: str = ""                                      # the interpreter written into the hooks
+    checks: List[str] = field(default_factory=list)       # install_probe results, one line each
 
 
 def source_dir() -> Path:
@@ -95,7 +99,7 @@ def plan_install(cfg: Config, *, conf_path: Path = Path("/etc/slurm/slurm.conf")
                  mail: bool = True, pythonpath: str = "") -> InstallPlan:
     src = source or source_dir()
     python = python or sys.executable
-    plan = InstallPlan(conf_path=conf_path)
+    plan = InstallPlan(conf_path=conf_path, python=python)
     existing = read_conf(conf_path)
     lua = (src / "lua" / "job_submit.lua").read_text()
     lua = re.sub(r'local MODEL_PATH = "[^"]*"', f'local MODEL_PATH = "{model_path}"', lua, count=1)
@@ -129,7 +133,7 @@ def plan_install(cfg: Config, *, conf_path: Path = Path("/etc/slurm/slurm.conf")
         (lib_dir, 0o755, "hook entry scripts"),
         (model_path.parent, 0o755, "submit_model.lua for job_submit.lua"),
         (log_file.parent, 0o750, "hook log"),
-        (cfg.data_dir, 0o700, "store, models, spool: readable only by the service user"),
+        (cfg.data_dir, 0o700, "store, models, spool: readable only by root, the store's owner"),
         (cfg.spool_dir("hooks"), 0o700, "hook spool"),
         (Path(cfg.get("hooks.runtime_dir") or DEFAULT_RUNTIME_DIR), 0o711, "per-job risk notes"),
         (Path(cfg.get("privacy.socket")).parent, 0o755, "nomade-why socket"),
@@ -143,16 +147,41 @@ def plan_install(cfg: Config, *, conf_path: Path = Path("/etc/slurm/slurm.conf")
     else:
         plan.notes.append(f"no bundle with submit_model.lua yet ({bundle_model}): job_submit.lua lets every "
                           f"job through silently until one is published to {model_path}.")
+        if slurm_user(existing) != "root":
+            plan.notes.append(f"SlurmUser is {slurm_user(existing)}: after the first `nomade train --publish`, run "
+                              f"install-slurm again, so that {model_path} belongs to {slurm_user(existing)} "
+                              "(a first publication creates it 0600 for root; later ones keep its owner).")
     if str(cfg.get("model.lua_path")) != str(model_path):
         plan.notes.append(f'set model.lua_path = "{model_path}" in {config_file}: then every promotion '
                           "and history refresh publishes the new submit_model.lua to job_submit.lua.")
     plan.notes.append("then: restart slurmctld (JobSubmitPlugins needs it) and `scontrol reconfigure`; "
-                      "run `nomade serve-why` as the store's owner and `nomade ingest hooks` from a timer.")
+                      "start the why-service and the timers (docs/deployment.md).")
     return plan
 
 
+def add_units(plan: InstallPlan, units: Sequence[Unit], unit_dir: Path) -> None:
+    """Put ``units`` (install_units.plan_units) into ``plan``: files 0644 in ``unit_dir``."""
+    if not units:
+        return
+    plan.dirs.append((unit_dir, 0o755, "systemd units"))
+    for u in units:
+        plan.files.append(PlannedFile(unit_dir / u.name, u.text, 0o644, f"systemd unit ({u.host})"))
+    enable = enable_command([u.name for u in units])
+    if enable:
+        plan.notes.append(f"on this host (the store host): {enable}")
+    if any(u.host == "compute nodes" for u in units):
+        plan.notes.append("nomade-record.service belongs on the compute nodes: install it there with "
+                          "`nomade install-slurm --print-units --unit nomade-record.service`.")
+
+
 def format_plan(plan: InstallPlan) -> str:
-    lines = ["Files:"]
+    lines = []
+    if plan.python:
+        lines.append(f"Interpreter written into the hooks: {plan.python}")
+    if plan.checks:
+        lines.append("Accounts that run it:")
+        lines.extend(f"  {c}" for c in plan.checks)
+    lines.append("Files:")
     for f in plan.files:
         state = "replace (backup kept)" if f.path.exists() else "create"
         lines.append(f"  {f.path}  mode {f.mode:04o}  {f.owner or 'root'}  [{state}]  {f.why}")

@@ -3,18 +3,31 @@ time used vs limit, outcome and failure class, predicted risk vs what happened, 
 name the exact sbatch option to change.
 
 ``load_report(store, job_id)`` reads the store (jobs, job_steps, scores, job_summaries,
-hook_records); ``build_report(job, scores, ...)`` is the pure part; ``format_report`` renders text."""
+hook_records); ``load_reports`` does it for every job an id names (an array's tasks, a het job's
+components: ``nomade.jobid``); ``build_report(job, scores, ...)`` is the pure part;
+``format_report`` / ``format_reports`` render text.
+
+The numbers and the field each comes from are ``nomade.efficiency``'s (docs/features.md,
+"Efficiency"): memory used = the largest step's TRESUsageInTot ``mem=`` (MaxRSS x NTasks without
+it), memory requested = the whole job's (ReqTRES / ReqMem by its form / AllocTRES), CPU time =
+TotalCPU, or TRESUsageInTot / TRESUsageInMax ``cpu=`` where TotalCPU missed killed processes. The report names the
+source of each (``mem_used_source``, ``mem_requested_source``, ``cpu_source``)."""
 
 import json
 import math
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from . import efficiency, risk_scale
 from .errors import NomadeError
+from .jobid import parse_job_ref
 from .states import FINAL_STATES, failure_class
+from .store import hook_records
+from .store.job_queries import job_clusters, job_row, job_steps, jobs_by_number
+from .store import recorder as recorder_table
+from .store import scores as score_table
 
-ALERT_DEFAULT = 0.5
+ALERT_DEFAULT = risk_scale.DEFAULT_ALERT
 
 
 class JobNotFound(NomadeError):
@@ -23,6 +36,10 @@ class JobNotFound(NomadeError):
 
 class AmbiguousJob(JobNotFound):
     """The job id is in the store for several clusters and no cluster was given."""
+
+
+class SeveralJobs(NomadeError):
+    """The id names several jobs (an array's tasks, a het job's components) where one is needed."""
 
 
 @dataclass
@@ -52,7 +69,7 @@ class JobReport:
     cpu_time_s: Optional[float]
     cpu_efficiency: Optional[float]     # total CPU / (elapsed * cpus)
     mem_requested_mb: Optional[float]   # whole job
-    mem_peak_mb: Optional[float]
+    mem_peak_mb: Optional[float]        # whole job: the largest step, all its tasks
     mem_efficiency: Optional[float]
     gpu_utilization: Optional[float]    # mean 0..1 when the recorder saw GPUs
     scores: List[ScoreSeen] = field(default_factory=list)
@@ -60,6 +77,11 @@ class JobReport:
     notes: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)   # the node recorder's early warnings
     source: str = "store"
+    cpu_source: str = ""                # TotalCPU, TRESUsageInTot, TRESUsageInMax, node recorder
+    mem_peak_source: str = ""           # TRESUsageInTot, MaxRSS x NTasks, MaxRSS, node recorder
+    mem_requested_source: str = ""      # ReqTRES, ReqMem (whole job), ReqMem per node x nodes, ...
+    mem_task_peak_mb: Optional[float] = None   # the largest single task
+    mem_node_peak_mb: Optional[float] = None   # largest task x tasks on one node
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -128,19 +150,29 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 # ------------------------------------------------------------------ the pure part
 def requested_mem_mb(job: Mapping[str, Any]) -> Optional[float]:
-    mem = job.get("req_mem_mb")
-    if mem is None:
-        return None
-    if job.get("req_mem_per_cpu"):
-        return mem * (job.get("alloc_cpus") or job.get("req_cpus") or 1)
-    return mem * (job.get("alloc_nodes") or job.get("req_nodes") or 1)
+    """The whole job's requested memory (``nomade.efficiency.requested_mem``)."""
+    return efficiency.requested_mem(job)[0]
+
+
+def mem_suggestion(job: Mapping[str, Any], r: "JobReport", factor: float) -> Optional[str]:
+    """``--mem=...`` (or ``--mem-per-cpu=...`` for a per-CPU request) for ``factor`` x what the job
+    used, never below the largest task x the tasks on one node; None when nothing is known."""
+    opt, per = efficiency.mem_option(job)
+    used = r.mem_peak_mb or 0.0
+    floor = r.mem_node_peak_mb or 0.0
+    if opt == "--mem-per-cpu":
+        cpus_per_node = max(1.0, (r.cpus or per) / max(1, efficiency.job_nodes(job)))
+        amount = max(used / per, floor / cpus_per_node)
+    else:
+        amount = max(used / per, floor)
+    return f"{opt}={mem_option(amount * factor)}" if amount > 0 else None
 
 
 def prediction_verdict(scores: Sequence[ScoreSeen], fclass: Optional[str], threshold: float) -> str:
     if not scores:
         return "no risk was recorded for this job"
     top = max(scores, key=lambda s: s.risk)
-    said = f"risk {top.risk:.0%} at {top.stage} (model {top.model_version})"
+    said = f"risk {top.risk:.0%} ({risk_scale.level(top.risk)}) at {top.stage} (model {top.model_version})"
     if fclass is None:
         return f"{said}; the job has not ended yet"
     failed = fclass not in ("success", "cancelled_owner", "cancelled_other")
@@ -160,9 +192,9 @@ def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
                      f"--time={slurm_time(limit * 1.5)}, or add checkpoints so a rerun can resume.")
     if r.failure_class == "oom":
         base = max(r.mem_requested_mb or 0, r.mem_peak_mb or 0)
-        opt = "--mem-per-cpu" if job.get("req_mem_per_cpu") else "--mem"
-        per = (job.get("alloc_cpus") or 1) if job.get("req_mem_per_cpu") else (job.get("alloc_nodes") or 1)
-        ask = f"{opt}={mem_option(base * 1.5 / per)}" if base > 0 else f"a larger {opt}"
+        opt, per = efficiency.mem_option(job)
+        floor = mem_suggestion(job, r, 1.5)
+        ask = f"{opt}={mem_option(base * 1.5 / per)}" if base > 0 else (floor or f"a larger {opt}")
         used = mem_phrase(r.mem_peak_mb, r.mem_requested_mb)
         notes.append(f"The job ran out of memory{' (' + used + ')' if used else ''}. Ask for more: {ask}.")
     if r.failure_class == "failed":
@@ -172,12 +204,10 @@ def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
         notes.append("The job ended because of the system (node failure, preemption), not its own "
                      "fault: resubmit it; --requeue lets Slurm do that for you.")
     ok = r.failure_class == "success"
-    if ok and r.mem_efficiency is not None and r.mem_efficiency < 0.25 and (r.mem_requested_mb or 0) > 2048:
-        per = (job.get("alloc_cpus") or 1) if job.get("req_mem_per_cpu") else (job.get("alloc_nodes") or 1)
-        opt = "--mem-per-cpu" if job.get("req_mem_per_cpu") else "--mem"
+    ask = mem_suggestion(job, r, 1.25)
+    if ok and r.mem_efficiency is not None and r.mem_efficiency < 0.25 and (r.mem_requested_mb or 0) > 2048 and ask:
         notes.append(f"Memory efficiency {r.mem_efficiency:.0%}: peak {human_mem(r.mem_peak_mb)} of "
-                     f"{human_mem(r.mem_requested_mb)}. {opt}={mem_option((r.mem_peak_mb or 0) * 1.25 / per)} "
-                     f"would do and frees memory for others.")
+                     f"{human_mem(r.mem_requested_mb)}. {ask} would do and frees memory for others.")
     if (r.cpu_efficiency is not None and r.cpu_efficiency < 0.5 and (r.cpus or 1) > 1
             and (r.elapsed_s or 0) >= 60):
         used = max(1, int(round(r.cpu_efficiency * (r.cpus or 1))))
@@ -192,21 +222,23 @@ def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
 def build_report(job: Mapping[str, Any], scores: Sequence[ScoreSeen] = (),
                  summary: Optional[Mapping[str, Any]] = None,
                  threshold: float = ALERT_DEFAULT) -> JobReport:
-    """A report from one ``jobs`` row (a mapping), its scores and the recorder's summary."""
+    """A report from one ``jobs`` row (a mapping; its ``job_steps`` rows under ``"steps"`` when
+    known: ``find_job`` puts them there), its scores and the recorder's summary."""
     summary = summary or {}
     state = job.get("state")
     fclass = failure_class(state, job.get("cancelled_by"), job.get("uid"), job.get("exit_code")) \
         if state in FINAL_STATES else None
     elapsed = job.get("elapsed_s")
-    cpus = job.get("alloc_cpus") or job.get("req_cpus")
-    cpu_s = job.get("total_cpu_s")
-    if cpu_s is None:
-        cpu_s = summary.get("cpu_time_s")
-    peak = job.get("max_rss_mb")
+    use = efficiency.usage(job, job.get("steps") or ())
+    cpus = use.cpus
+    cpu_s, cpu_src = use.cpu_used_s, use.cpu_source
+    if cpu_s is None and summary.get("cpu_time_s") is not None:
+        cpu_s, cpu_src = summary["cpu_time_s"], "node recorder"
+    peak, peak_src = use.mem_used_mb, use.mem_used_source
     for key in ("peak_cg_mem_mb", "peak_rss_mb"):
-        if summary.get(key) is not None:
-            peak = max(peak or 0.0, summary[key])
-    req_mem = requested_mem_mb(job)
+        if summary.get(key) is not None and (peak is None or summary[key] > peak):
+            peak, peak_src = summary[key], "node recorder"
+    req_mem = use.mem_requested_mb
     gpu = summary.get("mean_gpu_util")
     r = JobReport(
         job_id=str(job["job_id"]), cluster=str(job.get("cluster") or ""), user=job.get("user"),
@@ -217,7 +249,10 @@ def build_report(job: Mapping[str, Any], scores: Sequence[ScoreSeen] = (),
         cpu_time_s=cpu_s, cpu_efficiency=_ratio(cpu_s, (elapsed or 0) * (cpus or 0)),
         mem_requested_mb=req_mem, mem_peak_mb=peak, mem_efficiency=_ratio(peak, req_mem),
         gpu_utilization=(gpu / 100.0 if gpu is not None and gpu > 1.0 else gpu),
-        scores=list(scores),
+        scores=list(scores), cpu_source=cpu_src if cpu_s is not None else "",
+        mem_peak_source=peak_src if peak is not None else "",
+        mem_requested_source=use.mem_requested_source,
+        mem_task_peak_mb=use.mem_task_peak_mb, mem_node_peak_mb=use.mem_node_peak_mb,
     )
     r.prediction = prediction_verdict(r.scores, fclass, threshold)
     r.notes = resource_notes(job, r)
@@ -225,29 +260,9 @@ def build_report(job: Mapping[str, Any], scores: Sequence[ScoreSeen] = (),
 
 
 # ------------------------------------------------------------------ reading the store
-def _row(conn, sql: str, args: Sequence[Any]) -> Optional[Dict[str, Any]]:
-    try:
-        row = conn.execute(sql, args).fetchone()
-    except sqlite3.OperationalError as exc:  # a table an older or partial schema lacks
-        if "no such table" in str(exc):
-            return None
-        raise
-    return dict(row) if row is not None else None
-
-
 def store_clusters(store) -> List[str]:
-    """The clusters the store holds jobs of, walked on the (cluster, job_id) key: one indexed
-    lookup per cluster, not a scan."""
-    found: List[str] = []
-    while True:
-        row = _row(store.conn, "SELECT min(cluster) AS c FROM jobs WHERE cluster > ?",
-                   (found[-1] if found else "",))
-        if row is None or row["c"] is None:
-            break
-        found.append(row["c"])
-    if _row(store.conn, "SELECT 1 AS x FROM jobs WHERE cluster = '' LIMIT 1", ()) is not None:
-        found.insert(0, "")
-    return found
+    """The clusters the store holds jobs of (store.job_queries.job_clusters)."""
+    return job_clusters(store)
 
 
 def clusters_for(store, cluster: str) -> List[str]:
@@ -258,16 +273,34 @@ def clusters_for(store, cluster: str) -> List[str]:
     return [cluster]
 
 
+def find_jobs(store, job_id: str, cluster: str = "") -> List[Dict[str, Any]]:
+    """The jobs rows ``job_id`` names (``nomade.jobid``: a JobID as sacct prints it, else a bare
+    number's array tasks / het components, else the job whose JobIDRaw it is), each with its
+    ``job_steps`` rows under ``"steps"``; an Epilog record's partial row when the store has none.
+    Without a cluster, the one cluster that has them; AmbiguousJob when several have them (a
+    store of several clusters never mixes them). BadJobId for text that is no job id."""
+    ref = parse_job_ref(job_id)
+    rows = [r for r in (job_row(store, c, ref.job_id) for c in ([cluster] if cluster else store_clusters(store)))
+            if r is not None]
+    if not rows and ref.number is not None:
+        rows = jobs_by_number(store, cluster or None, ref.number)
+    if not cluster:
+        _one_cluster(job_id, [r["cluster"] for r in rows])
+    if not rows:
+        return [_job_from_end_records(store, ref.job_id, clusters_for(store, cluster) if cluster else None)]
+    for r in rows:
+        r["steps"] = job_steps(store, r["cluster"], r["job_id"])
+    return rows
+
+
 def find_job(store, job_id: str, cluster: str = "") -> Dict[str, Any]:
-    """The jobs row for (cluster, job_id). Without a cluster, the one cluster that has the job id;
-    AmbiguousJob when several have it (a store of several clusters never mixes them)."""
-    if cluster:
-        job = _row(store.conn, "SELECT * FROM jobs WHERE cluster = ? AND job_id = ?", (cluster, job_id))
-        return job if job is not None else _job_from_end_records(store, job_id, clusters_for(store, cluster))
-    rows = [r for r in (_row(store.conn, "SELECT * FROM jobs WHERE cluster = ? AND job_id = ?", (c, job_id))
-                        for c in store_clusters(store)) if r is not None]
-    _one_cluster(job_id, [r["cluster"] for r in rows])
-    return rows[0] if rows else _job_from_end_records(store, job_id, None)
+    """The one job ``job_id`` names (``find_jobs``); SeveralJobs for an array or het job as a whole."""
+    rows = find_jobs(store, job_id, cluster)
+    if len(rows) > 1:   # said before any access check: no job of it is named
+        raise SeveralJobs(f"job {job_id} is an array or heterogeneous job, not one job",
+                          hint=f"ask about one of its jobs ({job_id}_TASK or {job_id}+COMPONENT); "
+                               f"`nomade report {job_id}` shows them all")
+    return rows[0]
 
 
 def _one_cluster(job_id: str, clusters: Sequence[str]) -> None:
@@ -280,13 +313,7 @@ def _one_cluster(job_id: str, clusters: Sequence[str]) -> None:
 def _job_from_end_records(store, job_id: str, clusters: Optional[Sequence[str]]) -> Dict[str, Any]:
     """A partial row from the newest Epilog record of the job in ``clusters`` (None: any, as long
     as only one cluster has such a record)."""
-    try:
-        rows = store.conn.execute("SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = 'end' "
-                                  "ORDER BY written_at DESC", (job_id,)).fetchall()
-    except sqlite3.OperationalError as exc:  # a store from before the hooks' migration
-        if "no such table" not in str(exc):
-            raise
-        rows = []
+    rows = hook_records.job_records(store, job_id, "end")   # none in a store from before the hooks' migration
     if clusters is not None:
         rows = [r for r in rows if r["cluster"] in clusters]
     else:
@@ -313,25 +340,14 @@ def job_from_end_record(rec: Mapping[str, Any]) -> Dict[str, Any]:
 
 def load_scores(store, cluster: str, job_id: str) -> List[ScoreSeen]:
     """The job's scores on its own cluster (unknown risks left out)."""
-    keys = clusters_for(store, cluster)
-    rows = store.conn.execute("SELECT stage, risk, level, model_version FROM scores WHERE job_id = ? "  # noqa: S608 (placeholders)
-                              f"AND cluster IN ({','.join('?' * len(keys))}) ORDER BY scored_at",
-                              [job_id] + keys)
+    rows = score_table.job_scores(store, job_id, clusters_for(store, cluster))
     return [ScoreSeen(r["stage"], float(r["risk"]), r["level"], r["model_version"]) for r in rows
             if r["risk"] is not None and math.isfinite(float(r["risk"]))]
 
 
 def load_warnings(store, cluster: str, job_id: str) -> List[str]:
     """The recorder's early-warning events for a job (``events`` table), as one line each."""
-    keys = clusters_for(store, cluster)
-    try:
-        rows = store.conn.execute("SELECT kind, node, created_at, detail FROM events WHERE job_id = ? "  # noqa: S608 (placeholders)
-                                  f"AND cluster IN ({','.join('?' * len(keys))}) ORDER BY created_at",
-                                  [job_id] + keys).fetchall()
-    except sqlite3.OperationalError as exc:  # a store from before the recorder's migration
-        if "no such table" in str(exc):
-            return []
-        raise
+    rows = recorder_table.job_events(store, job_id, clusters_for(store, cluster))  # none before the recorder's migration
     out = []
     for r in rows:
         try:
@@ -346,18 +362,69 @@ def load_warnings(store, cluster: str, job_id: str) -> List[str]:
 def load_report(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT,
                 caller=None, admin_group: str = "") -> JobReport:
     """The report of (cluster, job_id). With a ``caller`` (``whyservice.access.Caller``), the
-    why-service's access rule applies: AccessDenied unless the job is theirs or they are an admin."""
+    why-service's access rule applies: AccessDenied unless the job is theirs or they are an admin.
+    SeveralJobs when the id names an array or het job as a whole (``load_reports``)."""
     job = find_job(store, str(job_id), cluster)
+    return _report_of(store, job, threshold, caller, admin_group)
+
+
+def load_reports(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT,
+                 caller=None, admin_group: str = "") -> List[JobReport]:
+    """The reports of every job ``job_id`` names (one, or an array's tasks in task order)."""
+    return [_report_of(store, job, threshold, caller, admin_group)
+            for job in find_jobs(store, str(job_id), cluster)]
+
+
+def reports_summary(reports: Sequence[JobReport]) -> Dict[str, Any]:
+    """An array's summary line's numbers: jobs, outcomes, and mean / min / max efficiencies."""
+    out: Dict[str, Any] = {"jobs": len(reports), "outcomes": {}}
+    for r in reports:
+        key = r.failure_class or (r.state or "unknown").lower()
+        out["outcomes"][key] = out["outcomes"].get(key, 0) + 1
+    for key in ("cpu_efficiency", "mem_efficiency", "time_used"):
+        vals = [getattr(r, key) for r in reports if known(getattr(r, key))]
+        out[key] = ({"mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals)}
+                    if vals else None)
+    return out
+
+
+def format_reports(reports: Sequence[JobReport], job_id: str) -> str:
+    """One report, or each of several followed by the summary line."""
+    if len(reports) == 1:
+        return format_report(reports[0])
+    s = reports_summary(reports)
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(s["outcomes"].items()))
+
+    def span(key: str) -> str:
+        v = s[key]
+        return "unknown" if v is None else f"mean {v['mean']:.1%} (min {v['min']:.1%}, max {v['max']:.1%})"
+    line = (f"Summary of {job_id}: {s['jobs']} jobs ({outcomes}); CPU efficiency {span('cpu_efficiency')}; "
+            f"memory efficiency {span('mem_efficiency')}; time used {span('time_used')}")
+    return "\n\n".join([format_report(r) for r in reports] + [line])
+
+
+def _report_of(store, job: Dict[str, Any], threshold: float, caller, admin_group: str) -> JobReport:
     if caller is not None:
         from .whyservice.access import check_access
         check_access(caller, job, admin_group)
     cl = job.get("cluster") or ""
-    summary = _row(store.conn, "SELECT * FROM job_summaries WHERE cluster = ? AND job_id = ?",
-                   (cl, job["job_id"]))
-    report = build_report(job, load_scores(store, cl, job["job_id"]), summary, threshold)
-    report.warnings = load_warnings(store, cl, job["job_id"])
+    ids = job_keys(job)
+    summary = next((s for s in (recorder_table.job_summary(store, cl, i) for i in ids) if s), None)
+    scores = [sc for i in ids for sc in load_scores(store, cl, i)]
+    report = build_report(job, scores, summary, threshold)
+    report.warnings = [w for i in ids for w in load_warnings(store, cl, i)]
     report.source = job.get("source") or "store"
     return report
+
+
+def job_keys(job: Mapping[str, Any]) -> List[str]:
+    """The ids a job's other records may be kept under: its JobID, and its JobIDRaw when that
+    differs (an array task's or het component's SLURM_JOB_ID, which the hooks and the recorder see)."""
+    ids = [str(job["job_id"])]
+    raw = job.get("job_id_raw")
+    if raw is not None and str(raw) != ids[0]:
+        ids.append(str(raw))
+    return ids
 
 
 def format_report(r: JobReport) -> str:
@@ -406,6 +473,9 @@ def _time_line(r: JobReport) -> str:
 
 def _cpu_line(r: JobReport) -> str:
     cpu = f"{human_duration(r.cpu_time_s)} CPU time" if known(r.cpu_time_s) else ""
+    if cpu and r.cpu_source and r.cpu_source != "TotalCPU":
+        cpu += f" from {r.cpu_source}" + ("; TotalCPU missed killed processes"
+                                          if r.cpu_source.startswith("TRESUsageIn") else "")
     if known(r.cpu_efficiency):
         return f"CPU efficiency: {r.cpu_efficiency:.1%}" + (f" ({cpu})" if cpu else "")
     return "CPU efficiency: unknown" + (f" ({cpu})" if cpu else "")
@@ -413,5 +483,7 @@ def _cpu_line(r: JobReport) -> str:
 
 def _mem_line(r: JobReport) -> str:
     used = mem_phrase(r.mem_peak_mb, r.mem_requested_mb)
+    if used and r.mem_peak_source and known(r.mem_peak_mb):
+        used += f"; peak from {r.mem_peak_source}"
     eff = f"{r.mem_efficiency:.1%}" if known(r.mem_efficiency) else "unknown"
     return f"Memory efficiency: {eff}" + (f" ({used})" if used else "")

@@ -62,7 +62,17 @@ SETTINGS: Tuple[Setting, ...] = (
             "every promotion, rollback and history refresh publishes the bundle's submit_model.lua "
             "there atomically. Empty = do not publish (set it on the host that runs the timers)."),
     Setting("model", "alert_threshold", float, 0.0,
-            "Risk at or above which users are warned; 0 = the threshold stored in the bundle's manifest."),
+            "Risk at or above which users are warned; 0 = the threshold stored in the bundle's manifest "
+            "(chosen by model.alert_budget and model.min_precision when it was trained)."),
+    Setting("model", "alert_budget", float, 0.10,
+            "Training chooses the alert threshold on the stack window as the lowest one that warns "
+            "at most this share of jobs (0 = no budget: the best-F1 threshold), raised if needed to "
+            "keep model.min_precision. Replaces train.alert_budget, which is still honoured when "
+            "set and this is not."),
+    Setting("model", "min_precision", float, 0.5,
+            "The alert threshold is raised until at least this share of the warned jobs on the "
+            "stack window failed (0 = no floor); when no threshold reaches it nobody is warned "
+            "(threshold 1.0) and the manifest says so."),
     Setting("model", "owner_cancel_is_failure", bool, False,
             "Count a job cancelled by its own owner as a failure. Off by default: owners cancel for "
             "many reasons that are not the job's fault (wrong input noticed, plans changed)."),
@@ -83,13 +93,15 @@ SETTINGS: Tuple[Setting, ...] = (
             "autoencoder; lite = the Lua model's features and trees, uncalibrated)."),
     Setting("train", "folds", int, 4,
             "Rolling-origin folds of the evaluation that ends every `nomade train`; 0 = no evaluation "
-            "(the manifest then has no metrics and `--publish` refuses to compare)."),
+            "(the manifest then has no metrics and the publish gate refuses the bundle; `nomade train "
+            "--folds N` overrides it for one run)."),
     Setting("train", "calibration", str, "platt",
             "Calibration of the stacked ensemble: platt, isotonic, or auto (the lower Brier score on "
             "the second half of the stack window)."),
     Setting("train", "alert_budget", float, 0.0,
-            "Choose the alert threshold so that at most this share of jobs is flagged (e.g. 0.1); "
-            "0 = the threshold with the best F1 on the stack window."),
+            "Deprecated: use model.alert_budget. When set (and model.alert_budget is not) it keeps "
+            "its former meaning: at most this share of jobs flagged, 0 = the best-F1 threshold; "
+            "model.min_precision applies too."),
     # ------------------------------------------------------------------ hooks
     Setting("hooks", "timeout_s", float, 2.0,
             "Wall-time bound for Prolog/Epilog/TaskProlog work; after it the hook gives up and exits 0."),

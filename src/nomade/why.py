@@ -11,9 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .report import (ALERT_DEFAULT, JobNotFound, ScoreSeen, build_report, clusters_for, human_duration,
-                     human_mem, known, load_scores, load_warnings, mem_option, slurm_time)
+                     human_mem, known, load_scores, load_warnings, mem_option, slurm_time, store_clusters)
+from . import efficiency, risk_scale
 from .features.words import reason_text
 from .states import FINAL_STATES, failure_class
+from .store import hook_records
+from .store import scores as score_table
+from .store.job_queries import owner_ended_jobs
+from .why_ondemand import OnDemand
 
 SIMILAR_LIMIT = 5
 
@@ -56,6 +61,7 @@ class WhyAnswer:
     similar_summary: str = ""
     recommendations: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)    # the node recorder's early warnings
+    sbatch: Optional[Dict[str, Any]] = None   # what sbatch told the user (the Lua model, recomputed)
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -85,7 +91,7 @@ def parse_reasons(text: Optional[str]) -> List[Contribution]:
 
 
 def _score_dict(s: ScoreSeen) -> Dict[str, Any]:
-    return {"risk": s.risk, "level": s.level, "model_version": s.model_version}
+    return {"risk": s.risk, "level": risk_scale.level(s.risk), "model_version": s.model_version}
 
 
 def _job_or_start_record(store, job_id: str, cluster: str) -> Dict[str, Any]:
@@ -95,45 +101,47 @@ def _job_or_start_record(store, job_id: str, cluster: str) -> Dict[str, Any]:
     try:
         return find_job(store, job_id, cluster)
     except JobNotFound:
-        row = store.conn.execute("SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = 'start' "
-                                 "AND (? = '' OR cluster = ?) ORDER BY written_at DESC LIMIT 1",
-                                 (job_id, cluster, cluster)).fetchone()
-        if row is None:
+        rows = hook_records.job_records(store, job_id, "start", cluster, limit=1)
+        if not rows:
             raise
-        rec = json.loads(row[1])
+        row = rows[0]
+        rec = json.loads(row["data"])
         env, req = rec.get("job") or {}, rec.get("request") or {}
-        return {"job_id": job_id, "cluster": row[0] or env.get("cluster", ""), "user": env.get("user"),
+        return {"job_id": job_id, "cluster": row["cluster"] or env.get("cluster", ""), "user": env.get("user"),
                 "uid": env.get("uid"), "name": req.get("name"), "partition": req.get("partition"),
                 "req_cpus": req.get("cpus"), "timelimit_s": req.get("timelimit_s"), "state": "RUNNING",
-                "submit_time": req.get("submit_time"), "source": "prolog"}
+                "submit_time": req.get("submit_time"), "start_time": req.get("start_time"),
+                "source": "prolog", "request": req}
 
 
-def job_owner(store, job_id: str, cluster: str = "") -> Dict[str, Any]:
-    """The row used for the privacy check: user and uid of the job."""
-    return _job_or_start_record(store, job_id, cluster)
+def job_owner(store, job_id: str, cluster: str = "", live=None) -> Dict[str, Any]:
+    """The row used for the privacy check: user and uid of the job. A job the store does not
+    hold is asked of Slurm when ``live`` (a ``live_job.SlurmJobs``) is given: its owner as
+    squeue prints it (``source`` 'slurm'; ``explain`` completes it)."""
+    try:
+        return _job_or_start_record(store, job_id, cluster)
+    except JobNotFound as exc:
+        from .live_job import live_owner
+        return live_owner(live, job_id, cluster, exc)
 
 
 def similar_jobs(store, job: Mapping[str, Any], limit: int = SIMILAR_LIMIT) -> List[SimilarJob]:
     """The user's most recent ended jobs with the same name; topped up with jobs in the same
     partition with a comparable core count. The user is the job's uid on the job's cluster
     (a user name alone is text another record may carry); by name only where no uid is known."""
-    owner = "uid = ?" if job.get("uid") is not None else "user = ? AND uid IS NULL"
-    base = ("SELECT job_id, name, state, cancelled_by, uid, exit_code, elapsed_s, timelimit_s, max_rss_mb, "  # noqa: S608 (owner is one of two constant clauses)
-            f"req_mem_mb FROM jobs WHERE cluster = ? AND {owner} AND job_id != ? AND is_final = 1 ")
-    args = [job.get("cluster") or "", job["uid"] if job.get("uid") is not None else job.get("user"),
-            job["job_id"]]
+    def ended(**like):
+        return owner_ended_jobs(store, job.get("cluster") or "", job.get("uid"), job.get("user"),
+                                job["job_id"], limit, **like)
+
     seen: Dict[str, SimilarJob] = {}
     queries = []
     if job.get("name"):
-        queries.append((base + "AND name = ? ORDER BY submit_time DESC LIMIT ?",
-                        args + [job["name"], limit], "same name"))
+        queries.append((ended(name=job["name"]), "same name"))
     cpus = job.get("req_cpus") or 1
-    queries.append((base + "AND coalesce(partition, '') = coalesce(?, '') AND req_cpus BETWEEN ? AND ? "
-                    "ORDER BY submit_time DESC LIMIT ?",
-                    args + [job.get("partition"), max(1, cpus // 2), cpus * 2, limit],
+    queries.append((ended(partition_cpus=(job.get("partition"), max(1, cpus // 2), cpus * 2)),
                     "same partition, similar cores"))
-    for sql, a, why in queries:
-        for r in store.conn.execute(sql, a):
+    for rows, why in queries:
+        for r in rows:
             if r["job_id"] in seen or len(seen) >= limit:
                 continue
             seen[r["job_id"]] = SimilarJob(
@@ -165,8 +173,11 @@ def recommend(job: Mapping[str, Any], similar: Sequence[SimilarJob]) -> List[str
                     f"the longest similar run took {human_duration(need)}.")
     if ooms:
         peak = max([s.max_rss_mb or s.req_mem_mb or 0 for s in ooms + ok])
-        recs.append(f"--mem={mem_option(peak * 1.5)}: {len(ooms)} similar job(s) ran out of memory "
-                    f"(peak seen {human_mem(peak)}).")
+        # --mem is per node: never below a task's peak x the tasks on one node (nomade.efficiency)
+        steps = job.get("steps") or ()
+        node = max(peak * efficiency.tasks_per_node(job, steps), efficiency.usage(job, steps).mem_node_peak_mb or 0)
+        recs.append(f"--mem={mem_option(node * 1.5)}: {len(ooms)} similar job(s) ran out of memory "
+                    f"(peak seen {human_mem(peak)}" + (f" per task, {human_mem(node)} per node)." if node > peak else ")."))
     if not timeouts and job.get("timelimit_s") and ok:
         longest = max(s.elapsed_s or 0 for s in ok)
         if longest > job["timelimit_s"]:
@@ -179,15 +190,24 @@ def recommend(job: Mapping[str, Any], similar: Sequence[SimilarJob]) -> List[str
     return recs
 
 
-def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT) -> WhyAnswer:
-    """Everything ``nomade-why`` shows for one job. Raises JobNotFound."""
-    job = _job_or_start_record(store, str(job_id), cluster)
+def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT,
+            job: Optional[Dict[str, Any]] = None, ondemand: Optional[OnDemand] = None) -> WhyAnswer:
+    """Everything ``nomade-why`` shows for one job. Raises JobNotFound. ``job``: the row
+    ``job_owner`` returned (a Slurm owner row is completed from scontrol through ``ondemand``);
+    ``ondemand``: score the stages nothing stored a score for, now, with the current bundle."""
+    job = job if job is not None else _job_or_start_record(store, str(job_id), cluster)
+    if job.get("source") == "slurm" and "request" not in job and ondemand is not None and ondemand.live:
+        job = ondemand.live.job(job)
+        if not job.get("cluster") and len(store_clusters(store)) == 1:
+            job["cluster"] = store_clusters(store)[0]
     clus = job.get("cluster") or ""
-    keys = clusters_for(store, clus)   # a cluster-less score counts only in a one-cluster store
-    rows = store.conn.execute("SELECT stage, risk, level, model_version, reasons FROM scores "  # noqa: S608 (placeholders only)
-                              f"WHERE job_id = ? AND cluster IN ({','.join('?' * len(keys))}) ORDER BY scored_at",
-                              [job["job_id"]] + keys).fetchall()
-    by_stage = {r["stage"]: r for r in rows}
+    # a cluster-less score counts only in a one-cluster store
+    rows = score_table.job_scores(store, job["job_id"], clusters_for(store, clus))
+    by_stage: Dict[str, Any] = {r["stage"]: r for r in rows}
+    fresh = ondemand.scores(store, job, [s for s in ("submit", "start") if s not in by_stage]) \
+        if ondemand is not None else {}
+    sbatch = fresh.pop("sbatch", None)
+    by_stage.update(fresh)
     contributions: List[Contribution] = []
     for stage in ("start", "submit"):
         if stage in by_stage and not contributions:
@@ -195,6 +215,9 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFA
     scores = load_scores(store, clus, job["job_id"])
     sim = similar_jobs(store, job)
     recs = recommend(job, sim)
+    option = (sbatch or {}).get("suggestion") or ""
+    if option and not any(r.startswith(option.split("=")[0] + "=") for r in recs):
+        recs.insert(0, option)   # the sbatch option job_submit.lua suggested
     if job.get("state") in FINAL_STATES:
         recs += [n for n in build_report(job, scores, None, threshold).notes if n not in recs]
     state = job.get("state")
@@ -203,12 +226,21 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFA
         name=job.get("name"), state=state,
         outcome=failure_class(state, job.get("cancelled_by"), job.get("uid"), job.get("exit_code"))
         if state in FINAL_STATES else None,
-        risk_submit=_score_dict(ScoreSeen("submit", by_stage["submit"]["risk"], by_stage["submit"]["level"],
-                                          by_stage["submit"]["model_version"])) if "submit" in by_stage else None,
-        risk_start=_score_dict(ScoreSeen("start", by_stage["start"]["risk"], by_stage["start"]["level"],
-                                         by_stage["start"]["model_version"])) if "start" in by_stage else None,
+        risk_submit=_stage_risk(by_stage, "submit"), risk_start=_stage_risk(by_stage, "start"),
         contributions=contributions[:5], similar=sim, similar_summary=summarize_similar(sim),
-        recommendations=recs, warnings=load_warnings(store, clus, str(job["job_id"])))
+        recommendations=recs, warnings=load_warnings(store, clus, str(job["job_id"])), sbatch=sbatch)
+
+
+def _stage_risk(by_stage: Mapping[str, Mapping[str, Any]], stage: str) -> Optional[Dict[str, Any]]:
+    """The risk dict of a stage: a stored score, or one scored now (``scored``: 'now', ``as_of``:
+    the submit or start time it was scored as of)."""
+    r = by_stage.get(stage)
+    if r is None:
+        return None
+    out = _score_dict(ScoreSeen(stage, r["risk"], r["level"], r["model_version"]))
+    if r.get("scored") == "now":
+        out.update(scored="now", as_of=r.get("as_of"))
+    return out
 
 
 def _ran_for(elapsed: Optional[float], limit: Optional[float]) -> str:
@@ -217,15 +249,31 @@ def _ran_for(elapsed: Optional[float], limit: Optional[float]) -> str:
     return ran + (f" of {human_duration(limit)}" if known(limit) else ", no time limit known")
 
 
+def _sbatch_lines(v: Optional[Mapping[str, Any]]) -> List[str]:
+    """What sbatch told the user (the Lua model's verdict, recomputed)."""
+    if not v:
+        return []
+    if not v.get("warned"):
+        return [f"At sbatch: no warning (the submit model, {v['model_version']}, gave {v['risk']:.0%}; "
+                f"it warns from {v['threshold']:.0%})"]
+    return [f"At sbatch (recomputed with model {v['model_version']}; nothing was shown if the job was "
+            "submitted with --comment=nomade:quiet):"] + \
+        [f"  {line}" for line in str(v.get("message") or "").splitlines()]
+
+
 def format_why(a: Mapping[str, Any]) -> str:
     """Text for a WhyAnswer.as_dict() (what the service sends)."""
     def risk(r: Optional[Mapping[str, Any]]) -> str:
-        return "not scored" if not r else f"{r['risk']:.0%} {r.get('level') or ''} (model {r['model_version']})"
+        if not r:
+            return "not scored"
+        now = ", scored now by nomade-why" if r.get("scored") == "now" else ""
+        return f"{r['risk']:.0%} {r.get('level') or ''} (model {r['model_version']}{now})"
     lines = [f"Job {a['job_id']}" + (f" ({a['name']})" if a.get("name") else "")
              + f" of {a.get('user') or 'an unknown user'}: {a.get('state') or 'state unknown'}"
              + (f", outcome {a['outcome']}" if a.get("outcome") else ""),
              f"Risk at submit: {risk(a.get('risk_submit'))}",
              f"Risk at start:  {risk(a.get('risk_start'))}"]
+    lines.extend(_sbatch_lines(a.get("sbatch")))
     if a.get("contributions"):
         lines.append("Main factors:")
         for c in a["contributions"]:

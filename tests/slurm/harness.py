@@ -183,6 +183,21 @@ def wait_accounting_settled(job_ids: Sequence[str], fields: Sequence[str], timeo
         time.sleep(1)
 
 
+def wait_all_accounting_settled(timeout: float = 60, quiet_s: float = 3) -> None:
+    """Like wait_accounting_settled, for every job since midnight (what a live ingest reads)."""
+    argv = ["sacct", "-a", "-n", "-P", "-S", time.strftime("%Y-%m-%dT00:00:00"), "-o",
+            "JobID,State,ExitCode,DerivedExitCode,MaxRSS,TotalCPU,End,UID"]
+    end = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < end:
+        now_out = sh(argv, timeout=30).stdout
+        if now_out != last:
+            last, since = now_out, time.time()
+        elif time.time() - since >= quiet_s:
+            return
+        time.sleep(1)
+
+
 def wait_field(job_id: str, field: str, value: str, timeout: float = 60) -> None:
     """Wait until sacct's allocation row of ``job_id`` shows ``field`` = ``value``."""
     end = time.time() + timeout

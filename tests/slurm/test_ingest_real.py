@@ -16,6 +16,8 @@ from typing import Dict, List
 
 import pytest
 
+from nomade.jobrecord import REQ_MEM_JOB
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
@@ -127,6 +129,10 @@ def matrix(slurm_cluster) -> Dict[str, str]:
 def ingested(matrix, tmp_path_factory):
     """The matrix ingested twice through the CLI; returns (data_dir, first counts, second counts)."""
     data = tmp_path_factory.mktemp("ingest-real")
+    # every job of the day is ingested, the other test files' too: wait until all of them have
+    # left the queue and their accounting is quiet, so the second run has nothing left to update
+    harness.wait_queue_empty()
+    harness.wait_all_accounting_settled()
     first = json.loads(nomade(data, "ingest", "sacct", "--json").stdout)
     second_text = nomade(data, "ingest", "sacct").stdout
     return data, first, second_text
@@ -171,7 +177,7 @@ def test_completed(rows, matrix):
     assert (r["state"], r["exit_code"], r["exit_signal"], r["is_final"]) == ("COMPLETED", 0, 0, 1)
     assert (r["user"], r["uid"], r["account"], r["partition"]) == ("root", 0, "research", "debug")
     assert r["req_cpus"] == 2 and r["alloc_cpus"] == 2 and r["req_nodes"] == 1
-    assert r["req_mem_mb"] == 300 and not r["req_mem_per_cpu"]
+    assert r["req_mem_mb"] == 300 and r["req_mem_per_cpu"] == REQ_MEM_JOB   # 22.05: the job's total
     assert r["timelimit_s"] == 300 and r["timelimit_raw"] in ("00:05:00", "5")
     assert 1 <= r["elapsed_s"] <= 30 and r["end_time"] >= r["start_time"] >= r["submit_time"]
     assert r["work_dir"] == "/tmp" and r["node_list"] == os.uname().nodename.split(".")[0]
@@ -209,7 +215,7 @@ def test_cancelled_running_by_root(rows, matrix):
 def test_out_of_memory(rows, matrix):
     r = job(rows, matrix, "oom_root")
     assert r["state"] == "OUT_OF_MEMORY", r["state_raw"]
-    assert r["req_mem_mb"] == 64 and not r["req_mem_per_cpu"]
+    assert r["req_mem_mb"] == 64 and r["req_mem_per_cpu"] == REQ_MEM_JOB
 
 
 def test_node_fail(rows, matrix):
@@ -294,6 +300,107 @@ def test_forged_rows_in_a_wrap_never_become_another_users_job(slurm_cluster, tmp
     for job_id, (user, uid, *_rest) in stored.items():
         if user in harness.TEST_USERS:
             assert uid == harness.user_uid(user), (job_id, user, uid)
+
+
+# ---------------------------------------------------------------------------------- efficiency
+HOLD = ("import sys, time\n"
+        "b = bytearray(int(sys.argv[1]) * 2**20); b[::4096] = b'x' * len(b[::4096])\n"
+        "t = time.time()\n"
+        "while time.time() - t < float(sys.argv[2]): pass\n"
+        "time.sleep(float(sys.argv[3]))\n")
+EFF_FIELDS = ["JobID", "JobIDRaw", "State", "Elapsed", "AllocCPUS", "ReqMem", "ReqTRES", "MaxRSS",
+              "TotalCPU", "NTasks", "TRESUsageInTot", "TRESUsageInMax"]
+
+
+@pytest.fixture(scope="module")
+def efficiency_jobs(slurm_cluster, tmp_path_factory):
+    """Jobs with known behaviour (python processes holding a known memory and spinning a known
+    time), their raw sacct rows, and a store holding them (ingested from a dump of them)."""
+    work = harness.user_tmpdir("root", "nomade-eff-")
+    (work / "hold.py").write_text(HOLD, encoding="utf-8")
+    hold = f"{PY} {work}/hold.py"
+    jobs = {
+        # 4 tasks x ~300 MB under --mem=2G: ~60 % (MaxRSS alone, one task, reads ~15 %)
+        "multitask": harness.submit("root", "-J", "eff_multitask", "-n4", "--mem=2G", "-t", "5",
+                                    output_dir=work, wrap=f"srun -n4 {hold} 300 4 3"),
+        # per-CPU request, a batch step then a 2-task step
+        "percpu": harness.submit("root", "-J", "eff_percpu", "-n2", "--mem-per-cpu=600M", "-t", "5",
+                                 output_dir=work, wrap=f"{hold} 250 3 0; srun -n2 {hold} 200 3 0"),
+        "array": harness.submit("root", "-J", "eff_array", "--array=1-2", "--mem=1G", "-t", "5",
+                                output_dir=work, wrap=f"{hold} 100 2 0"),
+        # two children spinning until the 1-minute limit kills them: TotalCPU misses their CPU
+        "timeout": harness.submit("root", "-J", "eff_timeout", "-c2", "--mem=1G", "-t", "1",
+                                  output_dir=work, wrap=f"{hold} 150 200 0 & {hold} 100 200 0; wait"),
+    }
+    harness.wait_done(list(jobs.values()), timeout=240)
+    harness.wait_accounting_settled(list(jobs.values()), EFF_FIELDS, timeout=60)
+    from nomade.ingest.sacct import LIVE_FIELDS
+    dump = harness.sh(["sacct", "-a", "-D", "-P", "-j", ",".join(jobs.values()),
+                       "--format=" + ",".join(LIVE_FIELDS)], timeout=30).stdout
+    data = tmp_path_factory.mktemp("eff-real")
+    (data / "dump.txt").write_text(dump, encoding="utf-8")
+    nomade(data, "ingest", "sacct", "--file", str(data / "dump.txt"))
+    raw = {r["JobID"]: r for r in harness.sacct_rows(jobs.values(), EFF_FIELDS)}
+    return jobs, raw, data
+
+
+def _report(data: Path, job_id: str):
+    return json.loads(nomade(data, "report", job_id, "--json").stdout)
+
+
+def _mib(text: str) -> float:
+    from nomade.efficiency import tres_mem_mb
+    return tres_mem_mb("mem=" + text)
+
+
+def _tres(text: str, key: str) -> str:
+    return dict(p.split("=", 1) for p in text.split(",") if "=" in p)[key]
+
+
+def test_efficiency_multitask_step(efficiency_jobs):
+    jobs, raw, data = efficiency_jobs
+    jid = jobs["multitask"]
+    step = raw[f"{jid}.0"]
+    hand = _mib(_tres(step["TRESUsageInTot"], "mem")) / 2048          # the 4 tasks / --mem=2G
+    r = _report(data, jid)
+    assert abs(r["mem_efficiency"] - hand) < 0.01 and 0.45 < hand < 0.75, (r, step)
+    assert r["mem_peak_source"] == "TRESUsageInTot"
+    assert _mib(step["MaxRSS"]) / 2048 < 0.25          # what MaxRSS alone would have said
+
+
+def test_efficiency_per_cpu_request_several_steps(efficiency_jobs):
+    jobs, raw, data = efficiency_jobs
+    jid = jobs["percpu"]
+    req = _mib(_tres(raw[jid]["ReqTRES"], "mem"))                     # 2 x 600M = 1200M
+    peak = max(_mib(_tres(raw[f"{jid}.{s}"]["TRESUsageInTot"], "mem")) for s in ("batch", "0"))
+    r = _report(data, jid)
+    assert req == 1200 and abs(r["mem_efficiency"] - peak / req) < 0.01, r
+
+
+def test_efficiency_array_ids(efficiency_jobs):
+    jobs, raw, data = efficiency_jobs
+    base = jobs["array"]
+    tasks = _report(data, base)
+    assert [t["job_id"] for t in tasks["jobs"]] == [f"{base}_1", f"{base}_2"]
+    assert tasks["summary"]["jobs"] == 2
+    raw_id = raw[f"{base}_1"]["JobIDRaw"]
+    assert _report(data, raw_id)["job_id"] == f"{base}_1"              # the task's SLURM_JOB_ID
+    for t in tasks["jobs"]:
+        hand = _mib(_tres(raw[t["job_id"] + ".batch"]["TRESUsageInTot"], "mem")) / 1024
+        assert abs(t["mem_efficiency"] - hand) < 0.01
+
+
+def test_efficiency_timeout_cpu_of_killed_children(efficiency_jobs):
+    jobs, raw, data = efficiency_jobs
+    jid = jobs["timeout"]
+    from nomade.slurm.sacct_fields import parse_duration as d
+    batch = raw[f"{jid}.batch"]
+    cpu = max(d(batch["TotalCPU"]), d(_tres(batch["TRESUsageInTot"], "cpu")), d(_tres(batch["TRESUsageInMax"], "cpu")))
+    hand = cpu / (d(raw[jid]["Elapsed"]) * int(raw[jid]["AllocCPUS"]))
+    r = _report(data, jid)
+    assert r["failure_class"] == "timeout"
+    assert abs(r["cpu_efficiency"] - hand) < 0.01 and hand > 0.2, (r, batch)
+    assert r["cpu_source"].startswith("TRESUsageIn")
 
 
 # ---------------------------------------------------------------------------------- capture

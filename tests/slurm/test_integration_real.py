@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 import nomade_slurm_setup as S  # noqa: E402
 
 BOB = pwd.getpwnam("bob").pw_uid if "bob" in {p.pw_name for p in pwd.getpwall()} else 1002
@@ -84,7 +85,9 @@ def ran(cluster):
     res["quiet_env"] = S.as_user("alice", ["sbatch", "--parsable", "-o", str(S.WORK / "%j.out"), "-J",
                                            "risky-e", "--wrap", "true"], env={"NOMADE_QUIET": "1"})
     jobs["quiet_env"] = S.job_id_of(res["quiet_env"])
-    time.sleep(3)
+    # cancelled while running (its Prolog has run); on a loaded machine it may start late
+    harness.wait_state(jobs["cancel"], ["RUNNING"], timeout=120)
+    time.sleep(1)
     subprocess.run(["scancel", jobs["cancel"]], check=True)
     states = S.wait_ended(list(jobs.values()), timeout=240)
     S.nomade("ingest", "sacct", "--since", time.strftime("%Y-%m-%dT00:00:00"))
@@ -98,7 +101,7 @@ def test_message_on_sbatch_stderr(ran):
     """The trained submit_model.lua (site_history: risky-* jobs failed 90 % of the time) warns
     alice's risky job with the reason in words; her plain job gets nothing."""
     r = ran["submit"]["risky"]
-    assert re.search(r"sbatch: nomade: (HIGH|ELEVATED) failure risk \(\d+%\)", r.stderr), r.stderr
+    assert re.search(r"sbatch: nomade: (LOW|MODERATE|HIGH|CRITICAL) failure risk \(\d+%\)", r.stderr), r.stderr
     assert "of your past jobs with this name failed" in r.stderr, r.stderr
     assert "nomade-why JOBID; silence: --comment=nomade:quiet" in r.stderr
     assert r.stdout.strip() == ran["jobs"]["risky"]  # --parsable stdout is just the id
@@ -119,7 +122,7 @@ def test_risk_line_in_job_output(ran):
     """The Prolog scored the job with the bundle's ONNX start-stage ensemble; the TaskProlog
     printed the line into the job's output."""
     risky = (S.WORK / f"{ran['jobs']['risky']}.out").read_text()
-    m = re.search(r"nomade: (HIGH|ELEVATED|MODERATE) failure risk \((\d+)%\) at start: (.*)\. "
+    m = re.search(r"nomade: (LOW|MODERATE|HIGH|CRITICAL) failure risk \((\d+)%\) at start: (.*)\. "
                   r"Details: nomade-why (\d+)", risky)
     assert m, risky
     assert m.group(4) == ran["jobs"]["risky"] and int(m.group(2)) >= 50
@@ -233,3 +236,35 @@ def test_spoofed_identity_job_stays_alices(ran, why_service):
     assert S.nomade_why_as("bob", jid).returncode == 1
     own = S.nomade_why_as("alice", jid)
     assert own.returncode == 0 and json.loads(own.stdout)["user"] == "alice", own.stderr
+
+
+def test_why_pending_job_scored_on_demand(ran, why_service):
+    """A held job nothing scored and accounting has not delivered: the service asks Slurm whose
+    it is (squeue) and what it asks for (scontrol), scores it now with the current bundle and
+    recomputes what sbatch told alice; bob is refused; an id Slurm does not know is not found."""
+    r = S.sbatch("alice", "--hold", "-J", "risky-held", "--wrap", "true")
+    jid = S.job_id_of(r)
+    try:
+        own = S.nomade_why_as("alice", jid)
+        assert own.returncode == 0, own.stderr
+        ans = json.loads(own.stdout)
+        assert (ans["user"], ans["state"], ans["name"]) == ("alice", "PENDING", "risky-held")
+        sub = ans["risk_submit"]
+        assert sub["scored"] == "now" and sub["model_version"] == ran["bundle"] and 0 <= sub["risk"] <= 1
+        assert ans["risk_start"] is None and ans["contributions"]
+        assert all(c["text"] for c in ans["contributions"])
+        said = ans["sbatch"]
+        assert said["model_version"] == ran["bundle"]
+        assert said["warned"] == ("failure risk" in r.stderr), (said, r.stderr)
+        if said["warned"]:
+            assert f"nomade: {said['level']} failure risk" in r.stderr
+        other = S.nomade_why_as("bob", jid)
+        assert other.returncode == 1 and "belongs to another user" in other.stderr
+        text = S.as_user("alice", [S.SYS_PY, "-c", "from nomade.cli.why_cmd import main; main()", jid],
+                         env={"PYTHONPATH": S.pythonpath(), "NOMADE_CONFIG": str(S.CONF)})
+        assert text.returncode == 0 and "scored now by nomade-why" in text.stdout, text.stderr
+    finally:
+        subprocess.run(["scancel", jid], check=False)
+    unknown = S.nomade_why_as("alice", "99999999")
+    assert unknown.returncode == 1 and "not in the store" in unknown.stderr
+

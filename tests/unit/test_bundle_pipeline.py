@@ -9,6 +9,8 @@ import pytest
 
 from gbdt_fixtures import make_store, synthetic_records
 
+from nomade import risk_scale
+
 pytestmark = pytest.mark.train
 N_JOBS = 3000
 
@@ -41,6 +43,13 @@ def test_bundle_contents(trained):
         assert st["calibration"]["kind"] in ("platt", "isotonic", "identity")
         assert st["mode"] in ("stacked", "fallback-weights")
         assert 0 < m["stage_thresholds"][stage]["alert"] <= m["stage_thresholds"][stage]["high"] <= 1
+        # the alert policy (model.alert_budget 10 %, model.min_precision 0.5) and what decided
+        ch = m["alert_policy"][stage]
+        assert ch["threshold"] == m["stage_thresholds"][stage]["alert"] and ch["budget"] == 0.1
+        assert ch["rule"].startswith(("alert budget", "min precision")) and len(ch["table"]) == 9
+        assert ch["flagged"] <= 0.1 + 1e-9 and (ch["precision"] >= 0.5 or ch["threshold"] == 1.0)
+    lua_ch = m["alert_policy"]["lua"]
+    assert lua_ch["threshold"] == m["lua"]["threshold"] and lua_ch["flagged"] <= 0.1 + 1e-9
     assert {"start_context.json", "knn_submit_bank_z.npy", "seq_start_users.npy",
             "gbdt_lite.onnx", "trees_gbdt_lite.json", "history_lite.json", "submit_model.lua"} <= set(m["files"])
     assert m["ensemble"]["primary"] == {"submit": "ensemble_submit", "start": "ensemble_start"}
@@ -123,7 +132,7 @@ def test_score_batch_and_single(trained):
         for a, b in zip(batch[:5], single):
             assert abs(a.risk - b.risk) < 1e-6
             assert [x[0] for x in a.reasons] == [x[0] for x in b.reasons]
-        assert all(0 <= s.risk <= 1 and s.level in ("low", "elevated", "high") for s in batch)
+        assert all(0 <= s.risk <= 1 and s.level in risk_scale.LEVELS for s in batch)
         assert batch[0].model_version == res.version and batch[0].model == f"ensemble_{stage}"
         assert any(s.reasons for s in batch)
 

@@ -72,6 +72,8 @@ def test_evaluate_small_history_end_to_end(tmp_path):
         assert (out / f).exists()
     md = (out / "report.md").read_text()
     assert "## Choosing the alert threshold" in md and "| top 10% of jobs |" in md
+    assert "| alert policy (each fold's threshold) | per fold |" in md and "`model.min_precision`" in md
+    assert "| p >= 0.60 |" in md                       # the trade-off table an admin chooses from
     assert "false alarms /100 jobs" in (out / "report.html").read_text()
     js = json.loads((out / "metrics.json").read_text())
     assert js["report"] == str(out) and "ensemble" in js["metrics"]

@@ -111,3 +111,19 @@ def test_task_prolog_entry_prints_nothing_from_a_child_past_its_budget(tmp_path)
     r = subprocess.run([str(entry)], env={"PATH": os.environ["PATH"], "SLURM_JOB_ID": "5"},
                        capture_output=True, timeout=30)
     assert r.returncode == 0 and r.stdout == b"" and time.monotonic() - t0 < 2.9
+
+
+def test_mailprog_entry_hands_slurms_message_to_python(tmp_path):
+    """The MailProg's Python gets Slurm's message on its stdin and its arguments as given
+    (an asynchronous command in sh gets /dev/null as stdin unless told otherwise)."""
+    fake = tmp_path / "fakepython"
+    fake.write_text(f"#!/bin/sh\ncat > {tmp_path}/body\nprintf '%s\\n' \"$@\" > {tmp_path}/args\n")
+    fake.chmod(0o755)
+    entry = _entry(tmp_path, "mailprog", str(fake))
+    body = "SLURM Job_id=7 Name=x Ended, Run time 00:00:01, COMPLETED, ExitCode 0\nsecond line | $HOME `x`\n"
+    r = subprocess.run([str(entry), "-s", "Slurm Job_id=7 Ended", "alice@example.org"], input=body.encode(),
+                       env={"PATH": os.environ["PATH"]}, capture_output=True, timeout=60)
+    assert r.returncode == 0
+    assert (tmp_path / "body").read_text() == body
+    assert (tmp_path / "args").read_text().splitlines()[-3:] == ["-s", "Slurm Job_id=7 Ended",
+                                                                  "alice@example.org"]

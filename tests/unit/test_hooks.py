@@ -96,7 +96,7 @@ def test_prolog_scores_and_spools(tmp_path, stub_scorer, scontrol):
     assert recs[0]["score"]["risk"] == 0.91 and recs[0]["score"]["alert"] is True
     assert stub_scorer.calls[0]["timelimit_s"] == 60
     (line,) = log_lines(tmp_path)
-    assert "nomade-prolog job=42: start recorded, risk 0.91 HIGH (model stub-1, alert)" in line
+    assert "nomade-prolog job=42: start recorded, risk 0.91 CRITICAL (model stub-1, alert)" in line
     risk = json.loads((tmp_path / "run" / "42.json").read_text())
     assert risk["alert"] and oct((tmp_path / "run" / "42.json").stat().st_mode)[-3:] == "400"
 
@@ -107,7 +107,7 @@ def test_task_prolog_prints_risk_line(tmp_path, stub_scorer, scontrol, capsys):
     capsys.readouterr()
     assert run_hook("task-prolog", task_prolog.task_prolog_body, env) == 0
     out = capsys.readouterr().out
-    assert out.startswith("print nomade: HIGH failure risk (91%) at start: time limit shorter")
+    assert out.startswith("print nomade: CRITICAL failure risk (91%) at start: time limit shorter")
     assert "Suggestion: --time=00:10:00" in out and "nomade-why 42" in out
     run_hook("task-prolog", task_prolog.task_prolog_body, dict(env, SLURM_PROCID="3"))
     assert capsys.readouterr().out == ""

@@ -74,7 +74,7 @@ def test_risky_job_gets_message_safe_job_none(model):
     s.submit(name="risky-1", time_limit=60)
     assert len(s.user_msgs) == 1
     msg = s.user_msgs[0]
-    assert msg.startswith("nomade: HIGH failure risk (")
+    assert msg.startswith("nomade: CRITICAL failure risk (88%)")   # 0.88 >= 0.8 (no M.levels: fallback)
     assert "jobs named like this one failed before" in msg
     assert "--time=00:10:00" in msg
     assert s.errors == []
@@ -223,7 +223,7 @@ def test_model_replaced_between_submissions(tmp_path, model, with_lfs):
 def test_threshold_override(model):
     s = Slurm(model, settings={"THRESHOLD": "0.01"})
     s.submit(name="plain", time_limit=60)
-    assert len(s.user_msgs) == 1 and "MODERATE" in s.user_msgs[0]
+    assert len(s.user_msgs) == 1 and s.user_msgs[0].startswith("nomade: LOW failure risk (5%)")
 
 
 def test_modify_passes_through(model):
@@ -254,6 +254,60 @@ def test_rate_limit_is_per_kind_of_error(tmp_path):
     s.submit()
     s.submit()
     assert len(s.errors) == 2 and "kaboom" in s.errors[0] and "non-number" in s.errors[1]
+
+
+@pytest.mark.parametrize("with_lfs", [True, False])
+def test_a_new_kind_of_model_file_error_is_not_hidden_by_an_older_one(tmp_path, with_lfs):
+    """Missing, then too big, then not Lua, then bytecode, then an invalid table: each is a new
+    kind of error and gets its own line at once; the same kind again stays rate-limited."""
+    p = tmp_path / "m.lua"
+    s = Slurm(p, with_lfs=with_lfs, settings={"RELOAD_CHECK_S": 0, "LFS_CHECK_S": 0, "MAX_MODEL_BYTES": 4096})
+    s.submit()
+    p.write_text("--" + "x" * 5000)
+    s.submit()
+    p.write_text("return {")
+    s.submit()
+    p.write_bytes(b"\x1bLua garbage")
+    s.submit()
+    p.write_text("return {format = 1}")
+    s.submit()
+    p.write_text("return {format = 1} -- still invalid, same kind")
+    s.submit()
+    assert len(s.errors) == 5, s.errors
+    for line, expect in zip(s.errors, ["is missing", "over the 4096-byte limit", "cannot load",
+                                       "is bytecode", "predict()"]):
+        assert line.startswith("nomade: ") and expect in line, (expect, line)
+
+
+def test_rate_limited_kind_counts_what_it_suppressed(tmp_path):
+    p = tmp_path / "m.lua"
+    p.write_text("return {format = 1, version = 'bad', predict = function(r) error('kaboom') end}")
+    s = Slurm(p, settings={"ERROR_LOG_EVERY_S": 60})
+    s.lua.execute("nomade_test_now = 1000; os.time = function() return nomade_test_now end")
+    for _ in range(3):
+        s.submit()
+    assert len(s.errors) == 1
+    s.lua.execute("nomade_test_now = 1061")
+    s.submit()
+    assert len(s.errors) == 2 and s.errors[1].endswith("(2 similar errors suppressed)"), s.errors
+
+
+def test_error_outside_the_model_is_its_own_kind(tmp_path, model):
+    """An error in job_submit.lua itself (here: slurm.log_user raising) is logged even while the
+    model's errors of another kind are rate-limited."""
+    good = model.read_text()
+    model.write_text("return {format = 1, version = 'bad', predict = function(r) error('kaboom') end}")
+    s = Slurm(model, settings={"RELOAD_CHECK_S": 0, "LFS_CHECK_S": 0})
+    s.submit(name="risky")
+    s.submit(name="risky")
+    model.write_text(good)
+    s.lua.execute("slurm.log_user = function() error('log_user broke') end")
+    s.submit(name="risky")
+    model.write_text("return {format = 1, version = 'bad2', predict = function(r) error('boom2') end}")
+    s.submit(name="risky")
+    assert len(s.errors) == 2, s.errors
+    assert "kaboom" in s.errors[0] and "slurm_job_submit for uid 1001" in s.errors[1]
+    assert "log_user broke" in s.errors[1]
 
 
 # ---------------------------------------------------------------- the model file is untrusted data
@@ -405,6 +459,18 @@ def test_invalid_results_are_refused(tmp_path, ret):
     ("return {format = 1, threshold = 7, predict = function() return 1 end}", "threshold outside 0..1"),
     ("return {format = 1, version = string.rep('v', 400), predict = function() return 1 end}", "version"),
     ("return {format = 1, version = {}, predict = function() return 1 end}", "version"),
+    ("return {format = 1, levels = 0.5, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {0.3, 0.6}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {0.3, 0.6, 0.8, 0.9}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {0.6, 0.3, 0.8}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {0.3, 0.3, 0.8}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {0.3, 0.6, 1.5}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {-0.1, 0.6, 0.8}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {0/0, 0.6, 0.8}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {'0.3', 0.6, 0.8}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {0.3, 0.6, 0.8, x = 1}, predict = function() return 1 end}", "levels"),
+    ("return {format = 1, levels = {[1] = 0.3, [2] = 0.6, [3.5] = 0.8}, predict = function() return 1 end}",
+     "levels"),
 ])
 def test_model_fields_checked_at_load(tmp_path, body, expect):
     s = Slurm(_hostile(tmp_path, body))
@@ -488,3 +554,24 @@ def test_unreadable_model_says_so(tmp_path):
     s.lua.execute("io.open = function(path) return nil, path .. ': Permission denied' end")
     s.submit(name="x")
     assert len(s.errors) == 1 and "Permission denied (it must be readable by SlurmUser)" in s.errors[0]
+
+
+def test_level_cutoffs_come_from_the_model(tmp_path):
+    """job_submit.lua names the level with the model's M.levels (checked, copied at load)."""
+    text = TEST_MODEL.read_text().replace("M.threshold = 0.5", "M.threshold = 0.5\nM.levels = {0.1, 0.9, 0.95}")
+    p = tmp_path / "submit_model.lua"
+    p.write_text(text)
+    s = Slurm(p)
+    s.submit(name="risky-1", time_limit=60)          # 0.88: HIGH on this scale, CRITICAL on the default
+    assert s.user_msgs and s.user_msgs[0].startswith("nomade: MODERATE failure risk (88%)"), s.user_msgs
+
+
+def test_model_cannot_change_its_levels_after_load(tmp_path):
+    body = ("local M = {format = 1, threshold = 0.0, levels = {0.3, 0.6, 0.8}}\n"
+            "function M.predict(r) M.levels[1] = 0.99; M.levels[3] = 0.0; return 0.5, {}, nil end\n"
+            "return M")
+    p = _hostile(tmp_path, body)
+    s = Slurm(p)
+    s.submit(name="x")
+    s.submit(name="x")
+    assert [m.split(" failure")[0] for m in s.user_msgs] == ["nomade: MODERATE"] * 2, s.user_msgs

@@ -31,6 +31,9 @@ def wheel_names(tmp_path_factory):
     "data/share/nomade/lua/job_submit.lua",
     "data/share/nomade/slurm_plugins/prolog",
     "data/share/nomade/slurm_plugins/systemd/nomade-train.timer",
+    "data/share/nomade/slurm_plugins/systemd/nomade-why.service",
+    "data/share/nomade/slurm_plugins/systemd/nomade-ingest-sacct.service",
+    "data/share/nomade/slurm_plugins/systemd/nomade-ingest-sacct.timer",
 ])
 def test_wheel_carries(wheel_names, suffix):
     assert any(n.endswith(suffix) for n in wheel_names), suffix

@@ -82,7 +82,7 @@ def test_load_from_store_and_text(tmp_path):
         assert r.scores[0].risk == 0.85
         text = format_report(r)
         assert "State: TIMEOUT" in text and "Outcome: timeout" in text and "--time=" in text
-        assert "Prediction: risk 85% at start (model m1): warned, and it failed (timeout)" in text
+        assert "Prediction: risk 85% (CRITICAL) at start (model m1): warned, and it failed (timeout)" in text
         json.dumps(r.as_dict())
         with pytest.raises(JobNotFound):
             load_report(store, "999")

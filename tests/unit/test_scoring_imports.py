@@ -16,6 +16,7 @@ import json, sys
 from nomade.scoring.bundle import load_bundle
 from nomade.scoring.score import Scorer
 import nomade.scoring.series  # the recorder's series model: runtime-safe too
+import nomade.scoring.lua_verdict, nomade.why_ondemand  # nomade-why's on-demand scoring too
 b = load_bundle(sys.argv[1])
 sc = Scorer(b)
 req = {"user": "u1", "name": "app3", "cpus": 4, "nodes": 1, "timelimit_s": 3600,

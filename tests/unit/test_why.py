@@ -61,7 +61,7 @@ def test_explain_pending_job(store_path):
     assert any(r.startswith("--time=01:49:00") for r in a.recommendations)  # 5000 s * 1.3
     assert any(r.startswith("--mem=5G") for r in a.recommendations)
     text = format_why(a.as_dict())
-    assert "Risk at submit: 82% HIGH" in text
+    assert "Risk at submit: 82% CRITICAL" in text   # the scale's level of 0.82, whatever was stored
     assert "time limit of 1h00m: raises risk (timelimit_s = 3600, +1.20 log-odds)" in text
 
 
@@ -148,7 +148,7 @@ def test_why_cli_direct(tmp_path, store_path):
     from nomade.cli.main import cli
     res = CliRunner().invoke(cli, ["--data-dir", str(store_path.parent), "why", "10", "--direct", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["risk_submit"]["level"] == "HIGH"
+    assert json.loads(res.output)["risk_submit"]["level"] == "CRITICAL"
 
 
 def test_similar_jobs_are_the_owners_by_uid_and_cluster(tmp_path):

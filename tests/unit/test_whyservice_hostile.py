@@ -418,7 +418,7 @@ def test_serve_why_takes_max_per_uid_from_the_settings(tmp_path, monkeypatch):
     seen = {}
 
     class FakeServer:
-        def __init__(self, *args):
+        def __init__(self, *args, **kwargs):
             seen["limits"] = args[-1]
 
         def serve_forever(self):

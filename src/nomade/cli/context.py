@@ -2,13 +2,16 @@
 
 import functools
 import json
+import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import click
 
 from ..config import Config, load_config
+from ..errors import StoreError
 
 
 @dataclass
@@ -26,7 +29,44 @@ class AppContext:
 
     def store(self, migrate: bool = True, readonly: bool = False):
         from ..store.db import store_from_config
-        return store_from_config(self.config, migrate=migrate, readonly=readonly)
+        cfg = self.config
+        if os.getuid() != 0:
+            refused = store_refusal_for_user(cfg.store_path, cfg.get("privacy.admin_group"), readonly)
+            if refused is not None:
+                raise refused
+        return store_from_config(cfg, migrate=migrate, readonly=readonly)
+
+
+def ask_hint(admin_group: str) -> str:
+    """What a user without access to the store can do instead."""
+    who = f"your cluster's administrators (group {admin_group})" if admin_group else "your cluster's administrators"
+    return (f"ask about your own jobs through the nomade-why service: `nomade-why JOBID`; "
+            f"for anything else, or if that service is down, ask {who}")
+
+
+def store_refusal_for_user(path: Path, admin_group: str, readonly: bool) -> Optional[StoreError]:
+    """For a caller who is not root: the one-line error when the store at ``path`` is not theirs
+    to read (the site's store belongs to the service account), or, for a command that only
+    reads, does not exist; None when the command may go on (their own store, or one it creates)."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        hint = ask_hint(admin_group) if readonly else (
+            "this command is for administrators: run it as root, the store's owner; " + ask_hint(admin_group))
+        return StoreError(f"nomade's job data ({path}) is kept by the nomade service and is not "
+                          "readable by you", hint=hint)
+    except FileNotFoundError:
+        if not readonly:
+            return None
+        return StoreError(f"no nomade store at {path}", hint=ask_hint(admin_group))
+    except OSError:
+        return None  # anything stranger: the store's own error says it
+    if os.access(path, os.R_OK | (0 if readonly else os.W_OK)):
+        return None
+    hint = ask_hint(admin_group) if readonly else (
+        "this command is for administrators: run it as root, the store's owner; " + ask_hint(admin_group))
+    return StoreError(f"nomade's job data ({path}) is kept by the nomade service and is not "
+                      f"{'readable' if readonly else 'writable'} by you", hint=hint)
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -2,7 +2,7 @@
 
 import click
 
-from ..store import migrations
+from ..store.db import apply_migrations, row_counts
 from .context import AppContext, echo_json, pass_app
 
 
@@ -16,7 +16,7 @@ def db() -> None:
 def migrate(app: AppContext) -> None:
     """Create the store if needed and apply pending migrations."""
     with app.store(migrate=False) as store:
-        done = migrations.migrate(store.conn, str(store.path))
+        done = apply_migrations(store)
     if done:
         for mg in done:
             click.echo(f"applied {mg.version:04d}_{mg.name}")
@@ -32,11 +32,7 @@ def status(app: AppContext, as_json: bool) -> None:
     """Show applied and pending migrations and row counts."""
     with app.store(migrate=False) as store:
         applied, pending = store.schema_status()
-        counts = {}
-        if applied:
-            for table in ("jobs", "job_steps", "samples", "scores", "models", "quarantine"):
-                sql = f"SELECT count(*) FROM {table}"  # noqa: S608 (table names: the constants above)
-                counts[table] = store.conn.execute(sql).fetchone()[0]
+        counts = row_counts(store) if applied else {}
     info = {"store": str(store.path), "applied": applied,
             "pending": [f"{m.version:04d}_{m.name}" for m in pending], "rows": counts}
     if as_json:

@@ -18,7 +18,8 @@ from .context import AppContext, echo_json, needs_train_extra, pass_app
 @click.option("--max-jobs", type=click.IntRange(1000, None), default=None,
               help="Use only the most recent N jobs.")
 @click.option("--alert-budget", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
-              help="Choose thresholds flagging at most this share of jobs (e.g. 0.1).")
+              help="Choose thresholds flagging at most this share of jobs (e.g. 0.1), with "
+                   "model.min_precision as the floor; default: model.alert_budget.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @pass_app
 @needs_train_extra

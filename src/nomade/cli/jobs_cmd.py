@@ -30,6 +30,17 @@ def _states(ctx: click.Context, param: click.Parameter, value: Tuple[str, ...]) 
     return wanted
 
 
+def _job_ids(ctx: click.Context, param: click.Parameter, value: Tuple[str, ...]) -> Tuple[str, ...]:
+    from ..jobid import BadJobId, parse_job_ref
+    wanted = tuple(s.strip() for v in value for s in v.split(",") if s.strip())
+    for w in wanted:
+        try:
+            parse_job_ref(w)
+        except BadJobId as exc:
+            raise click.BadParameter(str(exc)) from None
+    return wanted
+
+
 def current_caller():
     """Who runs this command (tests replace this one function)."""
     from ..caller_access import local_caller
@@ -47,6 +58,10 @@ def current_caller():
               help="Only jobs submitted since WHEN: 7d, 12h, 30m, 2w ago, or an ISO date "
                    "(2024-05-01, UTC).")
 @click.option("--cluster", default=None, metavar="NAME", help="Only jobs of this cluster.")
+@click.option("-j", "--job", "job_ids", multiple=True, callback=_job_ids, metavar="JOBID",
+              help="Only this job: 123, 123_4 (array task), 123+1 (het component); a bare number "
+                   "also finds array 123's tasks, het job 123's components and the job whose own "
+                   "id (SLURM_JOB_ID) it is. Repeatable, or comma-separated.")
 @click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(min=1),
               help="At most this many jobs.")
 @click.option("--all-users", is_flag=True,
@@ -54,7 +69,7 @@ def current_caller():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of jobs).")
 @pass_app
 def jobs(app: AppContext, users: Sequence[str], states: Sequence[str], since: Optional[float],
-         cluster: Optional[str], limit: int, all_users: bool, as_json: bool) -> None:
+         cluster: Optional[str], job_ids: Sequence[str], limit: int, all_users: bool, as_json: bool) -> None:
     """List jobs in the store, newest submission first.
 
     The same rule as nomade-why: a caller sees only their own jobs; --user OTHER and
@@ -66,6 +81,7 @@ def jobs(app: AppContext, users: Sequence[str], states: Sequence[str], since: Op
     scope = listing_scope(current_caller(), app.config.get("privacy.admin_group"), users, all_users)
     owner = scope.owner
     query = JobQuery(users=scope.users, states=tuple(states), since=since, cluster=cluster, limit=limit,
+                     job_ids=tuple(job_ids),
                      owner_uid=owner.uid if owner else None, owner_name=owner.name if owner else None)
     with app.store(readonly=True) as store:
         rows = list_jobs(store, query)

@@ -2,6 +2,7 @@
 used, so fast paths (hooks, nomade-why) do not pay for the rest. Errors are translated here, once:
 a NomadeError becomes one line on stderr and exit 1; anything unexpected one line and exit 70."""
 
+import os
 import sys
 from typing import List, Optional
 
@@ -71,6 +72,12 @@ def run_cli(command: click.Command, args: Optional[List[str]] = None, prog_name:
     except KeyboardInterrupt:
         click.echo(f"{prog_name}: interrupted", err=True)
         return 130
+    except PermissionError as exc:  # not nomade's bug: an account without access to a file
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"{prog_name}: error: permission denied{where} ({permission_hint()})", err=True)
+        return 1
     except Exception as exc:  # the one place unexpected errors are caught: never a traceback
         if debug:
             raise
@@ -78,6 +85,14 @@ def run_cli(command: click.Command, args: Optional[List[str]] = None, prog_name:
         click.echo(f"{prog_name}: internal error: {type(exc).__name__}: {one_line} "
                    f"(re-run with --debug for a traceback)", err=True)
         return 70
+
+
+def permission_hint() -> str:
+    """What to do about a file this account may not open."""
+    if os.getuid() == 0:
+        return "check the owner and mode of that file and of its directories"
+    return ("nomade's data belongs to the nomade service: ask about your own jobs through the nomade-why "
+            "service (`nomade-why JOBID`), or ask your cluster's administrators")
 
 
 def main() -> None:

@@ -19,15 +19,20 @@ def current_caller():
 def report(app: AppContext, job_id: str, cluster: str, as_json: bool) -> None:
     """Efficiency, time used vs limit, outcome, predicted risk vs outcome, and what to change.
 
+    JOB_ID as Slurm prints it (123, 123_4, 123+1) or a job's own SLURM_JOB_ID; an array's id
+    reports every task and a summary line (JSON: {"jobs": [...], "summary": {...}}).
+
     The same rule as nomade-why: a caller may report only their own jobs; root and members of
     privacy.admin_group may report any.
     """
-    from ..report import format_report, load_report
-    threshold = app.config.get("model.alert_threshold") or 0.5
+    from .. import risk_scale
+    from ..report import format_reports, load_reports, reports_summary
+    threshold = risk_scale.current_threshold(app.config)
     with app.store(readonly=True) as store:
-        r = load_report(store, job_id, cluster or app.config.get("cluster"), threshold,
-                        caller=current_caller(), admin_group=app.config.get("privacy.admin_group"))
+        rs = load_reports(store, job_id, cluster or app.config.get("cluster"), threshold,
+                          caller=current_caller(), admin_group=app.config.get("privacy.admin_group"))
     if as_json:
-        echo_json(r.as_dict())
+        echo_json(rs[0].as_dict() if len(rs) == 1 else
+                  {"jobs": [r.as_dict() for r in rs], "summary": reports_summary(rs)})
     else:
-        click.echo(format_report(r))
+        click.echo(format_reports(rs, job_id))

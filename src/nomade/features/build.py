@@ -13,7 +13,8 @@ from .labels import make_labels
 from .matrix import FeatureMatrix
 from .schema import CATEGORICAL, feature_names, schema_hash
 from .start import start_features
-from .submit import mem_per_node_and_cpu, request_from_table
+from ..efficiency import requested_mem
+from .submit import request_from_table
 
 DEFAULT_K = 16
 # Traces without wait times (SWF wait = -1: LLNL Atlas/Thunder) have no start/end time, only a
@@ -52,12 +53,21 @@ def end_event_inputs(jt: JobTable):
     with np.errstate(invalid="ignore", divide="ignore"):
         rt_ratio = np.where(tl > 0, runtime / tl, np.nan)
     mem_ratio = np.full(len(jt), np.nan)
-    rss = jt["max_rss_mb"]
+    rss = jt["max_rss_mb"]     # the whole job's peak (store.job_queries.jobs_for_training)
+    c = jt.cols
     for i in np.flatnonzero(~np.isnan(rss)):
-        per_node, _ = mem_per_node_and_cpu(request_from_table(jt, i))
-        if per_node == per_node and per_node > 0:
-            mem_ratio[i] = rss[i] / per_node
+        req, _src = requested_mem({k: _opt(c[k][i]) for k in _REQ_MEM_COLUMNS})
+        if req is not None and req > 0:
+            mem_ratio[i] = rss[i] / req
     return runtime, rt_ratio, mem_ratio
+
+
+# what nomade.efficiency.requested_mem reads of a JobTable row (no TRES text there: ReqMem by form)
+_REQ_MEM_COLUMNS = ("req_mem_mb", "req_mem_per_cpu", "req_cpus", "req_nodes", "alloc_cpus")
+
+
+def _opt(v: float):
+    return None if v != v else (int(v) if float(v).is_integer() else float(v))
 
 
 def _moments(jt: JobTable, stage: str) -> np.ndarray:

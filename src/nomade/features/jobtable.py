@@ -2,7 +2,7 @@
 builder. Runtime-safe (stdlib + numpy)."""
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Optional
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def _sorted(cols: Dict[str, np.ndarray]) -> JobTable:
 
 
 def table_from_rows(rows: Iterable[Dict[str, object]]) -> JobTable:
-    """Build a JobTable from mappings (sqlite3.Row, dicts or JobRecord.__dict__)."""
+    """Build a JobTable from mappings (store rows, dicts or JobRecord.__dict__)."""
     rows = list(rows)
     cols: Dict[str, np.ndarray] = {}
     for c in TEXT_COLUMNS:
@@ -56,22 +56,11 @@ def table_from_rows(rows: Iterable[Dict[str, object]]) -> JobTable:
 def load_jobs(store, cluster: Optional[str] = None, max_jobs: Optional[int] = None) -> JobTable:
     """All jobs with a submit time (of one cluster, or all), sorted by submit time.
     ``max_jobs`` keeps the most recent N by submit time."""
-    cols: List[str] = [f"j.{c}" for c in TEXT_COLUMNS + NUMERIC_COLUMNS if c != "max_rss_mb"]
-    # peak memory: sacct's MaxRSS, or the node recorder's peak (job_summaries) when higher or
-    # when accounting has none (sites without jobacct_gather); both are outcome data, used only
-    # in the history of later jobs
-    cols.append("CASE WHEN s.peak_mb IS NOT NULL AND (j.max_rss_mb IS NULL OR s.peak_mb > j.max_rss_mb) "
-                "THEN s.peak_mb ELSE j.max_rss_mb END AS max_rss_mb")
-    q = (f"SELECT {', '.join(cols)} FROM jobs j"  # noqa: S608 (column list is nomade's constants)
-         " LEFT JOIN (SELECT cluster, job_id, "
-         "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
-         "FROM job_summaries) s "
-         "ON s.cluster = j.cluster AND s.job_id = j.job_id WHERE j.submit_time IS NOT NULL")
-    args: list = []
-    if cluster:
-        q += " AND j.cluster = ?"
-        args.append(cluster)
-    rows = store.conn.execute(q, args).fetchall()
+    from ..store.job_queries import jobs_for_training  # scoring imports this module, not the store
+
+    # peak memory (max_rss_mb): sacct's MaxRSS, or the node recorder's peak when higher or when
+    # accounting has none; both are outcome data, used only in the history of later jobs
+    rows = jobs_for_training(store, TEXT_COLUMNS + NUMERIC_COLUMNS, cluster)
     if not rows:
         where = f" for cluster {cluster!r}" if cluster else ""
         raise StoreError(f"no jobs in the store{where}",

@@ -8,6 +8,8 @@ import re
 import time
 from typing import Dict, List, Optional
 
+from ..jobrecord import REQ_MEM_CPU, REQ_MEM_JOB
+
 NAN = float("nan")
 _SHELL_NAMES = frozenset({"bash", "sh", "zsh", "tcsh", "csh", "interactive", "srun", "salloc",
                           "jupyter", "sys/dashboard"})
@@ -58,6 +60,10 @@ def mem_per_node_and_cpu(req: Dict[str, object]):
     if req.get("mem_per_cpu"):
         per_cpu = mem
         per_node = mem * cpus / nodes if cpus == cpus and nodes == nodes and nodes > 0 else NAN
+    elif req.get("mem_per_job"):    # sacct >= 21.08: ReqMem is the whole job's (nomade.efficiency)
+        n = nodes if nodes == nodes and nodes > 0 else 1.0
+        per_node = mem / n
+        per_cpu = mem / cpus if cpus == cpus and cpus > 0 else NAN
     else:
         per_node = mem
         per_cpu = mem * nodes / cpus if cpus == cpus and cpus > 0 and nodes == nodes else NAN
@@ -97,6 +103,7 @@ def request_from_table(jt, i: int) -> Dict[str, object]:
         "user": c["user"][i], "name": c["name"][i], "partition": c["partition"][i],
         "account": c["account"][i], "qos": c["qos"][i], "group": c["grp"][i],
         "cpus": c["req_cpus"][i], "nodes": c["req_nodes"][i], "gpus": c["req_gpus"][i],
-        "mem_mb": c["req_mem_mb"][i], "mem_per_cpu": bool(mpc == 1.0),
+        "mem_mb": c["req_mem_mb"][i], "mem_per_cpu": bool(mpc == REQ_MEM_CPU),
+        "mem_per_job": bool(mpc == REQ_MEM_JOB),
         "timelimit_s": c["timelimit_s"][i], "submit_time": c["submit_time"][i],
     }

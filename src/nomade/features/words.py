@@ -7,6 +7,9 @@ import math
 from typing import Any, Callable, Dict, Optional
 
 
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # lite: Monday = 0
+
+
 def _pct(v: float) -> str:
     return f"{v * 100:.0f}%"
 
@@ -70,6 +73,12 @@ WORDS: Dict[str, Callable[[float], Optional[str]]] = {
     "timelimit_s": lambda v: f"time limit of {_dur(v)}",
     "user_n": lambda v: "little history for you on this cluster" if v < 5 else None,
     "name_n": lambda v: "first jobs with this name" if v < 3 else None,
+    "hour_utc": lambda v: f"submitted at {v:02.0f}:00 UTC",
+    "weekday_utc": lambda v: "submitted on a " + _WEEKDAYS[int(v) % 7],
+    "req_mem_total_mb": lambda v: f"memory request of {v / 1024:.1f} GiB",
+    "mem_per_cpu_mb": lambda v: f"{v / 1024:.1f} GiB of memory per CPU",
+    "req_gpus": lambda v: f"{v:.0f} GPUs requested" if v >= 1 else "no GPUs requested",
+    "cpus_per_node": lambda v: f"{v:.0f} CPUs per node",
 }
 
 

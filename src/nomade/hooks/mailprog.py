@@ -11,6 +11,7 @@ import sys
 from email.message import EmailMessage
 from typing import List, Mapping, Optional, Sequence, Tuple
 
+from .. import risk_scale
 from ..command import run_command
 from ..config import Config, default_data_dir, load_config
 from ..errors import NomadeError, SlurmCommandError, StoreError
@@ -46,19 +47,21 @@ def default_config() -> Config:
 
 def report_text(cfg: Config, job_id: str) -> str:
     """The report for the mail, or a note saying why there is none yet."""
-    from ..report import JobNotFound, format_report, load_report
+    from ..jobid import BadJobId
+    from ..report import JobNotFound, format_reports, load_reports
     from ..store.db import open_store
     try:
         with open_store(cfg.store_path, busy_timeout_ms=500, migrate=False, readonly=True) as store:
-            report = load_report(store, job_id, cfg.get("cluster"),
-                                 cfg.get("model.alert_threshold") or 0.5)
+            reports = load_reports(store, job_id, cfg.get("cluster"), risk_scale.current_threshold(cfg))
+    except BadJobId:
+        return ""
     except (JobNotFound, StoreError):
         return (f"The nomade report for job {job_id} is not ready yet (its accounting has not been "
                 f"loaded). Run `nomade report {job_id}` in a few minutes.")
-    if report.state is None or report.failure_class is None:
+    if any(r.state is None or r.failure_class is None for r in reports):
         return (f"Job {job_id} has not finished in nomade's store yet. "
                 f"Run `nomade report {job_id}` in a few minutes.")
-    return format_report(report)
+    return format_reports(reports, job_id)
 
 
 def compose(subject: str, body: str, extra: Optional[str], sender: str, rcpts: Sequence[str]) -> EmailMessage:

@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from .. import risk_scale
 from ..config import Config
 from ..errors import ModelError
-
-HIGH = 0.8
-ELEVATED = 0.5
 
 
 @dataclass
@@ -27,18 +25,13 @@ class StartScore:
 
 
 def risk_level(risk: float) -> str:
-    if risk >= HIGH:
-        return "HIGH"
-    if risk >= ELEVATED:
-        return "ELEVATED"
-    return "MODERATE" if risk >= 0.2 else "LOW"
+    """The level of the one risk scale (nomade.risk_scale)."""
+    return risk_scale.level(risk)
 
 
 def alert_threshold(cfg: Config, score: StartScore) -> float:
-    configured = cfg.get("model.alert_threshold")
-    if configured:
-        return float(configured)
-    return float(score.threshold) if score.threshold is not None else ELEVATED
+    """model.alert_threshold > the scoring stage's threshold > the scale's default."""
+    return risk_scale.resolve_threshold(cfg.get("model.alert_threshold"), score.threshold)
 
 
 def _coerce(result: Any, version: str) -> StartScore:

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any, Dict, Mapping, Optional
 
+from .. import risk_scale
 from ..config import Config
 from ..features.words import reason_text
 from .harness import HookLog, run_hook, runtime_dir
@@ -22,7 +23,8 @@ def risk_line(note: Dict[str, Any], job_id: str) -> Optional[str]:
     if not note.get("alert"):
         return None
     reasons = "; ".join(_reason_text(r) for r in (note.get("reasons") or [])[:3])
-    line = f"nomade: {note.get('level', 'HIGH')} failure risk ({round(float(note['risk']) * 100)}%) at start"
+    risk = float(note["risk"])
+    line = f"nomade: {risk_scale.level(risk)} failure risk ({round(risk * 100)}%) at start"
     if reasons:
         line += f": {reasons}"
     if note.get("suggestion"):

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..hooks.spool import iter_records, parse_record
+from ..store import hook_records
 from ..store.db import Store
 from ..store.jobs import quarantine
+from ..store.scores import Score
 
 
 @dataclass
@@ -31,30 +33,21 @@ def _cluster_of(store: Store, rec: Dict[str, Any], default: str) -> str:
     job = rec.get("job") or {}
     if job.get("cluster") or default:
         return str(job.get("cluster") or default)
-    rows = store.conn.execute("SELECT DISTINCT cluster FROM jobs WHERE job_id = ?",
-                              (rec["job_id"],)).fetchall()
-    return rows[0][0] if len(rows) == 1 else ""
+    return hook_records.cluster_of_job_id(store, rec["job_id"])
 
 
 def _store_record(store: Store, rec: Dict[str, Any], cluster: str, now: float) -> bool:
     node = str((rec.get("job") or {}).get("node") or "")
-    data = json.dumps(rec, sort_keys=True)
-    with store.transaction() as conn:
-        old = conn.execute("SELECT data FROM hook_records WHERE cluster=? AND job_id=? AND kind=? AND node=?",
-                           (cluster, rec["job_id"], rec["kind"], node)).fetchone()
-        if old is not None and old[0] == data:
-            return False
-        conn.execute("INSERT OR REPLACE INTO hook_records (cluster, job_id, kind, node, written_at, data,"
-                     " loaded_at) VALUES (?,?,?,?,?,?,?)",
-                     (cluster, rec["job_id"], rec["kind"], node, float(rec.get("written_at") or now), data, now))
-        score = rec.get("score")
-        if rec["kind"] == "start" and isinstance(score, dict) and "risk" in score:
-            conn.execute("INSERT OR REPLACE INTO scores (cluster, job_id, stage, model_version, risk, level,"
-                         " reasons, scored_at) VALUES (?,?,?,?,?,?,?,?)",
-                         (cluster, rec["job_id"], "start", str(score.get("model_version") or "unknown"),
-                          float(score["risk"]), score.get("level"), json.dumps(score.get("reasons") or []),
-                          float(rec.get("written_at") or now)))
-    return True
+    written_at = float(rec.get("written_at") or now)
+    row = hook_records.HookRecord(cluster, rec["job_id"], rec["kind"], node, written_at,
+                                  json.dumps(rec, sort_keys=True), now)
+    score = rec.get("score")
+    start = None
+    if rec["kind"] == "start" and isinstance(score, dict) and "risk" in score:
+        start = Score(cluster, rec["job_id"], "start", str(score.get("model_version") or "unknown"),
+                      float(score["risk"]), score.get("level"), json.dumps(score.get("reasons") or []),
+                      written_at)
+    return hook_records.put_record(store, row, start)
 
 
 ABANDONED_TMP_S = 86400.0
@@ -71,9 +64,7 @@ def age_out(store: Store, spool_dir: Path, keep_days: int, now: float) -> int:
             continue
     if keep_days <= 0:
         return 0
-    with store.transaction() as conn:
-        return conn.execute("DELETE FROM hook_records WHERE written_at < ?",
-                            (now - keep_days * 86400.0,)).rowcount
+    return hook_records.delete_written_before(store, now - keep_days * 86400.0)
 
 
 def load_hook_spool(store: Store, spool_dir: Path, cluster: str = "",

@@ -41,15 +41,16 @@ from ..slurm.sacct_text import SacctText
 from ..store.bulk import indexes_deferred
 from ..store.db import Store
 from ..store.jobs import (IngestCounts, c_writer, check_owners, conflict_item, get_high_water,
-                          jobs_mark, owner_conflict, quarantine, set_high_water, upsert_jobs,
-                          write_rows)
+                          job_count, jobs_mark, owner_conflict, quarantine, row_null,
+                          set_high_water, upsert_jobs, widen_cache, write_rows)
 
 # structured fields first, free text (may hold '|' or newlines) last; see slurm/sacct_text.py
 LIVE_FIELDS = (
     "JobID", "JobIDRaw", "Cluster", "User", "UID", "Group", "Account", "Partition", "QOS",
     "State", "ExitCode", "DerivedExitCode", "Submit", "Eligible", "Start", "End", "Elapsed",
     "Timelimit", "ReqMem", "ReqCPUS", "ReqNodes", "ReqTRES", "AllocCPUS", "NNodes", "AllocTRES",
-    "NodeList", "MaxRSS", "TotalCPU", "JobName", "WorkDir", "SubmitLine",
+    "NodeList", "MaxRSS", "TotalCPU", "NTasks", "TRESUsageInTot", "TRESUsageInMax", "JobName",
+    "WorkDir", "SubmitLine",
 )
 # every state: with an explicit --state list sacct also returns jobs that were never eligible
 # (held, then cancelled while pending), which `-S/-E` alone leaves out (seen on Slurm 22.05)
@@ -93,8 +94,7 @@ def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Opt
     reader = SacctText(lines, fields=fields, delimiter=delimiter, source=qsource)
     mapper = RowMapper(reader.fields, cluster or None)
     result = SacctIngestResult(source=qsource)
-    # a bigger page cache (64 MiB) keeps the jobs indexes' hot pages in memory; no durability change
-    store.conn.execute("PRAGMA cache_size = -65536")
+    widen_cache(store)
     counter = Counter()
     bad: List[Bad] = []
     now = time.time() if now is None else now
@@ -105,7 +105,8 @@ def ingest_text(store: Store, lines: Iterable[str], *, qsource: str, fields: Opt
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        chunks = prepared_chunks(reader, mapper, bad, "sacct", now, counter, fast, writer)
+        chunks = prepared_chunks(reader, mapper, bad, "sacct", now, counter, fast, writer,
+                                 row_null(store))
         if writer is not None:
             _write_c(store, writer, chunks, bad, qsource, result, counter, progress)
         else:
@@ -273,8 +274,7 @@ def _maybe_bulk(store: Store, path: str):
     expected = size * (6 if path.endswith(".gz") else 1) // _DUMP_BYTES_PER_JOB
     if expected < BULK_MIN_JOBS:
         return contextlib.nullcontext()
-    have = store.conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
-    return indexes_deferred(store) if expected >= have else contextlib.nullcontext()
+    return indexes_deferred(store) if expected >= job_count(store) else contextlib.nullcontext()
 
 
 def ingest_json_file(store: Store, path: str, *, cluster: Optional[str] = None,

@@ -18,21 +18,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..recorder.sample import SAMPLE_COLUMNS, SCHEMA_VERSION
 from ..recorder.spool import list_segments, read_counters, read_segment
+from ..store import recorder as recorder_store
 from ..store.db import Store
 from ..store.jobs import quarantine
-
-_SAMPLE_COLS = ("cluster", "job_id", "node", "ts") + SAMPLE_COLUMNS + ("extra",)
-_INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLS)}) "  # noqa: S608 (constant columns)
-                  f"VALUES ({', '.join('?' * len(_SAMPLE_COLS))})")
-_INSERT_EVENT = ("INSERT OR IGNORE INTO events (cluster, job_id, node, kind, created_at, detail, notified) "
-                 "VALUES (?,?,?,?,?,?,?)")
-_SUMMARY_COLS = ("cluster", "job_id", "sample_count", "nodes", "first_ts", "last_ts", "peak_rss_mb",
-                 "peak_cg_mem_mb", "cg_mem_limit_mb", "mean_cpu_eff", "cpu_time_s", "read_bytes",
-                 "write_bytes", "write_local_bytes", "write_network_bytes", "write_tmpfs_bytes",
-                 "peak_write_rate", "peak_gpu_mem_mb", "mean_gpu_util", "updated_at")
-_INSERT_SUMMARY = (f"INSERT OR REPLACE INTO job_summaries ({', '.join(_SUMMARY_COLS)}) "  # noqa: S608 (constant columns)
-                   f"VALUES ({', '.join('?' * len(_SUMMARY_COLS))})")
-_BATCH = 2000
 
 
 @dataclass
@@ -95,16 +83,8 @@ def _load_segment(store: Store, seg: Path, active: bool, cluster: str, res: Spoo
             events.append(row)
         else:
             samples.append(row)
-    for chunk in _chunks(samples):
-        with store.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(_INSERT_SAMPLE, chunk)
-            res.samples_new += conn.total_changes - before
-    for chunk in _chunks(events):
-        with store.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(_INSERT_EVENT, chunk)
-            res.events_new += conn.total_changes - before
+    res.samples_new += recorder_store.add_samples(store, samples)
+    res.events_new += recorder_store.add_events(store, events)
     res.samples_seen += len(samples)
     res.events_seen += len(events)
     res.jobs.update((r[0], r[1]) for r in samples)
@@ -129,27 +109,11 @@ def _to_row(rec: Dict[str, Any], cluster: str) -> Tuple[Optional[tuple], str]:
         return None, f"missing or bad field: {exc}"
 
 
-def _chunks(rows: List[tuple]) -> Iterable[List[tuple]]:
-    for i in range(0, len(rows), _BATCH):
-        yield rows[i:i + _BATCH]
-
-
 # ---------------------------------------------------------------------- summaries
 def rebuild_summaries(store: Store, jobs: Iterable[Tuple[str, str]], now: Optional[float] = None) -> int:
     """Recompute job_summaries from all stored samples of these jobs."""
     now = time.time() if now is None else now
-    n = 0
-    with store.transaction() as conn:
-        for cluster, job_id in sorted(jobs):
-            rows = conn.execute(
-                "SELECT node, ts, cpu_time_s, cpu_eff, rss_mb, cg_mem_mb, cg_mem_limit_mb, read_bytes, "
-                "write_bytes, write_local_bytes, write_network_bytes, gpu_util, gpu_mem_mb, extra "
-                "FROM samples WHERE cluster = ? AND job_id = ? ORDER BY node, ts", (cluster, job_id)).fetchall()
-            if not rows:
-                continue
-            conn.execute(_INSERT_SUMMARY, (cluster, job_id) + summarize(rows) + (now,))
-            n += 1
-    return n
+    return recorder_store.rebuild_summaries(store, jobs, summarize, now)
 
 
 def summarize(rows: Sequence[Any]) -> tuple:

@@ -5,7 +5,6 @@ store's ``models`` table (candidate / current / retired) and a ``CURRENT`` point
 Which bundle scores: ``model.bundle`` if set, else the registry's current bundle, else the
 default bundle shipped in ``models/default``. Runtime-safe: stdlib only."""
 
-import json
 import os
 import sys
 import time
@@ -71,11 +70,10 @@ def resolve_bundle_path(cfg) -> Path:
 
 
 def register(store, path: Path, manifest: Dict[str, Any], status: str = "candidate") -> None:
-    with store.transaction() as c:
-        c.execute("INSERT OR REPLACE INTO models (version, path, status, created_at, promoted_at, manifest) "
-                  "VALUES (?, ?, ?, ?, NULL, ?)",
-                  (manifest["version"], str(path), status, float(manifest.get("created_at", time.time())),
-                   json.dumps(manifest)))
+    from ..store import models
+
+    models.add_model(store, manifest["version"], str(path), status,
+                     float(manifest.get("created_at", time.time())), manifest)
 
 
 def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
@@ -88,20 +86,20 @@ def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
 
 
 def list_models(store) -> List[Dict[str, Any]]:
-    rows = store.conn.execute("SELECT version, path, status, created_at, promoted_at, manifest "
-                              "FROM models ORDER BY created_at, version").fetchall()
-    out = []
-    for r in rows:
-        man = json.loads(r[5])
-        out.append({"version": r[0], "path": r[1], "status": r[2], "created_at": r[3],
-                    "promoted_at": r[4], "metrics": man.get("metrics", {}),
-                    "primary": man.get("ensemble", {}).get("primary"),
-                    "pr_auc": primary_pr_auc(man)})
-    return out
+    from ..store import models
+
+    return [{"version": r.version, "path": r.path, "status": r.status, "created_at": r.created_at,
+             "promoted_at": r.promoted_at, "metrics": r.manifest.get("metrics", {}),
+             "primary": r.manifest.get("ensemble", {}).get("primary"),
+             "pr_auc": primary_pr_auc(r.manifest),
+             "publish_gate": r.manifest.get("publish_gate", {}).get("reason")}   # None: older bundle
+            for r in models.all_models(store)]
 
 
 def _get(store, version: str):
-    r = store.conn.execute("SELECT version, path, status FROM models WHERE version = ?", (version,)).fetchone()
+    from ..store import models
+
+    r = models.get_model(store, version)
     if r is None:
         raise ModelError(f"no model version {version!r} in the registry",
                          hint="see `nomade models list`")
@@ -152,35 +150,40 @@ def _write_private(dest: Path, data: bytes, uid: int, gid: int, mode: int) -> No
 def promote(store, registry_dir: Path, version: str, lua_path: str = "") -> None:
     """Make ``version`` current (the previous current becomes 'retired', kept for rollback).
     With ``lua_path`` (setting model.lua_path) the bundle's submit_model.lua is published there
-    first, so a failed copy leaves the previous bundle current."""
-    _, path, _ = _get(store, version)
+    first, so a failed copy leaves the previous bundle current. An experiment (``nomade train
+    --model NAME``: one base model alone) is never made current."""
+    row = _get(store, version)
+    path = row.path
+    exp = row.manifest.get("experiment")
+    if exp:
+        raise ModelError(f"{version} is an experiment (`nomade train --model {exp.get('model', '?')}`) "
+                         "and is never published", hint="train without --model to build a bundle to publish")
     if not (Path(path) / "manifest.json").is_file():
         raise ModelError(f"bundle directory {path} of {version} is gone", hint="retrain the model")
     if lua_path:
         publish_lua(Path(path), lua_path)
-    now = time.time()
-    with store.transaction() as c:
-        c.execute("UPDATE models SET status = 'retired' WHERE status = 'current'")
-        c.execute("UPDATE models SET status = 'current', promoted_at = ? WHERE version = ?", (now, version))
+    from ..store import models
+
+    models.make_current(store, version, time.time())
     _set_pointer(Path(registry_dir), version)
 
 
 def current_in_store(store) -> Optional[str]:
-    r = store.conn.execute("SELECT version FROM models WHERE status = 'current'").fetchone()
-    return r[0] if r else None
+    from ..store import models
+
+    return models.current_version(store)
 
 
 def rollback(store, registry_dir: Path, lua_path: str = "") -> str:
     """Make the most recently promoted retired bundle current again; returns its version."""
+    from ..store import models
+
     cur = current_in_store(store)
-    r = store.conn.execute(
-        "SELECT version FROM models WHERE status = 'retired' AND promoted_at IS NOT NULL "
-        "AND version != ? ORDER BY promoted_at DESC LIMIT 1", (cur or "",)).fetchone()
-    if r is None:
+    back = models.last_promoted_retired(store, cur or "")
+    if back is None:
         raise ModelError("nothing to roll back to: no previously promoted bundle",
                          hint="see `nomade models list`")
-    promote(store, registry_dir, r[0], lua_path)
+    promote(store, registry_dir, back, lua_path)
     if cur:
-        with store.transaction() as c:
-            c.execute("UPDATE models SET status = 'retired', promoted_at = NULL WHERE version = ?", (cur,))
-    return r[0]
+        models.unpromote(store, cur)
+    return back

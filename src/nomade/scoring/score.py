@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from .. import risk_scale
 from ..errors import ModelError
 from .bundle import Bundle
 from .calibration import CalibrationMap
@@ -94,12 +95,8 @@ class Scorer:
         return self.stage_thresholds.get(stage, self.thresholds)
 
     def level(self, risk: float, stage: str = "submit") -> str:
-        th = self.thresholds_for(stage)
-        if risk >= th["high"]:
-            return "high"
-        if risk >= th["alert"]:
-            return "elevated"
-        return "low"
+        """The level of the one risk scale (nomade.risk_scale; the same for every stage)."""
+        return risk_scale.level(risk)
 
     def score(self, requests: Sequence[Mapping[str, Any]], stage: str = "submit",
               explain: bool = True, top: int = 3) -> List[RiskScore]:

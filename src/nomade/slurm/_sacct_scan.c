@@ -33,13 +33,14 @@
 #include "csrc/blake2b.h"
 #include "csrc/store_writer.h"
 
-#define NF 31          /* mapped fields, in RowMapper's order (spec index tuple) */
+#define NF 34          /* mapped fields, in RowMapper's order (spec index tuple) */
+#define NF_HASHED 31   /* always hashed; the rest only when the dump has them */
 #define MAXF 512       /* more header fields than this: no fast path (checked by the caller) */
 
 enum { F_JOBID, F_RAW, F_CLUSTER, F_NAME, F_USER, F_UID, F_GROUP, F_ACCOUNT, F_PARTITION, F_QOS,
        F_STATE, F_EXIT, F_DEXIT, F_SUBMIT, F_ELIGIBLE, F_START, F_END, F_ELAPSED, F_LIMIT,
        F_REQMEM, F_REQCPUS, F_REQNODES, F_REQTRES, F_ALLOCCPUS, F_NNODES, F_ALLOCTRES,
-       F_NODELIST, F_MAXRSS, F_TOTALCPU, F_WORKDIR, F_SUBMITLINE };
+       F_NODELIST, F_MAXRSS, F_TOTALCPU, F_WORKDIR, F_SUBMITLINE, F_NTASKS, F_TRESTOT, F_TRESMAX };
 
 enum { P_INT, P_TIME, P_DURATION, P_LIMIT, P_MEM, P_EXIT, P_STATE, P_GPUS, P_SUM, NPY };
 
@@ -324,19 +325,20 @@ static int v_rss(Spec *sp, Buf *ar, Str s, Val *v) {
     return ok;
 }
 
-/* ReqMem -> (req_mem_mb, req_mem_per_cpu) with RowMapper.job's rule for per_cpu */
+/* ReqMem -> (req_mem_mb, req_mem_per_cpu) with RowMapper.job's rule for per_cpu (REQ_MEM_JOB = 2
+ * for a value without the n/c suffix) */
 static int v_reqmem(Spec *sp, Buf *ar, Str s, Val *mem, Val *per) {
     double mib;
     int pc;
     if (s.n == 0) { set_null(mem); set_null(per); return 1; }
-    if (fast_mem(s, 'M', &mib, &pc)) { set_real(mem, mib); set_int(per, pc < 0 ? 0 : pc); return 1; }
+    if (fast_mem(s, 'M', &mib, &pc)) { set_real(mem, mib); set_int(per, pc < 0 ? 2 : pc); return 1; }
     PyObject *r = pair(call_text(sp->py[P_MEM], s));
     if (r == NULL) return 0;
     PyObject *m = PyTuple_GET_ITEM(r, 0), *p = PyTuple_GET_ITEM(r, 1);
     int ok = item_val(r, 0, mem, ar);
     if (ok) {
         if (p != Py_None || m == Py_None) ok = item_val(r, 1, per, ar);
-        else set_int(per, 0);
+        else set_int(per, 2);   /* no n/c suffix: the whole job's memory (Slurm >= 21.08) */
     }
     Py_DECREF(r);
     return ok;
@@ -526,15 +528,20 @@ static int step_values(Spec *sp, Buf *ar, Row *r, const Val *job, Str step_id, V
         && set_str(ar, &o[12], field(r, F_ALLOCTRES))
         && set_str(ar, &o[13], field(r, F_NODELIST))
         && v_rss(sp, ar, field(r, F_MAXRSS), &o[14])
-        && v_duration(sp, ar, field(r, F_TOTALCPU), &o[15]);
+        && v_duration(sp, ar, field(r, F_TOTALCPU), &o[15])
+        && v_int(sp, ar, field(r, F_NTASKS), &o[16])
+        && set_str(ar, &o[17], field(r, F_TRESTOT))
+        && set_str(ar, &o[18], field(r, F_TRESMAX));
 }
 
 /* ------------------------------------------------------------------ the hash material */
 
-/* the hash material: the mapped fields joined by '\x1f', rows separated by '\x1e' */
-static void material_add(B2 *b, Row *r, int first) {
+/* the hash material: the mapped fields joined by '\x1f', rows separated by '\x1e' (the fields
+ * after NF_HASHED only when the dump has them: sacct_scan.canonical_fields) */
+static void material_add(const Spec *sp, B2 *b, Row *r, int first) {
     if (!first) b2_byte(b, '\x1e');
     for (int k = 0; k < NF; k++) {
+        if (k >= NF_HASHED && sp->idx[k] < 0) continue;
         if (k) b2_byte(b, '\x1f');
         if (r->f[k].n) b2_update(b, r->f[k].p, r->f[k].n);
     }
@@ -862,7 +869,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             if (rc == 2) { stopped = 1; break; }
             group_start(&sp, &g, pos, line, &jid);
             if (!job_values(&sp, &g.text, &row, &jid, g.jv)) { clear_soft(); g.ok = 0; }
-            else material_add(&g.mat, &row, 1);
+            else material_add(&sp, &g.mat, &row, 1);
         } else if (is_step) {
             g.rows++;
             if (g.ok) {
@@ -872,7 +879,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                     clear_soft();
                     g.ok = 0;
                 } else {
-                    material_add(&g.mat, &row, 0);
+                    material_add(&sp, &g.mat, &row, 0);
                 }
             }
         } else {

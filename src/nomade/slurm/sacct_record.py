@@ -12,10 +12,10 @@ job being assembled starts over (the newer run wins, its steps replace the older
 import re
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ..jobrecord import JobRecord, StepRecord
+from ..jobrecord import REQ_MEM_JOB, JobRecord, StepRecord
 from .sacct_fields import (parse_duration, parse_exit, parse_int, parse_job_id, parse_mem,
                            parse_state_field, parse_time, parse_timelimit, tres_gpus)
-from .sacct_text import RawRow
+from .sacct_text import RawRow, header_values
 
 # field name (lower case) -> parser used only to name the field in a quarantine reason
 _CHECKS: Dict[str, Callable[[str], object]] = {
@@ -25,11 +25,11 @@ _CHECKS: Dict[str, Callable[[str], object]] = {
     "timelimit": parse_timelimit, "reqmem": parse_mem, "reqcpus": parse_int,
     "reqnodes": parse_int, "alloccpus": parse_int, "ncpus": parse_int, "nnodes": parse_int,
     "maxrss": lambda t: parse_mem(t, "K"), "totalcpu": parse_duration,
-    "reqtres": tres_gpus, "alloctres": tres_gpus,
+    "reqtres": tres_gpus, "alloctres": tres_gpus, "ntasks": parse_int,
 }
 
 _STEP_KEYS = frozenset({"jobid", "state", "exitcode", "start", "end", "elapsed", "alloccpus",
-                        "ncpus", "maxrss", "totalcpu"})
+                        "ncpus", "maxrss", "totalcpu", "ntasks"})
 
 _STEP_ID = re.compile(r"[A-Za-z0-9_+\-]+$")
 
@@ -58,13 +58,15 @@ class RowMapper:
          self.i_dexit, self.i_submit, self.i_eligible, self.i_start, self.i_end, self.i_elapsed,
          self.i_limit, self.i_reqmem, self.i_reqcpus, self.i_reqnodes, self.i_reqtres,
          self.i_alloccpus, self.i_nnodes, self.i_alloctres, self.i_nodelist, self.i_maxrss,
-         self.i_totalcpu, self.i_workdir, self.i_submitline) = (
+         self.i_totalcpu, self.i_workdir, self.i_submitline, self.i_ntasks, self.i_tres_tot,
+         self.i_tres_max) = (
             ix("jobid"), ix("jobidraw"), ix("cluster"), ix("jobname"), ix("user"), ix("uid"),
             ix("group"), ix("account"), ix("partition"), ix("qos"), ix("state"), ix("exitcode"),
             ix("derivedexitcode"), ix("submit"), ix("eligible"), ix("start"), ix("end"),
             ix("elapsed"), ix("timelimit"), ix("reqmem"), ix("reqcpus"), ix("reqnodes"),
             ix("reqtres"), ix("alloccpus", "ncpus"), ix("nnodes"), ix("alloctres"),
-            ix("nodelist"), ix("maxrss"), ix("totalcpu"), ix("workdir"), ix("submitline"))
+            ix("nodelist"), ix("maxrss"), ix("totalcpu"), ix("workdir"), ix("submitline"),
+            ix("ntasks"), ix("tresusageintot"), ix("tresusageinmax"))
 
     def job(self, v: List[str], jid) -> JobRecord:
         """``v``: the row's values with '' appended. Raises ValueError on a bad value."""
@@ -86,7 +88,7 @@ class RowMapper:
             v[self.i_partition] or None, v[self.i_qos] or None,
             parse_time(v[self.i_submit]), parse_time(v[self.i_eligible]),
             parse_int(v[self.i_reqcpus]), parse_int(v[self.i_reqnodes]),
-            mem, per_cpu if per_cpu is not None or mem is None else 0,
+            mem, per_cpu if per_cpu is not None or mem is None else REQ_MEM_JOB,
             limit_s, limit_raw, tres_gpus(reqtres or alloctres), reqtres or None,
             v[self.i_workdir] or None, v[self.i_submitline] or None,
             state, v[self.i_state] or None, by, final, code, sig, dcode, dsig,
@@ -111,6 +113,7 @@ class RowMapper:
             v[self.i_alloctres] or None, v[self.i_nodelist] or None,
             parse_mem(rss, "K")[0] if rss else None,
             parse_duration(cpu) if cpu else None,
+            parse_int(v[self.i_ntasks]), v[self.i_tres_tot] or None, v[self.i_tres_max] or None,
         )
 
     def explain(self, v: List[str], is_step: bool = False) -> str:
@@ -166,6 +169,8 @@ def assemble(rows: Iterable[RawRow], mapper: RowMapper,
             else:
                 mapper.step(v, jid.step_id)     # parsed only to find its bad values
         except ValueError:
+            if header_values(v[:-1]) is not None:
+                continue    # a header line repeated inside the dump (dumps appended): not data
             bad.append((f"line {row.line}", mapper.explain(v, "." in text), row.text))
             if "." not in text:
                 # a quarantined job row ends the job before it: the steps that follow are its own

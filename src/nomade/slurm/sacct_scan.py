@@ -3,7 +3,9 @@
 
 Both produce the same thing for a job: its key ``(cluster, job_id)`` and ``(row, steps)``, the
 jobs-table row (``JOB_COLUMNS`` + source, record hash, ingested_at, updated_at) and the job_steps
-rows (``store.jobs.record_rows``), handed on in chunks of jobs in input order.
+rows (``nomade.jobrecord.record_rows``), handed on in chunks of jobs in input order. Unknown values
+are the ``null`` the caller passes: what the store binds for NULL (``store.jobs.row_null``); this
+package produces rows and never imports the store, which writes them.
 The record hash is a blake2b digest of the job's rows as read (their mapped fields), so the two
 paths give the same hash and re-reading an unchanged job is recognised as unchanged.
 
@@ -24,8 +26,7 @@ import io
 import itertools
 from typing import Iterable, Iterator, List, Tuple
 
-from ..jobrecord import JobRecord
-from ..store.jobs import SQL_NULL, record_rows
+from ..jobrecord import JobRecord, record_rows
 from . import sacct_fields as F
 from .sacct_record import Bad, RowMapper, assemble
 from .sacct_text import SacctText
@@ -51,22 +52,31 @@ def digest(material: bytes) -> str:
 
 
 def canonical_fields(mapper: RowMapper) -> List[int]:
-    """The row positions hashed, in a fixed order (-1: the field is not in the dump)."""
+    """The row positions hashed, in a fixed order (-1: the field is not in the dump): the first
+    31 always, the step-usage fields (NTasks, TRESUsageInTot, TRESUsageInMax) only when the dump
+    has them, so that a dump without them keeps the hashes it had before they were read."""
+    full = mapped_fields(mapper)
+    return full[:31] + [i for i in full[31:] if i >= 0]
+
+
+def mapped_fields(mapper: RowMapper) -> List[int]:
+    """The position of every field the reader maps, in the C reader's order (-1: absent)."""
     return [mapper.i_jobid, mapper.i_raw, mapper.i_cluster, mapper.i_name, mapper.i_user,
             mapper.i_uid, mapper.i_group, mapper.i_account, mapper.i_partition, mapper.i_qos,
             mapper.i_state, mapper.i_exit, mapper.i_dexit, mapper.i_submit, mapper.i_eligible,
             mapper.i_start, mapper.i_end, mapper.i_elapsed, mapper.i_limit, mapper.i_reqmem,
             mapper.i_reqcpus, mapper.i_reqnodes, mapper.i_reqtres, mapper.i_alloccpus,
             mapper.i_nnodes, mapper.i_alloctres, mapper.i_nodelist, mapper.i_maxrss,
-            mapper.i_totalcpu, mapper.i_workdir, mapper.i_submitline]
+            mapper.i_totalcpu, mapper.i_workdir, mapper.i_submitline, mapper.i_ntasks,
+            mapper.i_tres_tot, mapper.i_tres_max]
 
 
 def prepare(rec: JobRecord, rows: List[List[str]], canon: List[int], source: str,
-            now: float) -> Tuple[Key, Value]:
+            now: float, null: object = None) -> Tuple[Key, Value]:
     """A JobRecord assembled by the Python reader, as store rows (same form as the C path)."""
     material = "\x1e".join("\x1f".join([v[i] for i in canon]) for v in rows)
     h = digest(material.encode("utf-8", "surrogatepass"))
-    return (rec.cluster, rec.job_id), record_rows(rec, source, h, now)
+    return (rec.cluster, rec.job_id), record_rows(rec, source, h, now, null)
 
 
 class Counter:
@@ -77,16 +87,17 @@ class Counter:
 
 
 def python_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-                  counter: Counter) -> Iterator[Chunk]:
-    yield from _chunks(assemble(_counting(reader, counter), mapper, bad), mapper, source, now)
+                  counter: Counter, null: object = None) -> Iterator[Chunk]:
+    yield from _chunks(assemble(_counting(reader, counter), mapper, bad), mapper, source, now, null)
 
 
-def _chunks(assembled, mapper: RowMapper, source: str, now: float, size: int = 1000) -> Iterator[Chunk]:
+def _chunks(assembled, mapper: RowMapper, source: str, now: float, null: object,
+            size: int = 1000) -> Iterator[Chunk]:
     canon = canonical_fields(mapper)
     keys: List[Key] = []
     vals: List[Value] = []
     for rec, rows in assembled:
-        key, val = prepare(rec, rows, canon, source, now)
+        key, val = prepare(rec, rows, canon, source, now, null)
         keys.append(key)
         vals.append(val)
         if len(keys) >= size:
@@ -106,12 +117,12 @@ def fast_usable(reader: SacctText) -> bool:
             and not (ord(d) < 0x20 and d != "\t" and d != "\x1f") and d != "\x7f" and reader.n <= 512)
 
 
-def _spec(mapper: RowMapper, delimiter: str, source: str, now: float) -> tuple:
+def _spec(mapper: RowMapper, delimiter: str, source: str, now: float, null: object) -> tuple:
     parsers = (F.parse_int, F.parse_time, F.parse_duration, F.parse_timelimit, F.parse_mem,
                F.parse_exit, F.parse_state_field, F.tres_gpus, sum)
     caches = (F._hour_cache, F._limit_cache, F._state_cache, F._gpu_cache)
-    return (mapper.n, ord(delimiter), tuple(canonical_fields(mapper)), mapper.cluster, source,
-            float(now), SQL_NULL, parsers, caches, _PERSON)
+    return (mapper.n, ord(delimiter), tuple(mapped_fields(mapper)), mapper.cluster, source,
+            float(now), null, parsers, caches, _PERSON)
 
 
 class BinaryLines:
@@ -157,12 +168,12 @@ def _blocks(reader: SacctText) -> Iterator:
 
 
 def fast_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-                counter: Counter, sink=None) -> Iterator[Chunk]:
+                counter: Counter, sink=None, null: object = None) -> Iterator[Chunk]:
     """The C reader's jobs and the Python reader's (for the stretches it hands on), in input
     order. With ``sink`` (a ``_sacct_scan.Writer``) the C reader's jobs go straight into it and
     only the Python reader's are yielded (plus an empty chunk per block, for progress); the scan
     stops before the first clean job after a stretch, so the writer still gets them in order."""
-    spec = _spec(mapper, reader.delimiter, source, now)
+    spec = _spec(mapper, reader.delimiter, source, now, null)
     binary = hasattr(reader.source_lines, "read_bytes")
     nl = b"\n" if binary else "\n"
     left, line = nl[:0], reader.first_data_line
@@ -192,7 +203,7 @@ def fast_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: st
             for at, span_text, span_line in spans:
                 if at > pos:
                     yield keys[pos:at], vals[pos:at]
-                yield from _span(span_text, span_line, reader, mapper, bad, source, now, counter)
+                yield from _span(span_text, span_line, reader, mapper, bad, source, now, counter, null)
                 pos = at
             if pos < len(keys):
                 yield (keys[pos:], vals[pos:]) if pos else (keys, vals)
@@ -204,7 +215,7 @@ def fast_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: st
                 tail = itertools.chain(_lines_of([left.decode("utf-8", "replace")]), reader.source_lines)
             else:
                 tail = itertools.chain(io.StringIO(left, newline="\n"), _lines_of(blocks))
-            yield from _span_lines(tail, line, reader, mapper, bad, source, now, counter)
+            yield from _span_lines(tail, line, reader, mapper, bad, source, now, counter, null)
             return
 
 
@@ -214,16 +225,17 @@ def _lines_of(blocks: Iterator[str]) -> Iterator[str]:
 
 
 def _span(text: str, first_line: int, reader: SacctText, mapper: RowMapper, bad: List[Bad],
-          source: str, now: float, counter: Counter) -> Iterator[Chunk]:
+          source: str, now: float, counter: Counter, null: object) -> Iterator[Chunk]:
     return _span_lines(io.StringIO(text, newline="\n"), first_line, reader, mapper, bad, source,
-                       now, counter)
+                       now, counter, null)
 
 
 def _span_lines(lines: Iterable[str], first_line: int, reader: SacctText, mapper: RowMapper,
-                bad: List[Bad], source: str, now: float, counter: Counter) -> Iterator[Chunk]:
+                bad: List[Bad], source: str, now: float, counter: Counter,
+                null: object) -> Iterator[Chunk]:
     sub = SacctText(lines, fields=reader.fields, delimiter=reader.delimiter, source=reader.source,
                     header=False, first_line=first_line)
-    yield from _chunks(assemble(_counting(sub, counter), mapper, bad), mapper, source, now)
+    yield from _chunks(assemble(_counting(sub, counter), mapper, bad), mapper, source, now, null)
 
 
 def _counting(rows: Iterable, counter: Counter) -> Iterator:
@@ -233,9 +245,9 @@ def _counting(rows: Iterable, counter: Counter) -> Iterator:
 
 
 def prepared_chunks(reader: SacctText, mapper: RowMapper, bad: List[Bad], source: str, now: float,
-                    counter: Counter, fast: bool, sink=None) -> Iterator[Chunk]:
-    """The jobs of ``reader`` as store rows, in input order, a chunk at a time (``fast``: the C
-    reader, with its jobs going into ``sink`` if given; see fast_chunks)."""
+                    counter: Counter, fast: bool, sink=None, null: object = None) -> Iterator[Chunk]:
+    """The jobs of ``reader`` as store rows, in input order, a chunk at a time, unknown values as
+    ``null`` (``fast``: the C reader, with its jobs going into ``sink`` if given; see fast_chunks)."""
     if fast:
-        return fast_chunks(reader, mapper, bad, source, now, counter, sink)
-    return python_chunks(reader, mapper, bad, source, now, counter)
+        return fast_chunks(reader, mapper, bad, source, now, counter, sink, null)
+    return python_chunks(reader, mapper, bad, source, now, counter, null)

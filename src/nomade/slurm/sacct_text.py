@@ -47,6 +47,30 @@ _GARBAGE = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1e\x7f\ufffd]")
 _MAX_SPLIT_TRIES = 200
 
 
+_FIELD_NAME = re.compile(r"\s*([A-Za-z][A-Za-z0-9]*)(?:%-?\d+)?\s*$")
+# names of which a header line must hold one (a data row's JobID is never a bare word)
+_HEADER_KEYS = frozenset({"jobid", "jobidraw", "jobname", "user", "uid", "account", "cluster",
+                          "state", "partition", "submit", "start", "end", "elapsed"})
+
+
+def header_names(line: str, delimiter: str) -> Optional[List[str]]:
+    """The field names of a ``sacct -P`` header line in any column order (``State|JobID|...``;
+    ``--format`` widths such as ``JobID%20`` are dropped), or None when ``line`` is not one."""
+    return header_values(line.rstrip("\r\n").split(delimiter))
+
+
+def header_values(values: Sequence[str]) -> Optional[List[str]]:
+    """The field names when a row's values are a header's: every value a bare field name and at
+    least one a name sacct always knows (a data row never is one: its JobID holds digits)."""
+    names = []
+    for part in values:
+        m = _FIELD_NAME.match(part)
+        if m is None:
+            return None
+        names.append(m.group(1))
+    return names if any(n.lower() in _HEADER_KEYS for n in names) else None
+
+
 class RawRow(NamedTuple):
     line: int                       # first physical line of the row (1-based)
     text: str                       # the row as read (physical lines joined with '\n')
@@ -86,10 +110,9 @@ class SacctText:
             if not line.strip():
                 self._first_line += 1
                 continue
-            first = line.split(self.delimiter, 1)[0].strip()
-            if first.lower() == "jobid" or (not first[:1].isdigit() and first.lower() in
-                                             ("jobidraw", "jobname", "user", "account", "cluster")):
-                self.fields = [f.strip() for f in line.split(self.delimiter)]
+            names = header_names(line, self.delimiter)
+            if names is not None:
+                self.fields = names
                 self._first_line += 1
             else:
                 self._pushback = line

@@ -3,11 +3,11 @@
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 from ..errors import StoreError
 from ..private_files import make_private_dirs, private_umask
-from . import bulk, migrations
+from . import deferred, migrations
 
 
 class Store:
@@ -48,6 +48,26 @@ class Store:
 
     def schema_status(self) -> Tuple[List[int], List[migrations.Migration]]:
         return migrations.applied_versions(self.conn), migrations.pending(self.conn)
+
+
+# the tables `nomade db status` counts
+STATUS_TABLES = ("jobs", "job_steps", "samples", "scores", "models", "quarantine")
+
+
+def apply_migrations(store: Store) -> List[migrations.Migration]:
+    """Apply the pending migrations to ``store``; returns those applied (none: up to date)."""
+    return migrations.migrate(store.conn, str(store.path))
+
+
+def row_counts(store: Store, tables: Sequence[str] = STATUS_TABLES) -> Dict[str, int]:
+    """How many rows each of ``tables`` (names from STATUS_TABLES) holds."""
+    counts = {}
+    for table in tables:
+        if table not in STATUS_TABLES:
+            raise ValueError(f"not a table row_counts counts: {table!r}")
+        sql = f"SELECT count(*) FROM {table}"  # noqa: S608 (table names: STATUS_TABLES's constants)
+        counts[table] = store.conn.execute(sql).fetchone()[0]
+    return counts
 
 
 def connect(path: Path, busy_timeout_ms: int = 10000, readonly: bool = False) -> sqlite3.Connection:
@@ -97,7 +117,7 @@ def open_store(path: Path, busy_timeout_ms: int = 10000, migrate: bool = True,
         migrations.check_not_newer(conn, str(path))
         if migrate and not readonly:
             migrations.migrate(conn, str(path))
-            bulk.heal(conn, str(path))  # indexes a bulk load that died left deferred
+            deferred.heal(conn, str(path))  # indexes a bulk load that died left deferred
     except BaseException:
         conn.close()
         raise

@@ -1,8 +1,9 @@
-"""Writing jobs, steps and quarantined records: idempotent upserts with new/updated/unchanged counts."""
+"""Writing jobs, steps and quarantined records: idempotent upserts with new/updated/unchanged counts;
+the ingestion bookkeeping (high-water marks, accepted job owners). The rows come from
+``nomade.jobrecord.record_rows`` (or the C reader, in the same form)."""
 
 import hashlib
 import itertools
-import operator
 import sqlite3
 import sys
 import time
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import StoreError
-from ..jobrecord import JOB_COLUMNS, STEP_COLUMNS, JobRecord
+from ..jobrecord import JOB_COLUMNS, STEP_COLUMNS, JobRecord, nulls_as
+from ..jobrecord import record_rows as _record_rows
 from .db import Store
 
 try:  # the C helpers of sacct ingestion (optional; see nomade.slurm.sacct_scan)
@@ -34,8 +36,6 @@ _INSERT_JOB = (
 )
 _STEP_COLS = ("cluster", "job_id") + STEP_COLUMNS
 _CHUNK = 500  # SQLite variable limit is 999 on old builds
-_job_values = operator.attrgetter(*JOB_COLUMNS)  # JobRecord -> tuple of its column values
-_step_values = operator.attrgetter(*STEP_COLUMNS)
 
 
 def _nan_binds_null() -> bool:
@@ -54,9 +54,13 @@ SQL_NULL = float("nan") if _nan_binds_null() else None
 
 def sql_nulls(row: tuple) -> tuple:
     """``row`` with its Nones as SQL_NULL."""
-    if SQL_NULL is None:
-        return row
-    return tuple(SQL_NULL if v is None else v for v in row)
+    return nulls_as(row, SQL_NULL)
+
+
+def row_null(store: Store) -> object:
+    """What rows written to ``store`` hold for an unknown value (``record_rows``'s ``null``; the C
+    reader's): SQL_NULL."""
+    return SQL_NULL
 
 
 @dataclass
@@ -79,12 +83,6 @@ class IngestCounts:
     def summary(self) -> str:
         return (f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{self.quarantined} quarantined")
-
-
-def _hash_values(values: tuple) -> str:
-    """The record hash of a JobRecord's values (steps last, as a list of tuples): the text of their
-    repr (astuple's deep copies made the SWF import of 121k jobs 5x slower)."""
-    return hashlib.blake2b(repr(values).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _existing(store: Store, keys: Sequence[Tuple[str, str]]) -> Dict[Tuple[str, str], tuple]:
@@ -112,19 +110,14 @@ def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
     # the same job twice in one batch: keep the last (newest) snapshot
     latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]] = {}
     for rec in records:
-        latest[(rec.cluster, rec.job_id)] = record_rows(rec, source, None, now)
+        latest[(rec.cluster, rec.job_id)] = _record_rows(rec, source, None, now, SQL_NULL)
     return write_rows(store, latest)
 
 
 def record_rows(rec: JobRecord, source: str, record_hash: Optional[str],
                 now: float) -> Tuple[tuple, List[tuple]]:
-    """``rec`` as a jobs row and its job_steps rows, NULLs as SQL_NULL. ``record_hash`` None: the
-    hash of the record's values (sources without raw rows: SWF, sacct --json)."""
-    values = _job_values(rec)
-    steps = [_step_values(st) for st in rec.steps]
-    h = _hash_values(values + (steps,)) if record_hash is None else record_hash
-    key = (rec.cluster, rec.job_id)
-    return sql_nulls(values + (source, h, now, now)), [sql_nulls(key + st) for st in steps]
+    """``rec`` as rows for this store (``nomade.jobrecord.record_rows`` with NULLs as SQL_NULL)."""
+    return _record_rows(rec, source, record_hash, now, SQL_NULL)
 
 
 # positions in a prepared jobs row (JOB_COLUMNS + source, record_hash, ingested_at, updated_at)
@@ -292,6 +285,17 @@ def _quarantine_rows(conn, items: List[tuple], now: float) -> int:
     return len(rows)
 
 
+def job_count(store: Store) -> int:
+    """How many jobs the store holds."""
+    return store.conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+
+def widen_cache(store: Store) -> None:
+    """A bigger page cache (64 MiB) on ``store``'s connection for a long write: it keeps the jobs
+    indexes' hot pages in memory; no durability change."""
+    store.conn.execute("PRAGMA cache_size = -65536")
+
+
 def jobs_mark(store: Store) -> int:
     """The highest jobs rowid now: rows inserted later have greater ones (see check_owners)."""
     return store.conn.execute("SELECT coalesce(max(rowid), 0) FROM jobs").fetchone()[0]
@@ -374,11 +378,13 @@ def _owner_verdicts(known: List[tuple], new: List[tuple]) -> Tuple[List[tuple], 
 
 
 def get_high_water(store: Store, source: str) -> Optional[float]:
+    """The high-water mark of ``source`` (a live sacct ingestion's), None before its first run."""
     row = store.conn.execute("SELECT high_water FROM ingest_state WHERE source = ?", (source,)).fetchone()
     return None if row is None else row[0]
 
 
 def set_high_water(store: Store, source: str, value: float) -> None:
+    """Move ``source``'s high-water mark to ``value`` (never backwards)."""
     with store.transaction() as conn:
         conn.execute(
             "INSERT INTO ingest_state (source, high_water, updated_at) VALUES (?,?,?) "

@@ -1,6 +1,7 @@
 """Temporal evaluation of the ensemble, each base model and the two baselines, in the same run
 and on the same folds. Thresholds are chosen on the training side (the ensemble's stack window:
-max F1, optionally within an alert budget), never on the test window."""
+the alert policy of nomade.risk_scale - an alert budget and a minimum precision), never on the
+test window."""
 
 import time
 from typing import Callable, Dict, List, Optional
@@ -8,7 +9,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from ..evaluate import metrics as M
-from ..evaluate.thresholds import max_f1_threshold, sweep
+from ..evaluate.thresholds import choose_alert_threshold, sweep
 from ..features.matrix import FeatureMatrix
 from .base import TrainedModel
 from .baselines import GbdtHpeBaseline, UserHistoryBaseline
@@ -19,32 +20,38 @@ from .models.gbdt import DEFAULT_ROUNDS
 SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7]
 
 
+def _policy(max_flagged: Optional[float], min_precision: float):
+    """y, p -> the alert threshold by the policy (budget ``max_flagged``; None or 0 = best F1)."""
+    return lambda y, p: choose_alert_threshold(y, p, max_flagged or 0.0, min_precision).threshold
+
+
 def _fold_predictions(fm: FeatureMatrix, train_idx, test_idx, base_names, seed: int,
                       max_flagged: Optional[float], threads: int = 1, refit_bases: bool = True,
                       extras: Optional[Dict[str, Callable[[], TrainedModel]]] = None,
-                      calibration: str = "platt"):
+                      calibration: str = "platt", min_precision: float = 0.0):
     tr, te = subset(fm, train_idx), subset(fm, test_idx)
+    alert_at = _policy(max_flagged, min_precision)
     ens = StackedEnsemble(default_bases(base_names, threads), refit_bases=refit_bases,
                           calibration=calibration)
     ens.fit(tr, seed)
     outs = ens.base_outputs(te)
     preds = {"ensemble": ens.combine(outs)}
     win_y = ens.window_y
-    thr = {"ensemble": max_f1_threshold(win_y, ens.window_pred, max_flagged)}
+    thr = {"ensemble": alert_at(win_y, ens.window_pred)}
     for n, p in outs.items():
         preds[n] = p
-        thr[n] = max_f1_threshold(win_y, ens.window_base[n], max_flagged)
+        thr[n] = alert_at(win_y, ens.window_base[n])
     # baselines: the same stack window for their thresholds
     a, b, _ = time_cut(tr, ens.stack_frac)
     fb = subset(tr, b)
     uh = UserHistoryBaseline()
     preds["user_history"] = uh.predict(te)
-    thr["user_history"] = max_f1_threshold(fb.y, uh.predict(fb), max_flagged)
+    thr["user_history"] = alert_at(fb.y, uh.predict(fb))
     side: Dict[str, Callable[[], TrainedModel]] = {"gbdt_hpe": lambda: GbdtHpeBaseline(threads=threads)}
     side.update(extras or {})
     full = subset(tr, np.flatnonzero(tr.y >= 0))
     for name, make in side.items():   # threshold from the part-A fit on B, test from the full fit
-        thr[name] = max_f1_threshold(fb.y, make().fit(subset(tr, a), seed).predict(fb), max_flagged)
+        thr[name] = alert_at(fb.y, make().fit(subset(tr, a), seed).predict(fb))
         preds[name] = make().fit(full, seed).predict(te)
     return preds, thr, ens
 
@@ -53,7 +60,7 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
                     seed: int = 7, max_flagged: Optional[float] = None,
                     threads: int = 1, refit_bases: bool = True,
                     extras: Optional[Dict[str, Callable[[], TrainedModel]]] = None,
-                    calibration: str = "platt", log=None) -> Dict[str, object]:
+                    calibration: str = "platt", log=None, min_precision: float = 0.0) -> Dict[str, object]:
     """Run every fold; metrics per model pooled over the test windows (each model at its own
     training-side threshold) plus per-fold figures."""
     t0 = time.time()
@@ -66,7 +73,7 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
         if log:
             log(f"evaluation fold {f.k + 1}/{n_folds}: train on {len(f.train)} jobs, test on {len(f.test)}")
         preds, thr, ens = _fold_predictions(fm, f.train, f.test, base_names, seed, max_flagged,
-                                             threads, refit_bases, extras, calibration)
+                                             threads, refit_bases, extras, calibration, min_precision)
         last_ens = ens
         y, cls = fm.y[f.test].astype(np.int64), fm.cls[f.test]
         ys.append(y)
@@ -117,7 +124,8 @@ def evaluate_and_report(fm: FeatureMatrix, cfg, base_names: Optional[List[str]],
     """evaluate_matrix with the configured seed and calibration, the Lua model (``gbdt_lite``)
     as an extra at the submit stage when ``fm`` carries the lite rows, then the report under
     ``<data_dir>/reports``. Shared by `nomade evaluate` and `nomade train`. Returns (result,
-    report directory)."""
+    report directory). ``alert_budget`` None = the configured alert policy's budget."""
+    from ..risk_scale import alert_policy
     from ..scoring import lite_features as lite
     from .lite_model import LiteGBDT
     from .report import write_report
@@ -125,9 +133,13 @@ def evaluate_and_report(fm: FeatureMatrix, cfg, base_names: Optional[List[str]],
     extras: Dict[str, Callable[[], TrainedModel]] = {}
     if fm.stage == "submit" and "lite_X" in fm.meta:   # the Lua model scores at submission only
         extras["gbdt_lite"] = lambda: LiteGBDT(lite.lite_names(True), rounds, threads=1)
+    policy = alert_policy(cfg)
     result = evaluate_matrix(fm, n_folds, base_names, seed=int(cfg.get("train.seed")),
-                             max_flagged=alert_budget, extras=extras,
-                             calibration=str(cfg.get("train.calibration")), log=log)
+                             max_flagged=policy.budget if alert_budget is None else alert_budget,
+                             extras=extras, calibration=str(cfg.get("train.calibration")), log=log,
+                             min_precision=policy.min_precision)
+    result["alert_policy"] = {"budget": policy.budget if alert_budget is None else alert_budget,
+                              "min_precision": policy.min_precision, "source": policy.source}
     return result, write_report(result, cfg.data_dir / "reports", title=title)
 
 
@@ -141,7 +153,8 @@ def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
     from ..features.jobtable import load_jobs
     from ..features.labels import make_labels
     from ..scoring import lite_features as lite
-    from .pipeline import csv_setting, lite_requests
+    from ..config import csv_setting
+    from .requests import lite_requests
 
     jt = load_jobs(store, cluster, max_jobs)
     fm = build_matrix(jt, stage, cfg)

@@ -33,7 +33,7 @@ def rolling_folds(fm: FeatureMatrix, n_folds: int = 4, test_share: float = 0.5,
     lab = np.flatnonzero(fm.y >= 0)
     if len(lab) < min_train * 2:
         raise ModelError(f"only {len(lab)} labelled jobs; temporal evaluation needs at least "
-                         f"{min_train * 2}", hint="ingest more history or lower --folds")
+                         f"{min_train * 2}", hint="ingest more history")
     known = fm.outcome_time()
     t = fm.submit_time[lab]
     qs = np.quantile(t, np.linspace(1 - test_share, 1.0, n_folds + 1))

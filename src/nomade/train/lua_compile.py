@@ -20,11 +20,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional
 
+from ..risk_scale import CUTOFFS
 from ..scoring.calibration import CalibrationMap
 from ..scoring.lite_features import HISTORY, SITE_INDEPENDENT, LiteHistory
 
 LUA_FORMAT = 1
 TABLE_BLOCK = 5000
+TREE_BLOCK = 25   # trees per risk function (TB): their features are read into locals once
 
 
 def lua_num(v: float) -> str:
@@ -105,12 +107,16 @@ def _safe_comment(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._:+-]", "?", text)
 
 
-def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int, contrib: bool) -> None:
+def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int, contrib: bool,
+              local: bool = False) -> None:
+    """One tree as nested if/else. ``local``: features are the locals x1..xNF and a leaf adds
+    its value to ``r`` (the block form of the risk path); else a leaf returns its value."""
     f = t["feature"][i]
     if f < 0:
-        out.append(f"{ind}return {lua_num(t['value'][i])}")
+        out.append(f"{ind}r = r + {lua_num(t['value'][i])}" if local else
+                   f"{ind}return {lua_num(t['value'][i])}")
         return
-    fx = f"x[{f + 1}]"
+    fx = f"x{f + 1}" if local else f"x[{f + 1}]"
     thr = lua_num(t["threshold"][i])
     if t["nan_to_zero"][i]:
         cond = f"({fx} or 0) <= {thr}"
@@ -122,11 +128,11 @@ def _tree_lua(t: Mapping[str, list], out: List[str], ind: str, i: int, contrib: 
     out.append(f"{ind}if {cond} then")
     if contrib:
         out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][le] - t['value'][i])}")
-    _tree_lua(t, out, ind + "  ", le, contrib)
+    _tree_lua(t, out, ind + "  ", le, contrib, local)
     out.append(f"{ind}else")
     if contrib:
         out.append(f"{ind}  c[{f + 1}] = c[{f + 1}] + {lua_num(t['value'][ri] - t['value'][i])}")
-    _tree_lua(t, out, ind + "  ", ri, contrib)
+    _tree_lua(t, out, ind + "  ", ri, contrib, local)
     out.append(f"{ind}end")
 
 
@@ -262,7 +268,7 @@ end
 local function raw_rows(req)
   local x, u, k = features_rows(req)
   local r = 0
-  for i = 1, #T do r = r + T[i](x) end
+  for i = 1, #TB do r = TB[i](x, r) end
   return r, x, u, k
 end
 
@@ -318,9 +324,10 @@ return M
 
 def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibration: CalibrationMap,
                        version: str, threshold: float, with_history: bool,
-                       key: Optional[KeyHash] = None) -> str:
+                       key: Optional[KeyHash] = None, levels=CUTOFFS) -> str:
     """The whole ``submit_model.lua`` text. ``key``: the history key hash (default: a new
-    random one)."""
+    random one); ``levels``: the risk scale's cut-offs (nomade.risk_scale), which job_submit.lua
+    reads as ``M.levels``."""
     key = key or KeyHash.random()
     names = SITE_INDEPENDENT + (HISTORY if with_history else [])
     if list(trees["feature_names"]) != names:
@@ -332,6 +339,7 @@ def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibrati
            f"M.format = {LUA_FORMAT}",
            f"M.version = {lua_str(version)}",
            f"M.threshold = {lua_num(threshold)}",
+           "M.levels = {" + ",".join(lua_num(c) for c in levels) + "}",
            f"local NF = {len(names)}",
            f"local WITH_HISTORY = {'true' if with_history else 'false'}",
            "local floor = math.floor",
@@ -348,13 +356,25 @@ def compile_submit_lua(trees: Mapping[str, Any], history: LiteHistory, calibrati
             # call of this one's result ("ambiguous syntax (function call x new statement)")
             out.append("end)();")
     out.append(_FEATURES_LUA)
-    # T[i](x): the leaf value only (the fast path for the risk); TC[i](x, c): the same walk that
-    # also credits each split's change of node value to c[feature] (for reasons).
-    for table, contrib in (("T", False), ("TC", True)):
-        out.append(f"local {table} = {{}}")
-        for ti, t in enumerate(trees["trees"]):
-            out.append(f"{table}[{ti + 1}] = function(x, c)")
-            _tree_lua(t, out, "  ", 0, contrib)
-            out.append("end")
+    # TB[j](x, r): r plus the leaf values of TREE_BLOCK trees, in tree order, with the features
+    # read into locals once (the fast path for the risk: no call or table read per tree);
+    # TC[i](x, c): one tree's walk that also credits each split's change of node value to
+    # c[feature] (for reasons).
+    xs = ", ".join(f"x{i + 1}" for i in range(len(names)))
+    xr = ", ".join(f"x[{i + 1}]" for i in range(len(names)))
+    out.append("local TB = {}")
+    tl = trees["trees"]
+    for b in range(0, len(tl), TREE_BLOCK):
+        out.append(f"TB[{b // TREE_BLOCK + 1}] = function(x, r)")
+        out.append(f"  local {xs} = {xr}")
+        for t in tl[b:b + TREE_BLOCK]:
+            _tree_lua(t, out, "  ", 0, False, local=True)
+        out.append("  return r")
+        out.append("end")
+    out.append("local TC = {}")
+    for ti, t in enumerate(tl):
+        out.append(f"TC[{ti + 1}] = function(x, c)")
+        _tree_lua(t, out, "  ", 0, True)
+        out.append("end")
     out.append(_PREDICT_LUA)
     return "\n".join(out) + "\n"

@@ -1,8 +1,9 @@
 """``nomade train`` end to end: load jobs -> features -> honest evaluation (rolling-origin folds:
 the ensemble, each base model, the Lua model and both baselines, on the same folds) -> fit the
-shipped models on all labelled history -> write a bundle into the registry (as a candidate;
-``publish`` promotes it when it is not worse than the current bundle beyond
-``train.promote_tolerance``).
+shipped models on all labelled history -> the publish gate (nomade.train.publish_gate: no
+constant, near-chance, flat-calibrated or broken model; its verdict goes into the manifest) ->
+write a bundle into the registry (as a candidate; ``publish`` promotes it when it passes the gate
+and is not worse than the current bundle beyond ``train.promote_tolerance``).
 
 A full bundle (format 2) holds, per stage in ``train.stages``: the stacked ensemble of
 ``train.models`` (nomade.train.ensemble) as ONNX graphs + arrays + stack spec, and the stage's
@@ -14,6 +15,7 @@ lite GBDT, evaluated on one temporal split: fit on the oldest 70 %, calibrate on
 test on the newest 15 %, then refitted on the oldest 85 % and calibrated on the newest 15 %.
 """
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -22,19 +24,26 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..config import csv_setting
 from ..errors import ModelError
+from ..evaluate.thresholds import ThresholdChoice
 from ..features.jobtable import JobTable, load_jobs
 from ..features.labels import make_labels
+from ..risk_scale import AlertPolicy, alert_policy
 from ..scoring import lite_features as lite
 from ..scoring.calibration import CalibrationMap
 from ..scoring.lua_check import check_lua_model
 from ..scoring.registry import current_in_store, primary_pr_auc, promote, register
+from ..store import models as model_table
 from .bundle_writer import new_version, write_bundle
 from .ensemble import DEFAULT_BASES
 from .extra import missing_train_modules
+from .folds import MIN_TRAIN
 from .lite_model import LiteGBDT, isotonic_map
 from .lua_compile import compile_submit_lua
 from .models.gbdt import DEFAULT_ROUNDS, GBDTModel
+from .publish_gate import assess, window_checks
+from .requests import lite_requests
 from .series_model import fit_series
 
 FIT, CAL = 0.70, 0.85
@@ -70,46 +79,12 @@ def load_training_table(store, cfg, cluster: Optional[str]) -> Tuple[JobTable, n
     return jt, y, cls
 
 
-def lite_requests(jt: JobTable, y: np.ndarray) -> List[Dict[str, Any]]:
-    from ..features.build import outcome_times
-
-    c = jt.cols
-    known = outcome_times(jt)  # end time, or submit + runtime + assumed wait (SWF without waits)
-    runtime = np.where(np.isnan(c["end_time"] - c["start_time"]), c["elapsed_s"],
-                       c["end_time"] - c["start_time"])
-
-    def opt(v):
-        return None if v != v else float(v)
-    out = []
-    for i in range(len(jt)):
-        out.append({"user": c["user"][i] or "", "name": c["name"][i] or "",
-                    "cpus": opt(c["req_cpus"][i]), "nodes": opt(c["req_nodes"][i]),
-                    "gpus": opt(c["req_gpus"][i]), "mem_mb": opt(c["req_mem_mb"][i]),
-                    "mem_per_cpu": c["req_mem_per_cpu"][i] == 1.0,
-                    "timelimit_s": opt(c["timelimit_s"][i]), "submit_time": float(c["submit_time"][i]),
-                    "runtime": opt(runtime[i]), "end_time": opt(known[i]),
-                    "y": int(y[i])})
-    return out
-
-
 def windows(y: np.ndarray) -> Dict[str, np.ndarray]:
     """Row indices of the labelled rows per window (rows are in submit order)."""
     lab = np.flatnonzero((y == 0) | (y == 1))
     n = len(lab)
     a, b = int(n * FIT), int(n * CAL)
     return {"fit": lab[:a], "cal": lab[a:b], "test": lab[b:], "refit": lab[:b], "recal": lab[b:]}
-
-
-def csv_setting(cfg, name: str, allowed: Tuple[str, ...]) -> List[str]:
-    """A comma-separated setting as a list, every item checked against ``allowed``."""
-    from ..errors import ConfigError
-
-    items = [x.strip() for x in str(cfg.get(name)).split(",") if x.strip()]
-    bad = [x for x in items if x not in allowed]
-    if bad or not items:
-        raise ConfigError(f"{name} = {cfg.get(name)!r}: expected a comma-separated list of "
-                          f"{', '.join(allowed)}")
-    return items
 
 
 # ---------------------------------------------------------------- model pieces
@@ -120,10 +95,12 @@ def metrics(y: np.ndarray, p: np.ndarray, threshold: float, cls=None) -> Dict[st
     return summary(y.astype(int), p, threshold, cls)
 
 
-def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    from ..evaluate.thresholds import max_f1_threshold
+def alert_choice(y: np.ndarray, p: np.ndarray, policy: Optional[AlertPolicy] = None) -> ThresholdChoice:
+    """The alert threshold by the alert policy (nomade.risk_scale) on a calibration window."""
+    from ..evaluate.thresholds import choose_alert_threshold
 
-    return max_f1_threshold(y.astype(int), p)
+    policy = policy or AlertPolicy()
+    return choose_alert_threshold(y.astype(int), p, policy.budget, policy.min_precision)
 
 
 def fit_calibrated(name: str, X: np.ndarray, y: np.ndarray, names: List[str], fit_idx, cal_idx,
@@ -135,16 +112,18 @@ def fit_calibrated(name: str, X: np.ndarray, y: np.ndarray, names: List[str], fi
 
 def evaluate_and_fit(name: str, X: np.ndarray, y: np.ndarray, names: List[str],
                      w: Dict[str, np.ndarray], seed: int, rounds: int = DEFAULT_ROUNDS,
-                     cls=None) -> Tuple[GBDTModel, CalibrationMap, Dict, float]:
+                     cls=None, policy: Optional[AlertPolicy] = None
+                     ) -> Tuple[GBDTModel, CalibrationMap, Dict, ThresholdChoice]:
     """One temporal split (the cold-start bundle): evaluation on the newest window, then the
-    shipped refit. Returns (model, map, test metrics, alert threshold)."""
+    shipped refit. Returns (model, map, test metrics, alert threshold choice)."""
     m, cal = fit_calibrated(name, X, y, names, w["fit"], w["cal"], seed, rounds)
     p_cal = cal(m.predict_arrays(X[w["cal"]]))
-    thr = best_f1_threshold(y[w["cal"]], p_cal)
+    choice = alert_choice(y[w["cal"]], p_cal, policy)
+    thr = choice.threshold
     p_test = cal(m.predict_arrays(X[w["test"]]))
     met = metrics(y[w["test"]], p_test, thr, None if cls is None else cls[w["test"]])
     final, final_cal = fit_calibrated(name, X, y, names, w["refit"], w["recal"], seed, rounds)
-    return final, final_cal, met, thr
+    return final, final_cal, met, choice
 
 
 # ---------------------------------------------------------------- bundle
@@ -166,22 +145,30 @@ class LuaPart:
     calibration: CalibrationMap
     threshold: float
     metrics: Optional[Dict[str, Any]] = None
+    choice: Dict[str, Any] = field(default_factory=dict)   # how the threshold was chosen
+    checks: Dict[str, Any] = field(default_factory=dict)   # its calibration window, for the publish gate
 
 
-def _fit_lite_single_split(X_lite, y, cls, names, w, seed, rounds, files, models, inputs) -> LuaPart:
-    m, cal, met, thr = evaluate_and_fit("gbdt_lite", X_lite, y, names, w, seed, rounds, cls)
+def _fit_lite_single_split(X_lite, y, cls, names, w, seed, rounds, files, models, inputs,
+                           policy: Optional[AlertPolicy] = None) -> LuaPart:
+    m, cal, met, choice = evaluate_and_fit("gbdt_lite", X_lite, y, names, w, seed, rounds, cls, policy)
     trees = _gbdt_files("gbdt_lite", m, cal, inputs, "history_lite.json", files, models)
-    return LuaPart(trees, cal, thr, met)
+    checks = window_checks(y[w["recal"]], cal(m.predict_arrays(X_lite[w["recal"]])))
+    return LuaPart(trees, cal, choice.threshold, met,
+                   dict(choice.as_dict(), policy=(policy or AlertPolicy()).source), checks)
 
 
-def _fit_lite(fm, names, seed, rounds, files, models, inputs) -> LuaPart:
+def _fit_lite(fm, names, seed, rounds, files, models, inputs,
+              policy: Optional[AlertPolicy] = None) -> LuaPart:
     from .ensemble import subset
 
     lm = LiteGBDT(names, rounds).fit(fm, seed)
     p_cal = lm.predict(subset(fm, lm.cal_rows))
-    thr = best_f1_threshold(fm.y[lm.cal_rows], p_cal)
+    choice = alert_choice(fm.y[lm.cal_rows], p_cal, policy)
     trees = _gbdt_files("gbdt_lite", lm.model, lm.calibration, inputs, "history_lite.json", files, models)
-    return LuaPart(trees, lm.calibration, thr)
+    return LuaPart(trees, lm.calibration, choice.threshold,
+                   choice=dict(choice.as_dict(), policy=(policy or AlertPolicy()).source),
+                   checks=window_checks(fm.y[lm.cal_rows], p_cal))
 
 
 def _evaluate_stage(fm, cfg, base_names, rounds, version, say):
@@ -190,7 +177,7 @@ def _evaluate_stage(fm, cfg, base_names, rounds, version, say):
 
     res, out = evaluate_and_report(fm, cfg, base_names, int(cfg.get("train.folds")),
                                    f"nomade train {version}: {fm.stage} stage",
-                                   float(cfg.get("train.alert_budget")) or None, rounds, say)
+                                   alert_policy(cfg).budget, rounds, say)
     pub = public(res, out)
     return {"protocol": f"rolling origin, {len(res['folds'])} folds over the newest half of the "
                         "history; each fold trains on jobs that ended before its test window",
@@ -209,7 +196,7 @@ def _fit_stage(fm, jt, cls, cfg, base_names, say):
     ens = StackedEnsemble(default_bases(base_names, threads=2),
                           calibration=str(cfg.get("train.calibration"))).fit(fm, int(cfg.get("train.seed")))
     ctx = StartContext.from_table(jt, cls) if fm.stage == "start" else None
-    return stage_artifacts(ens, fm, ctx, float(cfg.get("train.alert_budget")) or None)
+    return stage_artifacts(ens, fm, ctx, alert_policy(cfg))
 
 
 @dataclass
@@ -222,17 +209,20 @@ class _Parts:
     ensemble: Dict[str, Any] = field(default_factory=dict)
     thresholds: Dict[str, float] = field(default_factory=dict)
     stage_thresholds: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    threshold_choices: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     metrics: Dict[str, Any] = field(default_factory=dict)
     reports: Dict[str, str] = field(default_factory=dict)
     fitted: Dict[str, Any] = field(default_factory=dict)
     lua: Optional[LuaPart] = None
     series: Optional[Dict[str, Any]] = None
+    evaluation_skipped: str = ""   # why there is no evaluation (the publish gate then refuses)
 
 
-def _cold_start_parts(parts: _Parts, X_lite, y, cls, names_lite, inputs_lite, seed, rounds, say) -> None:
+def _cold_start_parts(parts: _Parts, X_lite, y, cls, names_lite, inputs_lite, seed, rounds, say,
+                      policy: Optional[AlertPolicy] = None) -> None:
     say("fitting gbdt_lite (the Lua submit model) on one temporal split")
     lua = _fit_lite_single_split(X_lite, y, cls, names_lite, windows(y), seed, rounds, parts.files,
-                                 parts.models, inputs_lite)
+                                 parts.models, inputs_lite, policy)
     parts.evaluation["lua"] = {"protocol": "fit oldest 70%, calibrate next 15%, test newest 15% of "
                                            "labelled jobs (submit order); shipped model refitted on "
                                            "the oldest 85%", "metrics": {"gbdt_lite": lua.metrics}}
@@ -240,6 +230,16 @@ def _cold_start_parts(parts: _Parts, X_lite, y, cls, names_lite, inputs_lite, se
     parts.thresholds = {"alert": lua.threshold, "high": lua.threshold + (1 - lua.threshold) / 2}
     parts.ensemble = {"mode": "single", "primary": {"submit": "gbdt_lite"}, "weights": {"gbdt_lite": 1.0},
                       "note": "cold-start bundle: the site-independent lite GBDT alone"}
+
+
+def _evaluation_skipped(folds: int, n_labelled: int) -> str:
+    """Why a stage gets no rolling evaluation ('' when it does)."""
+    if folds <= 0:
+        return "train.folds = 0"
+    if n_labelled < 2 * MIN_TRAIN:
+        return (f"only {n_labelled} labelled jobs; the rolling evaluation needs at least "
+                f"{2 * MIN_TRAIN}")
+    return ""
 
 
 def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inputs_lite, version,
@@ -265,8 +265,14 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
         parts.schemas[stage] = {"names": list(fm.names), "hash": fm.schema_hash}
         if parts.lua is None:
             say("fitting gbdt_lite (the Lua submit model)")
-            parts.lua = _fit_lite(fm, names_lite, seed, rounds, parts.files, parts.models, inputs_lite)
-        if int(cfg.get("train.folds")) > 0:
+            parts.lua = _fit_lite(fm, names_lite, seed, rounds, parts.files, parts.models, inputs_lite,
+                                  alert_policy(cfg))
+        skip = _evaluation_skipped(int(cfg.get("train.folds")), n_lab)
+        if skip:
+            parts.evaluation_skipped = parts.evaluation_skipped or skip
+            say(f"no evaluation of the {stage} stage: {skip}; this bundle will not be published "
+                "automatically")
+        else:
             parts.evaluation[stage] = _evaluate_stage(fm, cfg, base_names, rounds, version, say)
             parts.reports[stage] = parts.evaluation[stage]["report"]
         art = _fit_stage(fm, jt, cls, cfg, base_names, say)
@@ -274,6 +280,7 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
         parts.models.update(art.models)
         stacks[f"ensemble_{stage}"] = art.stack
         parts.stage_thresholds[stage] = art.thresholds
+        parts.threshold_choices[stage] = art.threshold_choice
         parts.fitted[stage] = art.ensemble
     if store is not None:
         series = fit_series(store, cfg, seed)
@@ -288,12 +295,25 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
                       "stacks": stacks, "skipped_stages": skipped}
 
 
+def _one_base(cfg, name: str):
+    """``cfg`` with ``train.models`` = ``name`` alone (``nomade train --model NAME``)."""
+    from .ensemble import default_bases
+
+    default_bases([name])   # an unknown name is a ModelError that lists the known ones
+    values = dict(cfg.values, **{"train.models": name})
+    return dataclasses.replace(cfg, values=values, sources=dict(cfg.sources, **{"train.models": "--model"}))
+
+
 def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
                  with_history: bool = True, use_full_features: bool = True,
-                 version: Optional[str] = None, log=None, rounds: int = DEFAULT_ROUNDS) -> TrainResult:
-    """Train, evaluate and write a candidate bundle (registered in the store when given)."""
+                 version: Optional[str] = None, log=None, rounds: int = DEFAULT_ROUNDS,
+                 only_model: Optional[str] = None) -> TrainResult:
+    """Train, evaluate and write a candidate bundle (registered in the store when given).
+    ``only_model``: the ensemble has that one base model alone - an experiment, never published."""
     t0 = time.time()
     say = log or (lambda msg: None)
+    if only_model:
+        cfg = _one_base(cfg, only_model)
     seed = int(cfg.get("train.seed"))
     version = version or new_version()
     jt, y, cls = load_training_table(store, cfg, cluster)
@@ -306,7 +326,8 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
         _ensemble_parts(parts, store, cfg, jt, cls, X_lite, names_lite, inputs_lite, version, seed,
                         rounds, say)
     else:
-        _cold_start_parts(parts, X_lite, y, cls, names_lite, inputs_lite, seed, rounds, say)
+        _cold_start_parts(parts, X_lite, y, cls, names_lite, inputs_lite, seed, rounds, say,
+                          alert_policy(cfg))
     if not with_history:  # site-independent model: ship no per-user data
         hist = lite.LiteHistory()
     lua = parts.lua
@@ -324,6 +345,7 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
         "evaluation": parts.evaluation,
         "thresholds": parts.thresholds,
         "stage_thresholds": parts.stage_thresholds,
+        "alert_policy": dict(parts.threshold_choices, lua=lua.choice),
         "ensemble": parts.ensemble,
         "models": parts.models,
         "series": parts.series or {"skipped": "not trained"},
@@ -332,6 +354,14 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
                         "metrics are under gbdt_lite"},
         "train_seconds": round(time.time() - t0, 2),
     }
+    manifest["lua"]["checks"] = lua.checks
+    if parts.evaluation_skipped:
+        manifest["evaluation_skipped"] = parts.evaluation_skipped
+    if only_model:
+        manifest["experiment"] = {"model": only_model,
+                                  "note": "one base model alone (nomade train --model); never published"}
+    manifest["publish_gate"] = assess(manifest).as_dict()
+    say(f"publish gate: {manifest['publish_gate']['reason']}")
     path = write_bundle(registry_dir, version, parts.files, manifest)
     manifest = json.loads((path / "manifest.json").read_text())
     if store is not None:
@@ -343,22 +373,32 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
 
 def publish(store, registry_dir: Path, result: TrainResult, tolerance: float,
             lua_path: str = "") -> TrainResult:
-    """Promote ``result`` unless the current bundle is better by more than ``tolerance`` PR-AUC.
-    The numbers compared are each bundle's own recorded evaluation (its newest windows).
-    A bundle whose submit_model.lua does not load is never promoted (ModelError)."""
+    """Promote ``result`` when it passes the publish gate (nomade.train.publish_gate) and the
+    current bundle is not better by more than ``tolerance`` PR-AUC (each bundle's own recorded
+    evaluation, its newest windows). A refused bundle leaves the current one (or, with none, the
+    shipped default bundle) scoring; a current bundle without metrics, or one that fails the
+    gate, is replaced by any bundle that passes it. A bundle whose submit_model.lua does not load
+    is never promoted (ModelError)."""
     check_lua_model(result.path / "submit_model.lua")
     cur = current_in_store(store)
-    new = primary_pr_auc(result.manifest)
+    verdict, new = assess(result.manifest), primary_pr_auc(result.manifest)
+    if new is None and verdict.passed:
+        verdict.reasons.append("its primary submit model has no recorded PR-AUC")
+    if not verdict.passed:
+        keep = f"kept {cur}" if cur else "the shipped default bundle keeps scoring"
+        result.promote_reason = f"refused by the publish gate: {verdict.line}; {keep}"
+        return result
     if cur is None:
         promote(store, registry_dir, result.version, lua_path)
-        result.promoted, result.promote_reason = True, "no current bundle"
+        result.promoted, result.promote_reason = True, "no current bundle; passed the publish gate"
         return result
-    row = store.conn.execute("SELECT manifest FROM models WHERE version = ?", (cur,)).fetchone()
-    old = primary_pr_auc(json.loads(row[0]))
-    if new is None or old is None:
-        which = "the new bundle" if new is None else f"the current bundle {cur}"
-        result.promote_reason = (f"kept {cur}: {which} has no evaluation metrics to compare "
-                                 "(train.folds = 0); promote by hand with `nomade models promote`")
+    cur_manifest = model_table.get_model(store, cur).manifest
+    old, old_verdict = primary_pr_auc(cur_manifest), assess(cur_manifest)
+    if old is None or not old_verdict.passed:
+        promote(store, registry_dir, result.version, lua_path)
+        result.promoted = True
+        result.promote_reason = (f"replaced {cur}: " + ("it has no evaluation metrics" if old is None
+                                                         else f"it fails the publish gate ({old_verdict.line})"))
         return result
     if new + tolerance >= old:
         promote(store, registry_dir, result.version, lua_path)
@@ -377,13 +417,11 @@ def prune_refreshes(store, registry_dir: Path, base: str, keep: int = KEEP_REFRE
     """Delete all but the newest ``keep`` history refreshes of ``base`` (never the current one)."""
     import shutil
 
-    rows = store.conn.execute("SELECT version, status FROM models WHERE version LIKE ? ORDER BY version",
-                              (base + ".h%",)).fetchall()
+    rows = model_table.versions_with_prefix(store, base + ".h")
     gone = [v for v, st in rows[:-keep] if st != "current"] if len(rows) > keep else []
     for v in gone:
         shutil.rmtree(Path(registry_dir) / v, ignore_errors=True)
-        with store.transaction() as c:
-            c.execute("DELETE FROM models WHERE version = ?", (v,))
+        model_table.delete_model(store, v)
     return gone
 
 
@@ -511,6 +549,8 @@ def demo_step(data_dir: Path, say=None, rounds: int = DEFAULT_ROUNDS) -> Dict[st
         out(f"{stage} stage not trained: {why}")
     for stage, rep in (res.reports or {}).items():
         out(f"report ({stage} stage): {rep}/report.html")
-    out(f"model bundle: {res.path} (published as current; Lua model: submit_model.lua)")
+    out(f"model bundle: {res.path} (" + ("published as current" if res.promoted else
+                                          f"not published: {res.promote_reason}")
+        + "; Lua model: submit_model.lua)")
     return {"bundle": str(res.path), "version": res.version, "metrics": res.manifest["metrics"],
             "train_seconds": res.manifest["train_seconds"], "reports": res.reports or {}}

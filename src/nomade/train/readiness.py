@@ -13,7 +13,8 @@ import numpy as np
 
 from ..scoring import lite_features as lite
 from .models.gbdt import GBDTModel
-from .pipeline import lite_requests, windows
+from .pipeline import windows
+from .requests import lite_requests
 
 GAIN_READY = 0.01
 MIN_TEST_FAILURES = 50

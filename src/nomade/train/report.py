@@ -37,9 +37,7 @@ def to_markdown(result: Dict[str, object], title: str, plots: Dict[str, str]) ->
     lines += ["", "## Choosing the alert threshold", "",
               "Every alert costs a user's attention; every missed failure costs the job. The table "
               "is the ensemble's pooled test windows at fixed thresholds and at alert budgets "
-              "(flag the riskiest X % of jobs), per 100 scored jobs. `nomade train` uses the "
-              "threshold with the best F1 on the stack window (`train.alert_budget` caps the "
-              "share flagged).", "",
+              "(flag the riskiest X % of jobs), per 100 scored jobs. " + policy_text(result), "",
               "| rule | threshold | flagged | precision | recall | false alarms /100 jobs | "
               "missed failures /100 jobs |", "|---|---|---|---|---|---|---|"]
     lines += [threshold_row(r) for r in threshold_table(result)]
@@ -64,9 +62,16 @@ def threshold_table(result: Dict[str, object], name: str = "ensemble") -> List[D
     y, p = result.get("_y"), result.get("_curves", {}).get(name)
     if y is None or p is None:
         return []
-    rules = [(f"p >= {t:.2f}", t) for t in (0.1, 0.2, 0.3, 0.5, 0.7)]
+    rules = [(f"p >= {t:.2f}", t) for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)]
     rules += [(f"top {b:.0%} of jobs", budget_threshold(p, b)) for b in BUDGETS]
     out = []
+    m = result.get("metrics", {}).get(name, {})
+    if "flagged" in m:   # the alert policy as run: each fold's threshold from its stack window
+        tp = float(m["recall"]) * float(y.mean())
+        out.append({"rule": "alert policy (each fold's threshold)", "threshold": float("nan"),
+                    "flagged": float(m["flagged"]), "precision": float(m["precision"]),
+                    "recall": float(m["recall"]), "false_alarms": 100.0 * (float(m["flagged"]) - tp),
+                    "missed": 100.0 * (float(y.mean()) - tp)})
     for rule, t in rules:
         d = at_threshold(y, p, t)
         flagged = d["flagged"]
@@ -77,8 +82,22 @@ def threshold_table(result: Dict[str, object], name: str = "ensemble") -> List[D
     return out
 
 
+def policy_text(result: Dict[str, object]) -> str:
+    """How `nomade train` chooses the alert threshold (nomade.risk_scale's alert policy)."""
+    pol = result.get("alert_policy") or {}
+    budget, floor = pol.get("budget"), pol.get("min_precision")
+    said = (f" Here: budget {budget:.0%}, minimum precision {floor:.2f} (from `{pol.get('source')}`)."
+            if budget is not None and floor is not None else "")
+    return ("`nomade train` chooses the threshold on the stack window: the lowest one that flags at "
+            "most `model.alert_budget` of the jobs (0 = the best-F1 threshold), raised until the "
+            "precision there is at least `model.min_precision`; the bundle's manifest says which "
+            "rule decided (`alert_policy`). To choose another operating point from this table, set "
+            "`model.alert_threshold`." + said)
+
+
 def threshold_row(r: Dict[str, float]) -> str:
-    return (f"| {r['rule']} | {r['threshold']:.3f} | {r['flagged']:.1%} | {r['precision']:.3f} | "
+    thr = "per fold" if r["threshold"] != r["threshold"] else f"{r['threshold']:.3f}"
+    return (f"| {r['rule']} | {thr} | {r['flagged']:.1%} | {r['precision']:.3f} | "
             f"{r['recall']:.3f} | {r['false_alarms']:.1f} | {r['missed']:.1f} |")
 
 

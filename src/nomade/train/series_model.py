@@ -20,6 +20,7 @@ from ..features.labels import label_from_class
 from ..recorder.sample import JobSample
 from ..scoring.series import DEFAULT_T, N_SERIES_STEP, SERIES_FILE, series_steps
 from ..states import failure_class
+from ..store.recorder import ended_job_samples
 
 MIN_JOBS = 200
 MIN_FAILED = 20
@@ -31,15 +32,9 @@ MAX_JOBS = 50_000
 def load_series(store, cluster: Optional[str] = None, owner_cancel_is_failure: bool = False
                 ) -> List[Tuple[float, int, List[JobSample]]]:
     """(submit time, label, samples) per ended, labelled job and node, oldest submission first."""
-    sql = ("SELECT s.cluster, s.job_id, s.node, s.ts, "  # noqa: S608 (constant clauses only)
-           "s.cpu_eff, s.rss_mb, s.cg_mem_mb, "
-           "s.cg_mem_limit_mb, s.write_bytes, s.extra, j.submit_time, j.state, j.cancelled_by, "
-           "j.uid, j.exit_code FROM samples s JOIN jobs j ON j.cluster = s.cluster AND "
-           "j.job_id = s.job_id WHERE j.is_final = 1" + (" AND s.cluster = ?" if cluster else "")
-           + " ORDER BY s.cluster, s.job_id, s.node, s.ts")
     groups: Dict[Tuple[str, str, str], List[JobSample]] = {}
     meta: Dict[Tuple[str, str, str], Tuple[float, int]] = {}
-    for r in store.conn.execute(sql, (cluster,) if cluster else ()):
+    for r in ended_job_samples(store, cluster):
         key = (r["cluster"], r["job_id"], r["node"])
         if key not in meta:
             cls = failure_class(r["state"], r["cancelled_by"], r["uid"], r["exit_code"])

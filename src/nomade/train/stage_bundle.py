@@ -8,10 +8,12 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..evaluate.thresholds import max_f1_threshold
+from ..evaluate.thresholds import choose_alert_threshold
 from ..features.matrix import FeatureMatrix
 from ..features.start import StartContext
+from ..risk_scale import AlertPolicy
 from .ensemble import StackedEnsemble
+from .publish_gate import window_checks
 
 CONTEXT_FILE = "start_context.json"
 LITE_HISTORY = "history_lite.json"   # written by the pipeline (also the Lua model's tables)
@@ -23,14 +25,18 @@ class StageArtifacts:
     models: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     stack: Dict[str, Any] = field(default_factory=dict)
     thresholds: Dict[str, float] = field(default_factory=dict)
+    threshold_choice: Dict[str, Any] = field(default_factory=dict)   # rule, trade-off table
     ensemble: Optional[StackedEnsemble] = None   # the fitted native models (not written)
 
 
-def alert_thresholds(ens: StackedEnsemble, budget: Optional[float]) -> Dict[str, float]:
-    """Alert threshold with the best F1 on the stack window (at most ``budget`` of the jobs
-    flagged when given); 'high' halfway between it and 1."""
-    alert = float(max_f1_threshold(ens.window_y, ens.window_pred, budget or None))
-    return {"alert": alert, "high": alert + (1.0 - alert) / 2.0}
+def alert_thresholds(ens: StackedEnsemble, policy: Optional[AlertPolicy] = None) -> Dict[str, Any]:
+    """The alert policy (nomade.risk_scale.AlertPolicy) on the stack window: {"alert": threshold,
+    "high": halfway between it and 1 (kept for older readers)} and the choice (rule, table)."""
+    policy = policy or AlertPolicy()
+    choice = choose_alert_threshold(ens.window_y, ens.window_pred, policy.budget, policy.min_precision)
+    alert = choice.threshold
+    return {"alert": alert, "high": alert + (1.0 - alert) / 2.0,
+            "choice": dict(choice.as_dict(), policy=policy.source)}
 
 
 def _arrays(files: Dict[str, Any], prefix: str, arrays: Dict[str, np.ndarray], own: str) -> list:
@@ -44,7 +50,7 @@ def _arrays(files: Dict[str, Any], prefix: str, arrays: Dict[str, np.ndarray], o
 
 
 def stage_artifacts(ens: StackedEnsemble, fm: FeatureMatrix, context: Optional[StartContext],
-                    budget: Optional[float] = None) -> StageArtifacts:
+                    policy: Optional[AlertPolicy] = None) -> StageArtifacts:
     """Bundle files, model specs and the stack spec of a fitted ensemble for ``fm.stage``."""
     stage = fm.stage
     out = StageArtifacts(ensemble=ens)
@@ -76,5 +82,9 @@ def stage_artifacts(ens: StackedEnsemble, fm: FeatureMatrix, context: Optional[S
             spec["arrays"] = _arrays(out.files, spec["array_prefix"], model.export_arrays(math.inf), own)
         out.models[name] = spec
     out.stack = ens.stack_spec(stage)
-    out.thresholds = alert_thresholds(ens, budget)
+    # what the publish gate reads: spread and ROC-AUC of the ensemble and its bases on the window
+    out.stack["checks"] = window_checks(ens.window_y, ens.window_pred, ens.window_base)
+    th = alert_thresholds(ens, policy)
+    out.threshold_choice = th.pop("choice")
+    out.thresholds = th
     return out

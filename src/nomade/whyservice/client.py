@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+from .. import risk_scale
 from ..errors import AccessDenied, NomadeError
 from ..report import JobNotFound
 from .protocol import MAX_RESPONSE, decode, encode
@@ -112,13 +113,15 @@ def lookup(cfg, job_id: str, cluster: str = "", direct: Optional[bool] = None) -
 
     from ..store.db import open_store
     from ..why import explain, job_owner
+    from ..why_ondemand import OnDemand
     from .access import Caller, check_access
     if direct is None:
         direct = os.geteuid() == 0
     if not direct:
         return ask(Path(cfg.get("privacy.socket")), job_id, cluster)
-    threshold = cfg.get("model.alert_threshold") or 0.5
+    threshold = risk_scale.current_threshold(cfg)
+    ondemand = OnDemand.from_config(cfg)
     with open_store(cfg.store_path, cfg.get("store.busy_timeout_ms"), migrate=False, readonly=True) as store:
-        check_access(Caller(os.geteuid(), os.getegid()), job_owner(store, job_id, cluster),
-                     cfg.get("privacy.admin_group"))
-        return explain(store, job_id, cluster, threshold).as_dict()
+        owner = job_owner(store, job_id, cluster, ondemand.live)
+        check_access(Caller(os.geteuid(), os.getegid()), owner, cfg.get("privacy.admin_group"))
+        return explain(store, job_id, cluster, threshold, job=owner, ondemand=ondemand).as_dict()

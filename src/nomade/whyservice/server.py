@@ -18,6 +18,7 @@ from ..errors import AccessDenied, NomadeError
 from ..report import JobNotFound
 from ..store.db import open_store
 from ..why import explain, job_owner
+from ..why_ondemand import OnDemand
 from .access import Caller, check_access, peer_caller
 from .pool import PoolLimits, WorkerPool
 from .protocol import MAX_REQUEST, BadRequest, decode_request, encode, error_response
@@ -29,16 +30,19 @@ MAX_JOB_ID = 64
 
 
 def answer(store_path: Path, caller: Caller, request: Dict[str, Any], admin_group: str,
-           busy_timeout_ms: int = 2000, threshold: float = 0.5) -> Dict[str, Any]:
-    """One request -> one response object (never raises for request-level problems)."""
+           busy_timeout_ms: int = 2000, threshold: float = 0.5,
+           ondemand: Optional[OnDemand] = None) -> Dict[str, Any]:
+    """One request -> one response object (never raises for request-level problems). With
+    ``ondemand``, a job the store does not hold is asked of Slurm (its owner first, checked
+    against the caller before anything else is read) and unscored stages are scored now."""
     job_id, cluster = _job_and_cluster(request)
     if job_id is None:
         return error_response("bad_request", "bad request: expected op 'why' and a job id")
     try:
         with open_store(store_path, busy_timeout_ms, migrate=False, readonly=True) as store:
-            owner = job_owner(store, job_id, cluster)
+            owner = job_owner(store, job_id, cluster, ondemand.live if ondemand is not None else None)
             check_access(caller, owner, admin_group)
-            result = explain(store, job_id, cluster, threshold)
+            result = explain(store, job_id, cluster, threshold, job=owner, ondemand=ondemand)
         return {"ok": True, "answer": result.as_dict()}
     except AccessDenied as exc:
         return error_response("denied", str(exc), exc.hint)
@@ -103,12 +107,13 @@ class WhyServer(socketserver.UnixStreamServer):
 
     def __init__(self, socket_path: Path, store_path: Path, admin_group: str,
                  busy_timeout_ms: int = 2000, threshold: float = 0.5,
-                 limits: Optional[PoolLimits] = None):
+                 limits: Optional[PoolLimits] = None, ondemand: Optional[OnDemand] = None):
         self.socket_path = Path(socket_path)
         self.store_path = Path(store_path)
         self.admin_group = admin_group
         self.busy_timeout_ms = busy_timeout_ms
         self.threshold = threshold
+        self.ondemand = ondemand
         self.limits = limits or PoolLimits()
         self.pool = WorkerPool(self.serve_connection, self.limits)
         _prepare_socket_path(self.socket_path)
@@ -135,7 +140,7 @@ class WhyServer(socketserver.UnixStreamServer):
         try:
             request = decode_request(read_line(conn, deadline))
             response = answer(self.store_path, caller, request, self.admin_group,
-                              self.busy_timeout_ms, self.threshold)
+                              self.busy_timeout_ms, self.threshold, self.ondemand)
         except BadRequest as exc:
             response = exc.response()
         except OSError as exc:  # the client reset the connection while we read

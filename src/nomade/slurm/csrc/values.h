@@ -129,8 +129,9 @@ enum { J_CLUSTER, J_JOBID, J_RAW, J_ARRAY, J_TASK, J_HET, J_HETOFF, J_NAME, J_US
        J_ALLOCCPUS, J_NNODES, J_NODELIST, J_ALLOCTRES, J_TOTALCPU, J_MAXRSS,
        J_SOURCE, J_HASH, J_INGESTED, J_UPDATED };
 /* a job_steps row: cluster, job_id, step_id, name, state, state_raw, exit, sig, start, end,
- * elapsed, alloc_cpus, alloc_tres, node_list, max_rss_mb, total_cpu_s */
-#define NSTEP 16
+ * elapsed, alloc_cpus, alloc_tres, node_list, max_rss_mb, total_cpu_s, ntasks, tres_usage_in_tot,
+ * tres_usage_in_max */
+#define NSTEP 19
 enum { S_RSS = 14, S_TOTALCPU = 15 };
 
 #endif

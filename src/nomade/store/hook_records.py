@@ -1,0 +1,61 @@
+"""The ``hook_records`` table: what the Prolog, Epilog and MailProg wrote to the hook spool, one
+row per (cluster, job, kind, node), with the record's JSON text."""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from ._query import all_rows
+from .db import Store
+from .scores import Score, write_score
+
+
+@dataclass
+class HookRecord:
+    """One ``hook_records`` row; ``data`` is the spool record's JSON text."""
+    cluster: str
+    job_id: str
+    kind: str               # 'start' (Prolog), 'end' (Epilog), 'mail' (MailProg)
+    node: str
+    written_at: float
+    data: str
+    loaded_at: float
+
+
+def cluster_of_job_id(store: Store, job_id: str) -> str:
+    """The cluster of the stored jobs with this job id when exactly one cluster has it, else ''
+    (for a hook record that did not know its cluster)."""
+    rows = store.conn.execute("SELECT DISTINCT cluster FROM jobs WHERE job_id = ?", (job_id,)).fetchall()
+    return rows[0][0] if len(rows) == 1 else ""
+
+
+def put_record(store: Store, rec: HookRecord, score: Optional[Score] = None) -> bool:
+    """Store ``rec`` (and ``score``, the start score it carries) in one transaction. False, and
+    nothing written, when the same record with the same data is already stored."""
+    with store.transaction() as conn:
+        old = conn.execute("SELECT data FROM hook_records WHERE cluster=? AND job_id=? AND kind=? AND node=?",
+                           (rec.cluster, rec.job_id, rec.kind, rec.node)).fetchone()
+        if old is not None and old[0] == rec.data:
+            return False
+        conn.execute("INSERT OR REPLACE INTO hook_records (cluster, job_id, kind, node, written_at, data,"
+                     " loaded_at) VALUES (?,?,?,?,?,?,?)",
+                     (rec.cluster, rec.job_id, rec.kind, rec.node, rec.written_at, rec.data, rec.loaded_at))
+        if score is not None:
+            write_score(conn, score)
+    return True
+
+
+def delete_written_before(store: Store, cutoff: float) -> int:
+    """Delete the records written before ``cutoff`` (epoch s); returns how many went."""
+    with store.transaction() as conn:
+        return conn.execute("DELETE FROM hook_records WHERE written_at < ?", (cutoff,)).rowcount
+
+
+def job_records(store: Store, job_id: str, kind: str, cluster: str = "",
+                limit: Optional[int] = None) -> List[Dict[str, Any]]:
+    """The ``kind`` records of ``job_id`` (of ``cluster``; '' = any), newest first, as dicts of
+    cluster and data (JSON text); at most ``limit``. No rows when the table is missing (a store from
+    before the hooks' migration)."""
+    return all_rows(store.conn,
+                    "SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = ? "
+                    "AND (? = '' OR cluster = ?) ORDER BY written_at DESC LIMIT ?",
+                    (job_id, kind, cluster, cluster, -1 if limit is None else int(limit)))

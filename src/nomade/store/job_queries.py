@@ -1,0 +1,307 @@
+"""The read queries over jobs: listing (``nomade jobs``), outcome counts, one job's row and the
+clusters a store holds (report, why), a user's similar past jobs (why), and the training job table
+(with the node recorder's peak memory from job_summaries)."""
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .. import states
+from ..jobrecord import JOB_COLUMNS
+from ._query import all_rows, one_row
+from .db import Store
+
+UNKNOWN = "unknown"  # outcome class of a job with no final state (yet)
+
+# failure class -> SQL condition on the jobs table (mirrors nomade.states.failure_class)
+_OWNER_CANCEL = "(cancelled_by IS NULL OR uid IS NULL OR cancelled_by = uid)"
+_CLASS_SQL = {
+    states.SUCCESS: "state = 'COMPLETED'",
+    states.FAILED: "state = 'FAILED'",
+    states.TIMEOUT: "state IN ('TIMEOUT', 'DEADLINE')",
+    states.OOM: "state = 'OUT_OF_MEMORY'",
+    states.SYSTEM: "state IN ('NODE_FAIL', 'BOOT_FAIL', 'PREEMPTED', 'REVOKED')",
+    states.CANCELLED_OWNER: f"(state = 'CANCELLED' AND {_OWNER_CANCEL})",
+    states.CANCELLED_OTHER: f"(state = 'CANCELLED' AND NOT {_OWNER_CANCEL})",
+}
+
+
+@dataclass
+class JobQuery:
+    """What to list. ``states`` holds Slurm state names and/or failure classes (OR-ed)."""
+
+    users: Sequence[str] = ()
+    states: Sequence[str] = ()
+    since: Optional[float] = None      # submit_time >= since (epoch s)
+    cluster: Optional[str] = None
+    limit: int = 50
+    owner_uid: Optional[int] = None    # only this uid's jobs (and, for jobs without a uid, ...
+    owner_name: Optional[str] = None   # ... this user name's): the access rule's "own jobs"
+    job_ids: Sequence[str] = ()        # ids as people type them (nomade.jobid); any of them
+
+
+@dataclass
+class JobRow:
+    cluster: str
+    job_id: str
+    user: Optional[str]
+    name: Optional[str]
+    state: Optional[str]
+    outcome: str
+    submit_time: Optional[float]
+    start_time: Optional[float]
+    end_time: Optional[float]
+    elapsed_s: Optional[int]
+    exit_code: Optional[int]
+    exit_signal: Optional[int]
+    partition: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class OutcomeCounts:
+    jobs: int = 0
+    users: int = 0
+    first_submit: Optional[float] = None
+    last_submit: Optional[float] = None
+    by_class: Dict[str, int] = field(default_factory=dict)
+
+    def share(self, cls: str) -> float:
+        return 100.0 * self.by_class.get(cls, 0) / self.jobs if self.jobs else 0.0
+
+
+def state_condition(wanted: Sequence[str]) -> Tuple[str, List[str]]:
+    """SQL condition (and its parameters) for jobs in any of ``wanted``: Slurm state names or
+    abbreviations (FAILED, F, CANCELLED, ...) or failure classes (success, oom, timeout, ...).
+    Raises ValueError naming the valid choices."""
+    parts: List[str] = []
+    params: List[str] = []
+    for w in wanted:
+        key = w.strip()
+        if key.lower() in _CLASS_SQL:
+            parts.append(_CLASS_SQL[key.lower()])
+        elif key.lower() == UNKNOWN:
+            parts.append("is_final = 0")
+        else:
+            try:
+                name, _ = states.parse_state(key.upper())
+            except ValueError:
+                choices = ", ".join(sorted(_CLASS_SQL) + [UNKNOWN])
+                raise ValueError(f"unknown state or failure class {w!r} (a Slurm state such as "
+                                 f"FAILED or TIMEOUT, or one of: {choices})") from None
+            parts.append("state = ?")
+            params.append(name)
+    return ("(" + " OR ".join(parts) + ")") if parts else "", params
+
+
+def jobs_matching(store: Store, query: JobQuery) -> List[JobRow]:
+    """Jobs matching ``query``, newest submission first, at most ``query.limit``."""
+    where, params = _where(query)
+    sql = ("SELECT cluster, job_id, user, name, state, cancelled_by, uid, submit_time, start_time, "  # noqa: S608 (where: placeholders)
+           "end_time, elapsed_s, exit_code, exit_signal, partition FROM jobs"
+           + where + " ORDER BY submit_time DESC, cluster, job_id_raw DESC, job_id DESC LIMIT ?")
+    rows = store.conn.execute(sql, params + [max(0, int(query.limit))]).fetchall()
+    return [JobRow(cluster=r[0], job_id=r[1], user=r[2], name=r[3], state=r[4],
+                   outcome=outcome_class(r[4], r[5], r[6]), submit_time=r[7], start_time=r[8],
+                   end_time=r[9], elapsed_s=r[10], exit_code=r[11], exit_signal=r[12],
+                   partition=r[13])
+            for r in rows]
+
+
+def outcome_class(state: Optional[str], cancelled_by: Optional[int], uid: Optional[int]) -> str:
+    """A listed job's failure class (``unknown`` without a state)."""
+    if state is None:
+        return UNKNOWN
+    return states.failure_class(state, cancelled_by, uid) or UNKNOWN
+
+
+def _where(query: JobQuery) -> Tuple[str, List[object]]:
+    conds: List[str] = []
+    params: List[object] = []
+    if query.cluster:
+        conds.append("cluster = ?")
+        params.append(query.cluster)
+    if query.owner_uid is not None:
+        cond, p = owner_condition(query.owner_uid, query.owner_name)
+        conds.append(cond)
+        params.extend(p)
+    if query.users:
+        conds.append(f"user IN ({','.join('?' * len(query.users))})")
+        params.extend(query.users)
+    if query.since is not None:
+        conds.append("submit_time >= ?")
+        params.append(query.since)
+    if query.states:
+        cond, p = state_condition(query.states)
+        conds.append(cond)
+        params.extend(p)
+    if query.job_ids:
+        cond, p = job_id_condition(query.job_ids)
+        conds.append(cond)
+        params.extend(p)
+    return (" WHERE " + " AND ".join(conds)) if conds else "", params
+
+
+def job_id_condition(job_ids: Sequence[str]) -> Tuple[str, List[object]]:
+    """SQL for the jobs any of ``job_ids`` names (``nomade.jobid``): the JobID, and for a bare
+    number the array's tasks, the het job's components and the job whose JobIDRaw it is."""
+    from ..jobid import parse_job_ref
+    parts: List[str] = []
+    params: List[object] = []
+    for text in job_ids:
+        ref = parse_job_ref(text)
+        parts.append("job_id = ?")
+        params.append(ref.job_id)
+        if ref.number is not None:
+            parts.append("job_id_raw = ? OR array_job_id = ? OR het_job_id = ?")
+            params += [ref.number] * 3
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def owner_condition(uid: int, name: Optional[str]) -> Tuple[str, List[object]]:
+    """SQL for "the caller's own jobs", as ``whyservice.access.check_access`` decides it: the
+    job's uid, or its user name when the record has no uid."""
+    if name is None:
+        return "uid = ?", [uid]
+    return "(uid = ? OR (uid IS NULL AND user = ?))", [uid, name]
+
+
+def outcome_counts(store: Store, cluster: Optional[str] = None) -> OutcomeCounts:
+    """Jobs, distinct users, submit-time span and jobs per outcome class (``unknown`` for jobs
+    without a final state)."""
+    where, params = (" WHERE cluster = ?", [cluster]) if cluster else ("", [])
+    n, users, first, last = store.conn.execute(
+        "SELECT count(*), count(DISTINCT user), min(submit_time), max(submit_time) FROM jobs" + where,  # noqa: S608 (constant)
+        params).fetchone()
+    counts = OutcomeCounts(jobs=n, users=users, first_submit=first, last_submit=last)
+    sql = ("SELECT state, (state = 'CANCELLED' AND NOT " + _OWNER_CANCEL + ") AS other, count(*) "
+           "FROM jobs" + where + " GROUP BY state, other")
+    for state, other, k in store.conn.execute(sql, params):
+        # a representative (cancelled_by, uid) pair for the group: other -> (1, 0), else (None, None)
+        cls = outcome_class(state, 1 if other else None, 0 if other else None)
+        counts.by_class[cls] = counts.by_class.get(cls, 0) + k
+    return counts
+
+
+def has_jobs(store: Store) -> bool:
+    """Whether the store holds at least one job."""
+    return store.conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchone() is not None
+
+
+def job_row(store: Store, cluster: str, job_id: str) -> Optional[Dict[str, Any]]:
+    """The jobs row of (cluster, job_id), every column, as a dict; None if not stored."""
+    return one_row(store.conn, "SELECT * FROM jobs WHERE cluster = ? AND job_id = ?", (cluster, job_id))
+
+
+def job_steps(store: Store, cluster: str, job_id: str) -> List[Dict[str, Any]]:
+    """The job_steps rows of (cluster, job_id), every column, as dicts (step order as stored)."""
+    return all_rows(store.conn, "SELECT * FROM job_steps WHERE cluster = ? AND job_id = ? ORDER BY rowid",
+                    (cluster, job_id))
+
+
+def jobs_by_number(store: Store, cluster: Optional[str], number: int) -> List[Dict[str, Any]]:
+    """The jobs a bare number names when no job has it as its job_id (``nomade.jobid``): the tasks
+    of array ``number`` or the components of het job ``number`` (several rows, array / het order),
+    else the job whose JobIDRaw is ``number`` (an array task's or a het component's own id).
+    Every column, as dicts. Without an index on these columns: a scan, only on that miss."""
+    where = " AND cluster = ?" if cluster is not None else ""
+    extra: List[Any] = [cluster] if cluster is not None else []
+    rows = all_rows(store.conn, "SELECT * FROM jobs WHERE (array_job_id = ? OR het_job_id = ?)" + where  # noqa: S608 (constant)
+                    + " ORDER BY cluster, array_job_id, CAST(array_task_id AS INTEGER), het_offset, job_id",
+                    [number, number] + extra)
+    if rows:
+        return rows
+    return all_rows(store.conn, "SELECT * FROM jobs WHERE job_id_raw = ?" + where + " ORDER BY cluster",  # noqa: S608 (constant)
+                    [number] + extra)
+
+
+def job_clusters(store: Store) -> List[str]:
+    """The clusters the store holds jobs of ('' first when cluster-less jobs are stored), walked
+    on the (cluster, job_id) key: one indexed lookup per cluster, not a scan."""
+    found: List[str] = []
+    while True:
+        row = one_row(store.conn, "SELECT min(cluster) AS c FROM jobs WHERE cluster > ?",
+                   (found[-1] if found else "",))
+        if row is None or row["c"] is None:
+            break
+        found.append(row["c"])
+    if one_row(store.conn, "SELECT 1 AS x FROM jobs WHERE cluster = '' LIMIT 1", ()) is not None:
+        found.insert(0, "")
+    return found
+
+
+def owner_ended_jobs(store: Store, cluster: str, uid: Optional[int], user: Optional[str],
+                     exclude_job_id: str, limit: int, *, name: Optional[str] = None,
+                     partition_cpus: Optional[Tuple[Optional[str], int, int]] = None) -> List[Dict[str, Any]]:
+    """One owner's newest ended (final) jobs on ``cluster``, ``exclude_job_id`` left out, as dicts
+    (job_id, name, state, cancelled_by, uid, exit_code, elapsed_s, timelimit_s, max_rss_mb,
+    req_mem_mb): those named ``name``, or those in partition ``partition_cpus[0]`` (None: none)
+    asking for ``partition_cpus[1]`` to ``[2]`` cores. The owner is the uid; by user name only
+    (jobs without a uid) when ``uid`` is None."""
+    owner = "uid = ?" if uid is not None else "user = ? AND uid IS NULL"
+    sql = ("SELECT job_id, name, state, cancelled_by, uid, exit_code, elapsed_s, timelimit_s, max_rss_mb, "  # noqa: S608 (owner is one of two constant clauses)
+           f"req_mem_mb FROM jobs WHERE cluster = ? AND {owner} AND job_id != ? AND is_final = 1 ")
+    args: List[Any] = [cluster, uid if uid is not None else user, exclude_job_id]
+    if name is not None:
+        sql += "AND name = ? ORDER BY submit_time DESC LIMIT ?"
+        args += [name, limit]
+    elif partition_cpus is not None:
+        sql += ("AND coalesce(partition, '') = coalesce(?, '') AND req_cpus BETWEEN ? AND ? "
+                "ORDER BY submit_time DESC LIMIT ?")
+        args += [*partition_cpus, limit]
+    else:
+        raise ValueError("owner_ended_jobs: give name or partition_cpus")
+    return [dict(r) for r in store.conn.execute(sql, args)]
+
+
+def owner_submits_between(store: Store, cluster: str, uid: int, start: float, end: float,
+                          exclude_job_id: str) -> int:
+    """How many jobs of ``uid`` on ``cluster`` were submitted in [start, end), ``exclude_job_id``
+    left out (nomade-why's count of a job's "recent submissions", as job_submit.lua counts them)."""
+    row = store.conn.execute("SELECT count(*) FROM jobs WHERE cluster = ? AND uid = ? AND job_id != ? "
+                             "AND submit_time >= ? AND submit_time < ?",
+                             (cluster, uid, exclude_job_id, start, end)).fetchone()
+    return int(row[0])
+
+
+def jobs_for_training(store: Store, columns: Sequence[str], cluster: Optional[str] = None) -> List[sqlite3.Row]:
+    """Every job with a submit time (of ``cluster``, or all), the ``columns`` named (jobs columns,
+    nomade's constants), as rows readable by column name. ``max_rss_mb`` is the job's peak memory
+    (whole job, ``nomade.efficiency``): its largest step (TRESUsageInTot mem=, else MaxRSS x
+    NTasks), the job row's MaxRSS without step rows, or the node recorder's peak (job_summaries)
+    when higher or when accounting has none (sites without jobacct_gather)."""
+    unknown = set(columns) - set(JOB_COLUMNS)
+    if unknown:
+        raise ValueError(f"not jobs columns: {sorted(unknown)}")
+    cols: List[str] = [f"j.{c}" for c in columns if c != "max_rss_mb"]
+    if "max_rss_mb" in columns:
+        store.conn.create_function("nomade_step_mem", 3, _step_mem, deterministic=True)
+        cols.append("CASE WHEN s.peak_mb IS NOT NULL AND (coalesce(t.used_mb, j.max_rss_mb) IS NULL "
+                    "OR s.peak_mb > coalesce(t.used_mb, j.max_rss_mb)) "
+                    "THEN s.peak_mb ELSE coalesce(t.used_mb, j.max_rss_mb) END AS max_rss_mb")
+    q = (f"SELECT {', '.join(cols)} FROM jobs j"  # noqa: S608 (column list is nomade's constants)
+         " LEFT JOIN (SELECT cluster, job_id, "
+         "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
+         "FROM job_summaries) s "
+         "ON s.cluster = j.cluster AND s.job_id = j.job_id")
+    if "max_rss_mb" in columns:
+        q += (" LEFT JOIN (SELECT cluster, job_id, "
+              "max(nomade_step_mem(tres_usage_in_tot, max_rss_mb, ntasks)) AS used_mb "
+              "FROM job_steps GROUP BY cluster, job_id) t "
+              "ON t.cluster = j.cluster AND t.job_id = j.job_id")
+    q += " WHERE j.submit_time IS NOT NULL"
+    args: list = []
+    if cluster:
+        q += " AND j.cluster = ?"
+        args.append(cluster)
+    return store.conn.execute(q, args).fetchall()
+
+
+def _step_mem(tres_usage_in_tot: Optional[str], max_rss_mb: Optional[float],
+              ntasks: Optional[int]) -> Optional[float]:
+    """``nomade.efficiency.step_mem_used`` as an SQL function (the one definition)."""
+    from ..efficiency import step_mem_used
+    return step_mem_used({"tres_usage_in_tot": tres_usage_in_tot, "max_rss_mb": max_rss_mb,
+                          "ntasks": ntasks})[0]
