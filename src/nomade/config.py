@@ -30,6 +30,7 @@ class Config:
     values: Dict[str, Any]
     sources: Dict[str, str]
     file: Optional[Path] = None
+    plugin_sections: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # [collectors.<plugin>]
     _derived: Dict[str, Any] = field(default_factory=dict)
 
     def get(self, name: str) -> Any:
@@ -53,6 +54,10 @@ class Config:
         p = self.values[f"{kind}.spool_dir"]
         return Path(p).expanduser() if p else self.data_dir / "spool" / ("hooks" if kind == "hooks" else "samples")
 
+    def section(self, section: str) -> Dict[str, Any]:
+        """The settings of one section as {key: value} (``cfg.section("collectors.disk")``)."""
+        return {s.key: self.values[s.name] for s in SETTINGS if s.section == section}
+
     def as_rows(self):
         """(name, value, source) for every setting, in declaration order."""
         return [(s.name, self.values[s.name], self.sources[s.name]) for s in SETTINGS]
@@ -69,6 +74,10 @@ def coerce(setting: Setting, raw: Any, where: str) -> Any:
     """Check/convert one value. Strings (from the environment) are parsed; TOML values must
     already have the right type (ints are accepted for floats)."""
     t = setting.type
+    if t is list:
+        return _coerce_list(setting, raw, where)
+    if t is dict:
+        return _coerce_table(setting, raw, where)
     if isinstance(raw, str) and t is not str:
         text = raw.strip()
         try:
@@ -93,6 +102,40 @@ def coerce(setting: Setting, raw: Any, where: str) -> Any:
     return raw
 
 
+def _coerce_list(setting: Setting, raw: Any, where: str) -> List[str]:
+    """A list of strings: a TOML array of strings, or comma-separated text (the environment)."""
+    if isinstance(raw, str):
+        return [x.strip() for x in raw.split(",") if x.strip()]
+    if isinstance(raw, (list, tuple)) and all(isinstance(x, str) for x in raw):
+        return list(raw)
+    raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected a list of strings "
+                      f"(in TOML [\"a\", \"b\"]; in the environment a,b)")
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _coerce_table(setting: Setting, raw: Any, where: str) -> Dict[str, Any]:
+    """A table of string keys to scalars: a TOML table, or ``key=value,key=value`` text (values
+    then strings)."""
+    if isinstance(raw, str):
+        table: Dict[str, Any] = {}
+        for item in (x.strip() for x in raw.split(",")):
+            if not item:
+                continue
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected key=value,key=value")
+            table[key.strip()] = value.strip()
+        return table
+    if isinstance(raw, dict) and all(isinstance(v, _SCALARS) for v in raw.values()):
+        for v in raw.values():
+            _finite(setting, v, where)
+        return dict(raw)
+    raise ConfigError(f"{where}: {setting.name} = {raw!r}: expected a table of strings, numbers "
+                      f"or booleans")
+
+
 def _finite(setting: Setting, value: Any, where: str) -> Any:
     """nan and inf are numbers to TOML and to float(), never a sensible setting: `hooks.timeout_s =
     nan` passed every `<= 0` check and left the hooks without a time bound."""
@@ -102,7 +145,8 @@ def _finite(setting: Setting, value: Any, where: str) -> Any:
 
 
 def _tname(t: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[t]
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list of strings", dict: "a table"}[t]
 
 
 def read_toml(path: Path) -> Dict[str, Any]:
@@ -121,23 +165,33 @@ def read_toml(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"{path}: not valid UTF-8 text") from None
 
 
-def _flatten(doc: Mapping[str, Any], path: Path) -> Dict[str, Any]:
-    known = {s.name for s in SETTINGS}
+def _flatten(doc: Mapping[str, Any], path: Path, prefix: str = "",
+             plugins: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """{setting name: value} from a TOML document whose tables may nest (``[collectors.disk]``
+    is {"collectors": {"disk": {...}}}); a table-typed setting's value stays a table. A
+    ``[collectors.<name>]`` table no setting declares (a third-party collector's) goes, as
+    written, to ``plugins[name]``."""
+    known = {s.name: s for s in SETTINGS}
     sections = {s.section for s in SETTINGS if s.section}
     flat: Dict[str, Any] = {}
     for k, v in doc.items():
-        if isinstance(v, dict):
-            if k not in sections:
-                raise ConfigError(f"{path}: unknown section [{k}] (known: {', '.join(sorted(sections))})")
-            for kk, vv in v.items():
-                name = f"{k}.{kk}"
-                if name not in known:
-                    raise ConfigError(f"{path}: unknown key {name} in [{k}]")
-                flat[name] = vv
+        name = f"{prefix}.{k}" if prefix else k
+        setting = known.get(name)
+        if setting is not None and (setting.type is dict or not isinstance(v, dict)):
+            flat[name] = v
+        elif isinstance(v, dict) and (name in sections or name == "collectors" or any(x.startswith(name + ".") for x in sections)):
+            flat.update(_flatten(v, path, name, plugins))
+        elif isinstance(v, dict) and prefix == "collectors" and plugins is not None:
+            plugins[k] = dict(v)
+        elif isinstance(v, dict):
+            roots = sorted({x for x in sections if "." not in x} | {x.split(".")[0] for x in sections})
+            known_here = sorted(x for x in sections if x.startswith(prefix + ".")) if prefix else roots
+            listed = f" (known: {', '.join(known_here)})" if known_here else ""
+            raise ConfigError(f"{path}: unknown section [{name}]{listed}")
+        elif prefix:
+            raise ConfigError(f"{path}: unknown key {name} in [{prefix}]")
         else:
-            if k not in known:
-                raise ConfigError(f"{path}: unknown key {k}")
-            flat[k] = v
+            raise ConfigError(f"{path}: unknown key {k}")
     return flat
 
 
@@ -167,7 +221,8 @@ def load_config(
     """Build the effective configuration. ``overrides`` are CLI values keyed by setting name."""
     environ = os.environ if environ is None else environ
     path = config_file_path(config_path, environ)
-    file_values = _flatten(read_toml(path), path) if path is not None else {}
+    plugins: Dict[str, Dict[str, Any]] = {}
+    file_values = _flatten(read_toml(path), path, "", plugins) if path is not None else {}
     values: Dict[str, Any] = {}
     sources: Dict[str, str] = {}
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -182,17 +237,26 @@ def load_config(
             values[s.name] = coerce(s, file_values[s.name], str(path))
             sources[s.name] = f"file {path}"
         else:
-            values[s.name] = s.default
+            values[s.name] = _copy(s.default)
             sources[s.name] = "default"
     if values["data_dir"] is None:
         values["data_dir"] = default_data_dir()
         sources["data_dir"] = "default (derived)"
     _validate(values, path)
-    return Config(values=values, sources=sources, file=path)
+    return Config(values=values, sources=sources, file=path, plugin_sections=plugins)
+
+
+def _copy(default: Any) -> Any:
+    """A fresh list or table for each Config, so no caller can change the declared default."""
+    return type(default)(default) if isinstance(default, (list, dict)) else default
 
 
 def _validate(values: Dict[str, Any], path: Optional[Path]) -> None:
     where = str(path) if path else "configuration"
+    positive = [n for n in values if n.startswith("collectors.") and n.endswith(".interval_s")]
+    for name in positive + ["monitoring.raw_days", "monitoring.rollup_days"]:
+        if values[name] <= 0:
+            raise ConfigError(f"{where}: {name} = {values[name]}: expected a number > 0")
     for name in ("store.busy_timeout_ms", "slurm.overlap_s", "ingest.batch_size", "train.min_jobs"):
         if values[name] < 0 or (name == "ingest.batch_size" and values[name] == 0):
             raise ConfigError(f"{where}: {name} = {values[name]}: expected a positive number")

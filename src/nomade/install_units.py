@@ -25,6 +25,7 @@ UNITS = {
     "nomade-refresh-history.timer": "store host",
     "nomade-ingest-spool.service": "store host",
     "nomade-ingest-spool.timer": "store host",
+    "nomade-collect.service": "store host",
     "nomade-record.service": "compute nodes",
 }
 # what `systemctl enable --now` starts on the store host (the services are started by these)

@@ -8,7 +8,7 @@ components, else the job whose JobIDRaw it is.
 """
 
 import re
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 from .errors import NomadeError
 
@@ -39,3 +39,10 @@ def parse_job_ref(text: str) -> JobRef:
     if m.group(3) is not None:
         return JobRef(f"{base}+{m.group(3).lstrip('0') or '0'}", None)
     return JobRef(base, int(base))
+
+
+def array_task(ref: JobRef) -> Optional[Tuple[int, int]]:
+    """(array job id, task id) of a ``123_4`` reference; None for any other form. Hook records
+    (Prolog, Epilog) hold these as SLURM_ARRAY_JOB_ID / SLURM_ARRAY_TASK_ID beside the raw id."""
+    base, sep, task = ref.job_id.partition("_")
+    return (int(base), int(task)) if sep and task.isdigit() else None

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import efficiency, risk_scale
 from .errors import NomadeError
-from .jobid import parse_job_ref
+from .jobid import array_task, parse_job_ref
 from .states import FINAL_STATES, failure_class
 from .store import hook_records
 from .store.job_queries import job_clusters, job_row, job_steps, jobs_by_number
@@ -314,6 +314,9 @@ def _job_from_end_records(store, job_id: str, clusters: Optional[Sequence[str]])
     """A partial row from the newest Epilog record of the job in ``clusters`` (None: any, as long
     as only one cluster has such a record)."""
     rows = hook_records.job_records(store, job_id, "end")   # none in a store from before the hooks' migration
+    task = array_task(parse_job_ref(job_id))
+    if not rows and task is not None:   # an array task's record is under its raw id
+        rows = hook_records.array_task_records(store, task[0], task[1], "end")
     if clusters is not None:
         rows = [r for r in rows if r["cluster"] in clusters]
     else:

@@ -1,12 +1,19 @@
 """Every setting nomade has, declared once: section, key, type, default, help.
 
 Top-level keys (section "") are overridden by ``NOMADE_<KEY>``; the others by
-``NOMADE_<SECTION>_<KEY>``. A default of None means "derived at load" (documented in help).
-Add new settings here only; docs/configuration.md is checked against this list by the tests.
+``NOMADE_<SECTION>_<KEY>`` (a dotted section's dots become underscores:
+``NOMADE_COLLECTORS_DISK_FILESYSTEMS``). A default of None means "derived at load" (documented
+in help). Add new settings here only; docs/configuration.md is checked against this list by the
+tests.
+
+Types: str, int, float, bool, ``list`` (a list of strings; from the environment comma-separated
+text) and ``dict`` (a table of string keys to strings, numbers or booleans; from the environment
+``key=value,key=value``). Sections may be dotted (``collectors.disk`` is the TOML table
+``[collectors.disk]``). Collectors declare theirs with ``collector_settings`` (docs/monitoring.md).
 """
 
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Tuple, Union
 
 
 @dataclass(frozen=True)
@@ -23,8 +30,45 @@ class Setting:
 
     @property
     def env_var(self) -> str:
-        parts = ["NOMADE"] + ([self.section] if self.section else []) + [self.key]
+        parts = ["NOMADE"] + ([self.section.replace(".", "_")] if self.section else []) + [self.key]
         return "_".join(p.upper() for p in parts)
+
+    @property
+    def type_name(self) -> str:
+        return {list: "list of strings", dict: "table"}.get(self.type, self.type.__name__)
+
+
+def collector_settings(name: str, *extra: Union[Setting, tuple], enabled: bool = True,
+                       interval_s: float = 60.0, required: bool = False) -> Tuple[Setting, ...]:
+    """The settings of collector ``name``, section ``collectors.<name>``: ``enabled``,
+    ``interval_s`` and ``required`` (syscheck exits 1 when a required collector cannot run), then
+    ``extra``: each a Setting or a (key, type, default, help) tuple, its section filled in.
+    Used in SETTINGS as ``*collector_settings("disk", ("filesystems", list, ["/"], "..."),
+    interval_s=300.0)``. For the brief's positional form, a bool and a number before the first
+    extra are taken as enabled and interval_s."""
+    section = f"collectors.{name}"
+    items = list(extra)
+    if items and isinstance(items[0], bool):
+        enabled = items.pop(0)
+    if items and isinstance(items[0], (int, float)) and not isinstance(items[0], bool):
+        interval_s = float(items.pop(0))
+    out = [
+        Setting(section, "enabled", bool, enabled, f"Run the {name} collector in `nomade collect`."),
+        Setting(section, "interval_s", float, float(interval_s),
+                f"Seconds between runs of the {name} collector."),
+        Setting(section, "required", bool, required,
+                f"`nomade syscheck` exits 1 when the {name} collector cannot run on this host."),
+    ]
+    for item in items:
+        if isinstance(item, Setting):
+            out.append(item if item.section == section else Setting(section, *_fields(item)))
+        else:
+            out.append(Setting(section, *item))
+    return tuple(out)
+
+
+def _fields(s: Setting) -> tuple:
+    return (s.key, s.type, s.default, s.help)
 
 
 SETTINGS: Tuple[Setting, ...] = (
@@ -143,6 +187,79 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("privacy", "max_per_uid", int, 2,
             "Connections (waiting or being answered) one uid may hold on the nomade-why service at "
             "once; more are answered \"busy, try again\", so one user cannot occupy every worker."),
+    # ------------------------------------------------------------------ monitoring (nomade collect)
+    Setting("monitoring", "raw_days", float, 7.0,
+            "Days the collectors' raw samples are kept; older ones are folded into hourly averages."),
+    Setting("monitoring", "rollup_days", float, 400.0,
+            "Days the hourly averages of the collectors' metrics are kept."),
+    Setting("monitoring", "collectors", list, [],
+            "Collectors `nomade collect` runs (names); empty = every registered collector whose "
+            "[collectors.<name>] enabled is true. `nomade collect -C` overrides it."),
+    # Collectors append their block below, under a comment with the collector's name:
+    #   # ---- collector: disk
+    #   *collector_settings("disk", ("filesystems", list, ["/"], "Mount points to measure."),
+    #                       interval_s=300.0),
+    # ---- collectors: disk, nodestats, nfs, zfs
+    *collector_settings(
+        "disk",
+        ("filesystems", list, ["/"], "Mount points (or paths) whose size, usage, inodes and "
+         "read-only state are measured; each statvfs is time-bounded."),
+        ("statvfs_timeout_s", float, 5.0, "Seconds a filesystem may take to answer statvfs "
+         "before it is reported as not responding (disk.responding 0; a hung NFS mount)."),
+        ("quotas", bool, True, "Report per-user and per-group quotas from `repquota -a -u -g -p` "
+         "(package quota); nothing is reported where repquota is absent."),
+        ("repquota_timeout_s", float, 60.0, "Seconds repquota may run."),
+        ("ood_quota_file", str, "", "When set, write the Open OnDemand quota JSON file here "
+         "(mode 0644: it lists every user's usage and limits, readable by all, as OnDemand "
+         "needs); empty = not written."),
+        interval_s=300.0),
+    *collector_settings(
+        "nodestats",
+        ("exclude_devices", str, r"^(loop|ram|zram|fd|sr)\d+$", "Regular expression of block "
+         "devices (names as in /proc/diskstats) left out of the disk statistics."),
+        interval_s=60.0),
+    *collector_settings(
+        "nfs",
+        ("ops", list, ["READ", "WRITE", "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "OPEN",
+                       "CLOSE", "COMMIT", "READDIR", "READDIRPLUS", "CREATE", "REMOVE", "RENAME"],
+         "NFS operations reported one by one (ops/s, RTT, retransmissions); every operation "
+         "counts in op=\"all\"."),
+        interval_s=60.0),
+    *collector_settings(
+        "zfs",
+        ("zpool", str, "", "The zpool executable; empty = found on PATH."),
+        ("timeout_s", float, 30.0, "Seconds each zpool command may run."),
+        interval_s=300.0),
+    # ---- collectors: queue, nodes, slurm_health, licenses, gpu
+    *collector_settings(
+        "queue",
+        ("stuck_after_h", float, 24.0, "Hours a job may pend before it counts in queue.stuck."),
+        ("timeout_s", float, 30.0, "Seconds squeue and sshare may each run."),
+        interval_s=60.0),
+    *collector_settings(
+        "nodes",
+        ("hwmon", bool, True, "Also report this host's temperatures from /sys/class/hwmon."),
+        ("timeout_s", float, 30.0, "Seconds sinfo may run."),
+        interval_s=60.0),
+    *collector_settings(
+        "slurm_health",
+        ("timeout_s", float, 10.0, "Seconds sdiag may run."),
+        ("ping_timeout_s", float, 5.0, "Seconds each reachability check (scontrol ping, "
+         "sacctmgr, munge/unmunge) may take before the daemon counts as down."),
+        interval_s=60.0),
+    *collector_settings(
+        "licenses",
+        ("flexlm", list, [], "FlexLM servers as port@host (a redundant triad as "
+         "port@a:port@b:port@c), queried with `lmutil lmstat -a -c`."),
+        ("rlm", list, [], "RLM servers as port@host, queried with `rlmutil rlmstat -a -c`."),
+        ("lmutil", str, "lmutil", "The lmutil executable (a name on PATH or a path)."),
+        ("rlmutil", str, "rlmutil", "The rlmutil executable (a name on PATH or a path)."),
+        ("timeout_s", float, 20.0, "Seconds one server may take to answer; then it is down."),
+        interval_s=300.0),
+    *collector_settings(
+        "gpu",
+        ("xid", bool, True, "Also report NVIDIA XID error events (gpu.xid) seen since the last cycle."),
+        interval_s=30.0),
 )
 
 

@@ -14,6 +14,7 @@ from .report import (ALERT_DEFAULT, JobNotFound, ScoreSeen, build_report, cluste
                      human_mem, known, load_scores, load_warnings, mem_option, slurm_time, store_clusters)
 from . import efficiency, risk_scale
 from .features.words import reason_text
+from .jobid import array_task, parse_job_ref
 from .states import FINAL_STATES, failure_class
 from .store import hook_records
 from .store import scores as score_table
@@ -101,17 +102,27 @@ def _job_or_start_record(store, job_id: str, cluster: str) -> Dict[str, Any]:
     try:
         return find_job(store, job_id, cluster)
     except JobNotFound:
-        rows = hook_records.job_records(store, job_id, "start", cluster, limit=1)
-        if not rows:
+        row = _start_record(store, job_id, cluster)
+        if row is None:
             raise
-        row = rows[0]
         rec = json.loads(row["data"])
         env, req = rec.get("job") or {}, rec.get("request") or {}
-        return {"job_id": job_id, "cluster": row["cluster"] or env.get("cluster", ""), "user": env.get("user"),
+        return {"job_id": row.get("job_id") or job_id, "cluster": row["cluster"] or env.get("cluster", ""), "user": env.get("user"),
                 "uid": env.get("uid"), "name": req.get("name"), "partition": req.get("partition"),
                 "req_cpus": req.get("cpus"), "timelimit_s": req.get("timelimit_s"), "state": "RUNNING",
                 "submit_time": req.get("submit_time"), "start_time": req.get("start_time"),
                 "source": "prolog", "request": req}
+
+
+def _start_record(store, job_id: str, cluster: str) -> Optional[Dict[str, Any]]:
+    """The newest Prolog start record of ``job_id``: stored under the raw id (SLURM_JOB_ID); an
+    array task's ``123_4`` found by the array ids the record holds."""
+    ref = parse_job_ref(job_id)
+    rows = hook_records.job_records(store, ref.job_id, "start", cluster, limit=1)
+    task = array_task(ref)
+    if not rows and task is not None:
+        rows = hook_records.array_task_records(store, task[0], task[1], "start", cluster, limit=1)
+    return rows[0] if rows else None
 
 
 def job_owner(store, job_id: str, cluster: str = "", live=None) -> Dict[str, Any]:

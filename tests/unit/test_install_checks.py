@@ -167,7 +167,7 @@ def test_every_moving_part_has_a_unit():
     commands = {" ".join(ln.split()[2:]) for n in UNITS if n.endswith(".service")
                 for ln in (SYSTEMD / n).read_text().splitlines() if ln.startswith("ExecStart=")}
     assert commands == {"serve-why", "ingest sacct", "ingest hooks", "ingest spool", "train --publish",
-                        "models refresh-history", "record"}
+                        "models refresh-history", "record", "collect"}
     for n in UNITS:
         if n.endswith(".timer"):
             assert (SYSTEMD / n.replace(".timer", ".service")).is_file()
@@ -187,8 +187,8 @@ def test_units_start_the_prefix_nomade_and_name_a_site_config(tmp_path):
     [u] = plan_units(ROOT, "/usr/bin/python3", pythonpath="/srv/nomade/src", names=["nomade-ingest-hooks.service"])
     assert "ExecStart=/usr/bin/python3 -c 'import nomade.cli.main as m; m.main()' ingest hooks" in u.text
     assert "Environment=PYTHONPATH=/srv/nomade/src" in u.text
-    with pytest.raises(ConfigError, match="--unit nomade-collect.service: not a nomade unit"):
-        plan_units(ROOT, "/usr/bin/python3", names=["nomade-collect.service"])
+    with pytest.raises(ConfigError, match="--unit nomade-nonesuch.service: not a nomade unit"):
+        plan_units(ROOT, "/usr/bin/python3", names=["nomade-nonesuch.service"])
 
 
 def test_print_units_one_unit_is_exactly_its_file(tmp_path):
@@ -198,7 +198,7 @@ def test_print_units_one_unit_is_exactly_its_file(tmp_path):
     assert res.output == want
     res = CliRunner().invoke(cli, ["install-slurm", "--print-units"])
     assert res.output.count("# ==> ") == len(UNITS)
-    assert format_units(plan_units(ROOT, sys.executable)).count("\nExecStart=") == 7
+    assert format_units(plan_units(ROOT, sys.executable)).count("\nExecStart=") == 8
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")

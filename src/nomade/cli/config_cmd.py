@@ -34,4 +34,4 @@ def show(app: AppContext, as_json: bool) -> None:
 def list_settings() -> None:
     """List every setting with its type, default and help."""
     for s in SETTINGS:
-        click.echo(f"{s.name} ({s.type.__name__}, default {s.default!r}, env {s.env_var})\n    {s.help}")
+        click.echo(f"{s.name} ({s.type_name}, default {s.default!r}, env {s.env_var})\n    {s.help}")

@@ -63,7 +63,7 @@ def settings_table() -> str:
             "|---|---|---|---|---|"]
     for s in SETTINGS:
         default = "(derived)" if s.default is None else repr(s.default)
-        rows.append(f"| `{s.name}` | {s.type.__name__} | `{_cell(default)}` | `{s.env_var}` | "
+        rows.append(f"| `{s.name}` | {s.type_name} | `{_cell(default)}` | `{s.env_var}` | "
                     f"{_cell(s.help)} |")
     rows += ["", SETTINGS_END]
     return "\n".join(rows)

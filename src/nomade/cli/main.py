@@ -31,6 +31,10 @@ COMMANDS = {
     "install-slurm": "install_cmd:install_slurm",
     "hook": "hook_cmd:hook",
     "serve-why": "why_service_cmd:serve_why",
+    "status": "status_cmd:status",
+    "disk": "disk_cmd:disk",
+    "collect": "collect_cmd:collect",
+    "syscheck": "syscheck_cmd:syscheck",
 }
 
 

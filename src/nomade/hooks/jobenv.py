@@ -3,7 +3,9 @@
 Prolog/Epilog (slurmd, root) get SLURM_JOB_ID, SLURM_JOB_USER, SLURM_JOB_UID, SLURM_JOB_GID,
 SLURM_JOB_ACCOUNT, SLURM_JOB_PARTITION, SLURM_JOB_WORK_DIR, SLURM_JOB_CPUS_PER_NODE,
 SLURMD_NODENAME; the Epilog also SLURM_JOB_EXIT_CODE, SLURM_JOB_EXIT_CODE2, SLURM_JOB_DERIVED_EC.
-No SLURM_JOB_NAME: the name and request come from scontrol when wanted."""
+No SLURM_JOB_NAME: the name and request come from scontrol when wanted. SLURM_JOB_ID of an array
+task is its own raw id; slurmd 22.05 gives its Prolog/Epilog no SLURM_ARRAY_JOB_ID/TASK_ID (they are
+read when present), so the Prolog takes the array ids from scontrol's ``ArrayJobId=``/``ArrayTaskId=``."""
 
 import re
 import time
@@ -16,7 +18,8 @@ _ENV_FIELDS = {
     "SLURM_JOB_CPUS_PER_NODE": "cpus_per_node",
 }
 _ENV_INTS = {"SLURM_JOB_UID": "uid", "SLURM_JOB_GID": "gid", "SLURM_JOB_EXIT_CODE": "exit_status",
-             "SLURM_JOB_EXIT_CODE2": None, "SLURM_JOB_DERIVED_EC": "derived_exit_status"}
+             "SLURM_JOB_EXIT_CODE2": None, "SLURM_JOB_DERIVED_EC": "derived_exit_status",
+             "SLURM_ARRAY_JOB_ID": "array_job_id", "SLURM_ARRAY_TASK_ID": "array_task_id"}
 _TOKEN = re.compile(r"(\w+)=(\S*)")
 _MEM = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)$")
 _MEM_FACTOR = {"": 1.0, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 ** 2, "P": 1024.0 ** 3}
@@ -106,6 +109,18 @@ def _trusted_region(text: str, job_id: str, user: str, uid: int) -> Tuple[str, s
     return name, text[first:end]
 
 
+def _array_ids(text: str) -> Dict[str, int]:
+    """``ArrayJobId``/``ArrayTaskId`` of an array task: scontrol prints them between ``JobId=`` and
+    ``JobName=``, before any text a user wrote (``JobId=391 ArrayJobId=390 ArrayTaskId=1 JobName=``)."""
+    head = text[:text.index(" JobName=")]
+    out: Dict[str, int] = {}
+    for key, field in (("ArrayJobId", "array_job_id"), ("ArrayTaskId", "array_task_id")):
+        m = re.search(r" %s=(\d{1,19})(?= |$)" % key, head)
+        if m and int(m.group(1)) < 2 ** 63:
+            out[field] = int(m.group(1))
+    return out if len(out) == 2 else {}
+
+
 def parse_scontrol_job(text: str, job_id: str, user: str, uid: int) -> Dict[str, Any]:
     """`scontrol show job -o JOBID` -> the request fields the start-time scorer uses.
 
@@ -116,7 +131,7 @@ def parse_scontrol_job(text: str, job_id: str, user: str, uid: int) -> Dict[str,
     kv: Dict[str, str] = {}
     for key, value in _TOKEN.findall(region):
         kv.setdefault(key, value)
-    out: Dict[str, Any] = {"name": name, "user": user, "uid": uid}
+    out: Dict[str, Any] = {"name": name, "user": user, "uid": uid, **_array_ids(text)}
     m = re.match(r"^([^(]*)\((\d+)\)$", kv.get("GroupId", ""))
     if m:
         out["group"] = m.group(1)

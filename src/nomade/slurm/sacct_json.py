@@ -2,8 +2,10 @@
 
 Mapping notes: times are epoch seconds already (0 = unknown -> None); ``time.limit`` is minutes
 and null means ``UNLIMITED``; ``required.memory`` is MiB with the per-CPU flag in bit 63 (as in
-Slurm's ``MEM_PER_CPU``); a step's max RSS is its ``tres.requested.max`` ``mem`` count (bytes);
-CPU time is ``time.total`` (seconds + microseconds). ``kill_request_user`` is a user name, turned
+Slurm's ``MEM_PER_CPU``); a step's ``tres.requested`` block is its TRES usage *in* (``total`` =
+TRESUsageInTot, ``max`` = TRESUsageInMax, whose ``mem`` is MaxRSS; ``consumed`` is usage out),
+stored as the text ``sacct -P`` prints (``usage_text``) with ``tasks.count`` as NTasks; CPU time is
+``time.total`` (seconds + microseconds). ``kill_request_user`` is a user name, turned
 into ``cancelled_by`` (a uid) only if this machine knows the user.
 
 The file is parsed whole (the standard library has no streaming JSON parser); use ``sacct -P``
@@ -124,17 +126,62 @@ def _step(s: Dict[str, Any]) -> StepRecord:
     code, sig = _exit(s.get("exit_code"))
     tres = s.get("tres") or {}
     alloc = _tres_counts(tres.get("allocated"))
+    usage_in = tres.get("requested") or {}
     rss = None
-    for item in ((tres.get("requested") or {}).get("max") or []):
+    for item in usage_in.get("max") or []:
         if item.get("type") == "mem" and item.get("count") is not None:
             rss = item["count"] / 1048576.0
+    ntasks = (s.get("tasks") or {}).get("count")
     return StepRecord(
         step_id=str((s.get("step") or {}).get("id")), name=(s.get("step") or {}).get("name") or None,
         state=state, state_raw=st or None, exit_code=code, exit_signal=sig,
         start_time=_t(t.get("start")), end_time=_t(t.get("end")), elapsed_s=t.get("elapsed"),
         alloc_cpus=alloc.get("cpu"), alloc_tres=_tres_text(alloc),
         node_list=(s.get("nodes") or {}).get("range") or None, max_rss_mb=rss,
-        total_cpu_s=_cpu(t.get("total")))
+        total_cpu_s=_cpu(t.get("total")),
+        ntasks=int(ntasks) if isinstance(ntasks, int) and ntasks > 0 else None,
+        tres_usage_in_tot=usage_text(usage_in.get("total")),
+        tres_usage_in_max=usage_text(usage_in.get("max")))
+
+
+def usage_text(items: Any) -> Optional[str]:
+    """A step's TRES usage list as ``sacct -P`` prints TRESUsageInTot/InMax (checked on 22.05
+    captures): keys sorted, ``cpu`` milliseconds as whole-second ``[D-]HH:MM:SS``, ``mem``/``vmem``
+    bytes divided by 1024 while exact (``10804K``, a bare number under 1 KiB), others as counted.
+    Counts outside 0..2^63-1 (Slurm's NO_VAL64/INFINITE64) and names holding ``,`` or ``=`` are
+    left out; None when nothing is left."""
+    out: Dict[str, str] = {}
+    for it in items or []:
+        if not isinstance(it, dict):
+            continue
+        count, kind = it.get("count"), it.get("type")
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1 << 63 \
+                or not isinstance(kind, str) or not kind:
+            continue
+        key = kind + (f"/{it['name']}" if it.get("name") else "")
+        if "," in key or "=" in key:
+            continue
+        if key == "cpu":
+            out[key] = _hms(count // 1000)
+        elif key in ("mem", "vmem"):
+            out[key] = _exact_units(count)
+        else:
+            out[key] = str(count)
+    return ",".join(f"{k}={out[k]}" for k in sorted(out)) or None
+
+
+def _hms(secs: int) -> str:
+    days, rest = divmod(secs, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{text}" if days else text
+
+
+def _exact_units(count: int) -> str:
+    unit = 0
+    while count >= 1024 and count % 1024 == 0 and unit < 5:
+        count //= 1024
+        unit += 1
+    return f"{count}{('', 'K', 'M', 'G', 'T', 'P')[unit]}"
 
 
 def _t(v: Any) -> Optional[float]:

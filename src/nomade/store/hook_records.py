@@ -1,6 +1,7 @@
 """The ``hook_records`` table: what the Prolog, Epilog and MailProg wrote to the hook spool, one
 row per (cluster, job, kind, node), with the record's JSON text."""
 
+import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -59,3 +60,32 @@ def job_records(store: Store, job_id: str, kind: str, cluster: str = "",
                     "SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = ? "
                     "AND (? = '' OR cluster = ?) ORDER BY written_at DESC LIMIT ?",
                     (job_id, kind, cluster, cluster, -1 if limit is None else int(limit)))
+
+
+def array_task_records(store: Store, array_job_id: int, array_task_id: int, kind: str,
+                       cluster: str = "", limit: Optional[int] = None) -> List[Dict[str, Any]]:
+    """The ``kind`` records of array task ``array_job_id``_``array_task_id`` (stored under the
+    task's raw id, SLURM_JOB_ID), found by the array ids the record holds (its ``job``: the hook's
+    SLURM_ARRAY_JOB_ID/TASK_ID, else its ``request``: scontrol's ArrayJobId/ArrayTaskId), newest
+    first, as dicts of cluster, job_id (the raw id) and data. The text match only narrows the rows;
+    each is checked on those parsed fields, so text elsewhere in a record (a job name) cannot pass
+    for the ids."""
+    rows = all_rows(store.conn,
+                    "SELECT cluster, job_id, data FROM hook_records WHERE kind = ? AND (? = '' OR cluster = ?) "
+                    "AND data LIKE ? ORDER BY written_at DESC",
+                    (kind, cluster, cluster, f'%"array_job_id": {int(array_job_id)}%'))
+    want = (int(array_job_id), int(array_task_id))
+    out = [row for row in rows if _array_ids_of(row["data"]) == want]
+    return out if limit is None else out[:max(0, int(limit))]
+
+
+def _array_ids_of(data: str) -> Optional[tuple]:
+    try:
+        rec = json.loads(data)
+    except ValueError:
+        return None
+    for part in ("job", "request"):
+        ids = rec.get(part) if isinstance(rec, dict) else None
+        if isinstance(ids, dict) and ids.get("array_job_id") is not None:
+            return ids.get("array_job_id"), ids.get("array_task_id")
+    return None

@@ -1,0 +1,1 @@
+"""The monitoring engine's collectors (docs/monitoring.md). ``base`` is the contract."""

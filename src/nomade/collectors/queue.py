@@ -1,0 +1,146 @@
+"""queue: pending/running jobs per partition, pending reasons, wait times, stuck jobs, fairshare.
+
+ONE ``squeue`` call per cycle (plus one ``sshare``). The format puts the only free-ish field, the
+pending reason, last and splits with maxsplit; job names and comments (user text) are never asked
+for. Job arrays are counted by task: a pending ``123_[1-20%4]`` line is 20 tasks."""
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..errors import SlurmCommandError
+from .base import CollectContext, Collector, Metric, register
+from .external import clean_label, run_tool, setting
+
+SQUEUE_FIELDS = ("%i", "%P", "%T", "%V", "%u", "%a", "%r")  # reason last: it may hold '|' or ','
+SQUEUE_ARGV = ("squeue", "-h", "-a", "-o", "|".join(SQUEUE_FIELDS))
+SSHARE_ARGV = ("sshare", "-n", "-a", "-P", "-o", "Account,User,FairShare")
+MAX_ARRAY_TASKS = 4000001   # Slurm's largest MaxArraySize: a bigger count is not a real array
+_ARRAY = re.compile(r"^\d+_\[([^\]]*)\]$")
+
+
+@dataclass(frozen=True)
+class QueueJob:
+    job_id: str
+    partition: str
+    state: str
+    submit_ts: Optional[float]
+    user: str
+    account: str
+    reason: str
+    tasks: int
+
+
+def array_task_count(job_id: str) -> int:
+    """Tasks a squeue job id stands for: ``123_[1-20%4]`` -> 20, ``123_[1,3,5-7]`` -> 5,
+    ``123_[1-9:2]`` -> 5, else 1."""
+    match = _ARRAY.match(job_id)
+    if not match:
+        return 1
+    count = 0
+    for part in match.group(1).split("%", 1)[0].split(","):
+        rng = re.match(r"^(\d+)(?:-(\d+))?(?::(\d+))?$", part.strip())
+        if rng:
+            low, high = int(rng.group(1)), int(rng.group(2) or rng.group(1))
+            count += max((high - low) // max(int(rng.group(3) or 1), 1) + 1, 0)
+    return min(max(count, 1), MAX_ARRAY_TASKS)
+
+
+def parse_time(text: str) -> Optional[float]:
+    """squeue's time: epoch seconds (SLURM_TIME_FORMAT=%s) or local ISO ``2026-12-03T07:56:28``."""
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def parse_squeue(text: str) -> List[QueueJob]:
+    """Lines of ``squeue -h -a -o SQUEUE_FORMAT``; lines that do not parse are skipped."""
+    jobs = []
+    for line in text.splitlines():
+        fields = line.split("|", len(SQUEUE_FIELDS) - 1)
+        if len(fields) != len(SQUEUE_FIELDS) or not re.match(r"^\d+(_\S+)?$", fields[0].strip()):
+            continue
+        job_id, partition, state, submit, user, account, reason = (f.strip() for f in fields)
+        jobs.append(QueueJob(job_id, partition, state, parse_time(submit), user, account,
+                             clean_label(reason.split(",", 1)[0]) or "None",
+                             array_task_count(job_id)))
+    return jobs
+
+
+def parse_sshare(text: str) -> List[Tuple[str, str, float]]:
+    """(account, user, fairshare) from ``sshare -n -a -P -o Account,User,FairShare``; rows
+    without a number (account totals of some versions) are skipped."""
+    rows = []
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) < 3:
+            continue
+        try:
+            value = float(fields[2])
+        except ValueError:
+            continue
+        rows.append((fields[0].strip(), fields[1].strip(), value))
+    return rows
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending, non-empty sequence."""
+    rank = max(int(-(-q * len(sorted_values) // 100)), 1)
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def queue_metrics(jobs: Sequence[QueueJob], now: float, stuck_after_s: float) -> List[Metric]:
+    pending: Dict[str, int] = {}
+    running: Dict[str, int] = {}
+    reasons: Dict[Tuple[str, str], int] = {}
+    waits: List[float] = []
+    for job in jobs:
+        if job.state == "PENDING":
+            pending[job.partition] = pending.get(job.partition, 0) + job.tasks
+            key = (job.partition, job.reason)
+            reasons[key] = reasons.get(key, 0) + job.tasks
+            if job.submit_ts is not None:
+                waits.extend([max(now - job.submit_ts, 0.0)] * min(job.tasks, 100000))
+        elif job.state == "RUNNING":
+            running[job.partition] = running.get(job.partition, 0) + job.tasks
+    out = []
+    for part in sorted(set(pending) | set(running)):
+        out.append(Metric.of("queue.pending", pending.get(part, 0), partition=part))
+        out.append(Metric.of("queue.running", running.get(part, 0), partition=part))
+    for (part, reason), n in sorted(reasons.items()):
+        out.append(Metric.of("queue.pending_by_reason", n, partition=part, reason=reason))
+    waits.sort()
+    if waits:
+        out.append(Metric.of("queue.wait_p50_s", percentile(waits, 50)))
+        out.append(Metric.of("queue.wait_p90_s", percentile(waits, 90)))
+        out.append(Metric.of("queue.wait_max_s", waits[-1]))
+    out.append(Metric.of("queue.stuck", sum(1 for w in waits if w > stuck_after_s)))
+    return out
+
+
+@register
+class QueueCollector(Collector):
+    name = "queue"
+    help = "Pending/running jobs per partition, pending reasons, wait times, stuck jobs, fairshare."
+    interval_s = 60.0
+    needs = "squeue (one call per cycle), sshare for fairshare"
+
+    def collect(self, ctx: CollectContext) -> List[Metric]:
+        timeout = float(setting(ctx, self.name, "timeout_s"))
+        stuck_h = float(setting(ctx, self.name, "stuck_after_h"))
+        result = run_tool(ctx, SQUEUE_ARGV, timeout)
+        metrics = queue_metrics(parse_squeue(result.stdout), ctx.now(), stuck_h * 3600.0)
+        try:
+            shares = parse_sshare(ctx.run(list(SSHARE_ARGV), timeout=timeout).stdout)
+        except SlurmCommandError as exc:   # fairshare is extra: the queue metrics still come
+            ctx.state["sshare_error"] = str(exc)
+            return metrics
+        ctx.state.pop("sshare_error", None)
+        metrics.extend(Metric.of("queue.fairshare", value, account=account, user=user)
+                       for account, user, value in shares)
+        return metrics

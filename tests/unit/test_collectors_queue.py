@@ -1,0 +1,123 @@
+"""queue collector: real squeue/sshare output replayed, hostile lines, sshare failure, skip."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from nomade.collectors import queue
+from nomade.collectors.base import CollectContext, CollectorSkipped
+from nomade.command import CommandResult, run_command
+from nomade.errors import SlurmCommandError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "monitoring"
+
+
+def fake_run(outputs):
+    """A ctx.run that answers by program name; an Exception value is raised."""
+    calls = []
+
+    def run(argv, timeout, **kw):
+        calls.append(list(argv))
+        out = outputs[argv[0]]
+        if isinstance(out, Exception):
+            raise out
+        return CommandResult(argv, 0, out, "")
+    run.calls = calls
+    return run
+
+
+def by_name(metrics, name):
+    return {tuple(sorted(dict(m.labels).items())): m.value for m in metrics if m.metric == name}
+
+
+def test_held_array_and_begintime_counted_by_task():
+    text = (FIXTURES / "squeue_pending_epoch_times.txt").read_text()
+    run = fake_run({"squeue": text, "sshare": (FIXTURES / "sshare_lab_accounts.txt").read_text()})
+    ctx = CollectContext(settings={"stuck_after_h": 1}, run=run, now=lambda: 1796284588 + 7200)
+    metrics = queue.QueueCollector().collect(ctx)
+    assert [c[0] for c in run.calls] == ["squeue", "sshare"]          # one squeue per cycle
+    assert by_name(metrics, "queue.pending") == {(("partition", "debug"),): 23}
+    assert by_name(metrics, "queue.running") == {(("partition", "debug"),): 0}
+    assert by_name(metrics, "queue.pending_by_reason") == {
+        (("partition", "debug"), ("reason", "BeginTime")): 1,
+        (("partition", "debug"), ("reason", "JobHeldUser")): 22}
+    assert by_name(metrics, "queue.wait_p50_s")[()] == 7200
+    assert by_name(metrics, "queue.stuck")[()] == 23
+    shares = by_name(metrics, "queue.fairshare")
+    assert shares[(("account", "research"), ("user", "alice"))] == 0.0
+    assert (("account", "root"), ("user", "")) not in shares         # no number: left out
+
+
+def test_iso_times_parse_as_local_time():
+    jobs = queue.parse_squeue((FIXTURES / "squeue_pending_held_array_begintime.txt").read_text())
+    assert len(jobs) == 4
+    assert jobs[0].submit_ts == time.mktime(time.strptime("2026-12-03T07:56:28", "%Y-%m-%dT%H:%M:%S"))
+
+
+def test_wait_percentiles_and_running():
+    now = 10_000.0
+    lines = ["1|gpu|RUNNING|100|a|x|None"]
+    lines += [f"{i}|cpu|PENDING|{int(now - w)}|a|x|Priority" for i, w in enumerate([10, 20, 30, 40, 1000], 2)]
+    metrics = queue.queue_metrics(queue.parse_squeue("\n".join(lines)), now, 500)
+    assert by_name(metrics, "queue.wait_p50_s")[()] == 30
+    assert by_name(metrics, "queue.wait_p90_s")[()] == 1000
+    assert by_name(metrics, "queue.wait_max_s")[()] == 1000
+    assert by_name(metrics, "queue.stuck")[()] == 1
+    assert by_name(metrics, "queue.running") == {(("partition", "cpu"),): 0, (("partition", "gpu"),): 1}
+
+
+def test_hostile_lines():
+    text = "\n".join([
+        "7|debug|PENDING|Unknown|alice|acc|ReqNodeNotAvail, UnavailableNodes:vm|x|y",  # '|' in reason
+        "continuation of a reason\x1b[31m with a newline|||||",
+        "8_[0-9223372036854775808]|debug|PENDING|N/A|bob|acc|JobHeldAdmin",            # 2^63 array
+        "9_[1-3,7]|debug|RUNNING|1796284588|bob|acc|None",
+        "not-a-job|debug|PENDING|0|u|a|r",
+        "10|debug|PENDING|0|u|a|\x00\x07bell",
+        "",
+    ])
+    jobs = queue.parse_squeue(text)
+    assert [j.job_id for j in jobs] == ["7", "8_[0-9223372036854775808]", "9_[1-3,7]", "10"]
+    assert jobs[0].reason == "ReqNodeNotAvail" and jobs[0].submit_ts is None
+    assert jobs[1].tasks == queue.MAX_ARRAY_TASKS
+    assert jobs[2].tasks == 4
+    assert jobs[3].reason == "bell"
+    metrics = queue.queue_metrics(jobs, 2e9, 3600)
+    assert by_name(metrics, "queue.pending")[(("partition", "debug"),)] == 1 + queue.MAX_ARRAY_TASKS + 1
+
+
+def test_array_task_counts():
+    assert queue.array_task_count("329_[1-20%4]") == 20
+    assert queue.array_task_count("1_[1,3,5-7]") == 5
+    assert queue.array_task_count("1_[1-9:2]") == 5
+    assert queue.array_task_count("1_5") == 1
+    assert queue.array_task_count("1_[junk]") == 1
+
+
+def test_sshare_failure_keeps_queue_metrics():
+    run = fake_run({"squeue": "1|debug|RUNNING|0|a|x|None\n",
+                    "sshare": SlurmCommandError(["sshare"], 1, "sshare: error: slurmdbd down")})
+    ctx = CollectContext(settings={}, run=run, now=lambda: 100.0)
+    metrics = queue.QueueCollector().collect(ctx)
+    assert by_name(metrics, "queue.running") == {(("partition", "debug"),): 1}
+    assert not by_name(metrics, "queue.fairshare")
+    assert "slurmdbd down" in ctx.state["sshare_error"]
+
+
+def test_sshare_hostile_rows():
+    rows = queue.parse_sshare(" acc|u|0.5\nacc|u|9223372036854775808\nbad\nacc|u|nan?\n|x|inf\n")
+    assert rows == [("acc", "u", 0.5), ("acc", "u", 9223372036854775808.0), ("", "x", float("inf"))]
+
+
+def test_skipped_when_squeue_absent(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    ctx = CollectContext(settings={}, run=run_command)
+    with pytest.raises(CollectorSkipped, match="squeue not found"):
+        queue.QueueCollector().collect(ctx)
+
+
+def test_squeue_failure_is_an_error_not_a_skip():
+    run = fake_run({"squeue": SlurmCommandError(["squeue"], 1, "slurm_load_jobs error: Unable to contact")})
+    with pytest.raises(SlurmCommandError):
+        queue.QueueCollector().collect(CollectContext(settings={}, run=run))
