@@ -85,6 +85,17 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _run_as(argv: List[str]) -> Tuple[bool, str]:
+    """(ok, stdout or the last line that says why) of one probe command run through the door."""
+    try:
+        res = run_command(argv, PROBE_TIMEOUT_S, check=False, env=_ENV)
+    except SlurmCommandError as exc:
+        return False, str(exc)
+    if res.rc != 0:
+        return False, _last_line(res.stderr or res.stdout)
+    return True, res.stdout
+
+
 def probe(account: Account, python: str, pythonpath: str = "") -> ProbeResult:
     """Run the hook's interpreter as ``account.check_as`` and import what its parts import."""
     argv = _as_user(account.check_as, [python, "-I", "-c", _PROBE, pythonpath, *account.modules])
@@ -92,13 +103,10 @@ def probe(account: Account, python: str, pythonpath: str = "") -> ProbeResult:
         why = (f"no user {account.check_as} on this host" if _no_user(account.check_as)
                else f"run install-slurm as root to check as {account.check_as}")
         return ProbeResult(account, None, why)
-    try:
-        res = run_command(argv, PROBE_TIMEOUT_S, check=False, env=_ENV)
-    except SlurmCommandError as exc:
-        return ProbeResult(account, False, str(exc))
-    if res.rc != 0:
-        return ProbeResult(account, False, _last_line(res.stderr or res.stdout))
-    detail = f"nomade {res.stdout.strip().replace(' ', ' from ', 1)}"
+    ok, out = _run_as(argv)
+    if not ok:
+        return ProbeResult(account, False, out)
+    detail = f"nomade {out.strip().replace(' ', ' from ', 1)}"
     if "nomade-why" in account.parts:
         why_script = Path(python).parent / "nomade-why"
         if why_script.is_file():
@@ -111,12 +119,9 @@ def _probe_script(account: Account, script: Path, detail: str) -> ProbeResult:
     argv = _as_user(account.check_as, [str(script), "--help"])
     if argv is None:
         return ProbeResult(account, True, detail)
-    try:
-        res = run_command(argv, PROBE_TIMEOUT_S, check=False, env=_ENV)
-    except SlurmCommandError as exc:
-        return ProbeResult(account, False, str(exc))
-    if res.rc != 0:
-        return ProbeResult(account, False, f"{script} --help: {_last_line(res.stderr or res.stdout)}")
+    ok, out = _run_as(argv)
+    if not ok:
+        return ProbeResult(account, False, f"{script} --help: {out}")
     return ProbeResult(account, True, f"{detail}; {script} runs")
 
 

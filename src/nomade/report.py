@@ -27,7 +27,6 @@ from .store.job_queries import job_clusters, job_row, job_steps, jobs_by_number
 from .store import recorder as recorder_table
 from .store import scores as score_table
 
-ALERT_DEFAULT = risk_scale.DEFAULT_ALERT
 
 
 class JobNotFound(NomadeError):
@@ -221,7 +220,7 @@ def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
 
 def build_report(job: Mapping[str, Any], scores: Sequence[ScoreSeen] = (),
                  summary: Optional[Mapping[str, Any]] = None,
-                 threshold: float = ALERT_DEFAULT) -> JobReport:
+                 threshold: float = risk_scale.DEFAULT_ALERT) -> JobReport:
     """A report from one ``jobs`` row (a mapping; its ``job_steps`` rows under ``"steps"`` when
     known: ``find_job`` puts them there), its scores and the recorder's summary."""
     summary = summary or {}
@@ -362,7 +361,7 @@ def load_warnings(store, cluster: str, job_id: str) -> List[str]:
     return out
 
 
-def load_report(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT,
+def load_report(store, job_id: str, cluster: str = "", threshold: float = risk_scale.DEFAULT_ALERT,
                 caller=None, admin_group: str = "") -> JobReport:
     """The report of (cluster, job_id). With a ``caller`` (``whyservice.access.Caller``), the
     why-service's access rule applies: AccessDenied unless the job is theirs or they are an admin.
@@ -371,7 +370,7 @@ def load_report(store, job_id: str, cluster: str = "", threshold: float = ALERT_
     return _report_of(store, job, threshold, caller, admin_group)
 
 
-def load_reports(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT,
+def load_reports(store, job_id: str, cluster: str = "", threshold: float = risk_scale.DEFAULT_ALERT,
                  caller=None, admin_group: str = "") -> List[JobReport]:
     """The reports of every job ``job_id`` names (one, or an array's tasks in task order)."""
     return [_report_of(store, job, threshold, caller, admin_group)

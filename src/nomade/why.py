@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .report import (ALERT_DEFAULT, JobNotFound, ScoreSeen, build_report, clusters_for, human_duration,
+from .report import (JobNotFound, ScoreSeen, build_report, clusters_for, human_duration,
                      human_mem, known, load_scores, load_warnings, mem_option, slurm_time, store_clusters)
 from . import efficiency, risk_scale
 from .features.words import reason_text
@@ -201,7 +201,7 @@ def recommend(job: Mapping[str, Any], similar: Sequence[SimilarJob]) -> List[str
     return recs
 
 
-def explain(store, job_id: str, cluster: str = "", threshold: float = ALERT_DEFAULT,
+def explain(store, job_id: str, cluster: str = "", threshold: float = risk_scale.DEFAULT_ALERT,
             job: Optional[Dict[str, Any]] = None, ondemand: Optional[OnDemand] = None) -> WhyAnswer:
     """Everything ``nomade-why`` shows for one job. Raises JobNotFound. ``job``: the row
     ``job_owner`` returned (a Slurm owner row is completed from scontrol through ``ondemand``);

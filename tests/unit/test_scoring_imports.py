@@ -86,6 +86,8 @@ RUNTIME_PATHS = {
     "nomade-why": "import nomade.cli.why_cmd, nomade.why",
     "why-service": "import nomade.cli.why_service_cmd, nomade.whyservice.server",
     "recorder": "import nomade.cli.record_cmd, nomade.recorder.sampler",
+    "collect": ("import nomade.cli.collect_cmd, nomade.cli.status_cmd, nomade.analysis\n"
+                "from nomade.collectors.registry import registry\nregistry()"),
     "cli-help": ("from nomade.cli.main import cli, run_cli\n"
                  "for c in (['--help'], ['jobs', '--help'], ['report', '--help'],"
                  " ['ingest', 'sacct', '--help'], ['ingest', 'hooks', '--help'],"

@@ -16,6 +16,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 from ..command import run_command
 from ..errors import SlurmCommandError
 from ..private_files import make_private_dirs, open_private
+from ..risk_scale import DEFAULT_ALERT
 from .projection import project
 from .sample import JobSample
 
@@ -47,7 +48,7 @@ class WarningPolicy:
     min_points: int = 4
     min_growth_fraction: float = 0.01  # the window must grow by > 1% of the limit
     history: int = 64                 # samples kept per job for the series scorer
-    series_threshold: float = 0.5
+    series_threshold: float = DEFAULT_ALERT   # the one risk scale's default alert (nomade.risk_scale)
 
 
 class EarlyWarning:
