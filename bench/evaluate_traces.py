@@ -4,10 +4,16 @@ docs/evaluation.md).
 
     python bench/evaluate_traces.py [--traces ctc-sp2-1996,llnl-atlas-2006,llnl-thunder-2007]
                                     [--models gbdt,gnn,lstm,autoencoder] [--folds 4] [--stage submit]
+                                    [--assumed-wait 0,86400,259200]
+
+``--assumed-wait``: one evaluation per value of model.assumed_wait_s (seconds), for the
+sensitivity table of docs/evaluation.md (jobs of traces without wait times count as known at
+submit + runtime + this).
 """
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -18,9 +24,9 @@ from nomade.command import run_command
 from trace_jobs import DEFAULT, TRACES
 
 
-def nomade(data_dir: Path, *args: str, timeout: float = 3600) -> str:
+def nomade(data_dir: Path, *args: str, timeout: float = 3600, env=None) -> str:
     argv = [str(Path(sys.executable).with_name("nomade")), "--data-dir", str(data_dir), *args]
-    return run_command(argv, timeout=timeout).stdout
+    return run_command(argv, timeout=timeout, env=env).stdout
 
 
 def table(name: str, res: dict, seconds: float) -> str:
@@ -46,6 +52,7 @@ def main() -> None:
     ap.add_argument("--folds", default="4")
     ap.add_argument("--stage", default="submit")
     ap.add_argument("--keep", default="", help="reuse/keep data dirs under this directory")
+    ap.add_argument("--assumed-wait", default="", help="comma-separated model.assumed_wait_s values")
     a = ap.parse_args()
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="nomade-eval-"))
     for name in a.traces.split(","):
@@ -56,9 +63,12 @@ def main() -> None:
         args = ["evaluate", "--json", "--folds", a.folds, "--stage", a.stage]
         if a.models:
             args += ["--models", a.models]
-        t0 = time.time()
-        res = json.loads(nomade(data, *args))
-        print(table(name, res, time.time() - t0), flush=True)
+        for wait in (a.assumed_wait.split(",") if a.assumed_wait else [None]):
+            env = None if wait is None else dict(os.environ, NOMADE_MODEL_ASSUMED_WAIT_S=wait)
+            t0 = time.time()
+            res = json.loads(nomade(data, *args, env=env))
+            title = name if wait is None else f"{name}, model.assumed_wait_s = {wait}"
+            print(table(title, res, time.time() - t0), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ windows:
   learned+platt  the same weights, Platt on all of B
   equal+platt  equal weights on the standardised base outputs, Platt on all of B
   shrunk+platt logistic regression on all of B with a ridge penalty toward equal weights
-               (1 per row), Platt on all of B - what nomade ships (STACK_SHRINK)
+               (1 per row), Platt on all of B - what nomade shipped before issue 13
+  nonneg+platt non-negative weights, L1 strength and kept bases chosen by time-ordered
+               validation on B (nomade.train.ensemble.choose_stack), Platt on all of B - what
+               nomade ships
 
     python bench/stacking_variants.py [--traces ...] [--keep DIR]
 
@@ -46,12 +49,14 @@ def fold_predictions(fm, base_names, seed=7):
     return out
 
 
-def combine(folds, how: str):
+def combine(folds, how: str, names=None):
+    """Pooled (y, p) of the test windows with the combiner ``how`` over the bases ``names``
+    (default: all)."""
     from nomade.train.calibration import choose_calibrator, fit_logistic, fit_platt
 
     ps, ys = [], []
     for yb, rb, yt, rt in folds:
-        names = list(rb)
+        names = list(names or rb)
         mu = {n: rb[n].mean() for n in names}
         sd = {n: rb[n].std() or 1.0 for n in names}
         ZB = np.stack([(rb[n] - mu[n]) / sd[n] for n in names], axis=1)
@@ -62,6 +67,10 @@ def combine(folds, how: str):
             coef, b = equal, 0.0
         elif how == "shrunk+platt":
             coef, b = fit_logistic(ZB, yb, l2=1.0, prior=equal)
+        elif how == "nonneg+platt":   # B's rows are in submit order (time_cut keeps row order)
+            from nomade.train.ensemble import choose_stack
+            pick = choose_stack(ZB, yb)
+            coef, b = pick["coef"], pick["intercept"]
         else:
             coef, b = fit_logistic(ZB[:s], yb[:s], l2=1e-3)
         pb = 1 / (1 + np.exp(-(ZB @ coef + b)))
@@ -85,8 +94,9 @@ def main() -> None:
     from nomade.train.pipeline import lite_requests
 
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="nomade-stack-"))
-    print("| trace | learned | learned+platt | equal+platt | shrunk+platt (shipped) | best single base |")
-    print("|---|---|---|---|---|---|")
+    print("| trace | learned | learned+platt | equal+platt | shrunk+platt | nonneg+platt (shipped) "
+          "| best single base |")
+    print("|---|---|---|---|---|---|---|")
     for name in a.traces.split(","):
         jt = trace_jobs(name, root)
         fm = build_matrix(jt, "submit")
@@ -94,7 +104,7 @@ def main() -> None:
         fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)
         folds = fold_predictions(fm, list(DEFAULT_BASES))
         cells = []
-        for how in ("learned", "learned+platt", "equal+platt", "shrunk+platt"):
+        for how in ("learned", "learned+platt", "equal+platt", "shrunk+platt", "nonneg+platt"):
             yy, pp = combine(folds, how)
             cells.append(f"{M.pr_auc(yy, pp):.3f} / {M.ece(yy, pp):.3f}")
         yt = np.concatenate([f[2] for f in folds])

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402  (tests/slurm/harness.py)
+from pg_fixture import pg_server, pg_url, store_target  # noqa: E402,F401  (PostgreSQL: tests/pg_fixture.py)
 
 
 @pytest.fixture(scope="session")

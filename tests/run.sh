@@ -4,14 +4,15 @@
 #   bash tests/run.sh [extra pytest args for the main run]
 #
 # 1. installs what the tests need: Debian packages (when root), a Python 3.11 venv .venv with
-#    torch==2.13.0 (CPU) first and then -e '.[train,dev]', and a Python 3.9 venv .venv39 (pyenv's
+#    torch==2.13.0 (CPU) first and then -e '.[train,dev,web,postgres]', and a Python 3.9 venv .venv39 (pyenv's
 #    3.9) with -e '.[dev]' (runtime deps + pytest only). Venvs are rebuilt only when pyproject.toml
 #    changes (stamp file .venv*/.nomade-stamp holds its hash); the C sacct reader
 #    (nomade.slurm._sacct_scan) is rebuilt in both when one of its sources is newer, a failed
 #    build logged in build-ext.log (under CI a failed build is an error: CI must test the C reader);
 # 2. brings up the real Slurm cluster (tests/slurm/cluster.sh up) when root and exports
 #    NOMADE_SLURM_READY=1;
-# 3. runs ruff (pyproject.toml [tool.ruff]), then pytest with .venv on the whole suite, then .venv39 on -m "not train and not slurm";
+# 3. runs ruff (pyproject.toml [tool.ruff]), then pytest with .venv on the whole suite, then .venv39 on
+#    -m "not train and not slurm and not browser";
 # 4. exits non-zero if ruff found anything or either run failed (pytest's "no tests collected", rc 5, is a failure) and,
 #    under CI (CI=true), also if any test marked slurm was skipped;
 # 5. prints both pytest summary lines ("N passed, ...") at the end.
@@ -35,7 +36,9 @@ die() { log "ERROR: $*"; exit 1; }
 IS_ROOT=0; [ "$(id -u)" = 0 ] && IS_ROOT=1
 
 # ------------------------------------------------------------------ 1a. Debian packages
-APT_PKGS="sqlite3 lua5.1 gcc ${NOMADE_TEST_APT_EXTRA:-}"  # gcc: the C sacct reader
+APT_PKGS="sqlite3 lua5.1 gcc chromium prometheus prometheus-alertmanager postgresql ${NOMADE_TEST_APT_EXTRA:-}"
+# gcc: the C sacct reader; chromium: browser tests; prometheus: promtool; prometheus-alertmanager: alert
+# forwarding; postgresql: the store on PostgreSQL
 if [ $IS_ROOT = 1 ] && command -v apt-get >/dev/null; then
   missing=""
   for p in $APT_PKGS; do
@@ -86,13 +89,13 @@ PY311=${NOMADE_TEST_PYTHON311:-python3}
 # torch first and pinned: the CPU wheel from /opt/wheels when there, else the CPU index; never CUDA
 TORCH_WHEEL=$(ls /opt/wheels/torch-2.13.0+cpu-cp311-*.whl 2>/dev/null | head -1)
 TORCH_STEP=${TORCH_WHEEL:-"torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"}
-make_venv .venv "$PY311" "$TORCH_STEP" "-e .[train,dev]" || die "could not build .venv"
+make_venv .venv "$PY311" "$TORCH_STEP" "-e .[train,dev,web,postgres]" || die "could not build .venv"
 if [ "${NOMADE_TEST_SKIP_PY39:-0}" = 1 ] && [ "$CI" != true ]; then
   log "skipping the Python 3.9 pass (NOMADE_TEST_SKIP_PY39=1)"; PY39=""
 else
   PY39=$(find_py39)
   [ -n "$PY39" ] || die "no Python 3.9 found (pyenv install 3.9, or set NOMADE_TEST_PYTHON39)"
-  make_venv .venv39 "$PY39" "-e .[dev]" || die "could not build .venv39"
+  make_venv .venv39 "$PY39" "-e .[dev,web,postgres]" || die "could not build .venv39"
 fi
 
 # the C reader of sacct dumps (src/nomade/slurm/_sacct_scan.c + csrc/*.h) is built by the editable
@@ -149,7 +152,7 @@ run_pytest() { # run_pytest NAME VENV ARGS... ; sets RC_<NAME>
 run_pytest main .venv tests "$@"; RC_MAIN=$?
 RC_39=0
 if [ -n "${PY39:-}" ]; then
-  run_pytest py39 .venv39 tests -m "not train and not slurm"; RC_39=$?
+  run_pytest py39 .venv39 tests -m "not train and not slurm and not browser"; RC_39=$?
 fi
 
 # ------------------------------------------------------------------ 4/5. verdict

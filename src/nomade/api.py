@@ -5,6 +5,7 @@
     nm.collectors["disk"]              # CollectorStatus(name, enabled, interval_s, ...)
     nm.collect_once()                  # run the enabled collectors once, store what they give
     nm.analysis                        # nomade.analysis.Analysis(store), where that module exists
+    nm.jobs(since="7d")                # pandas DataFrames: .metrics(), .alerts(), .similar_jobs(), .profiles()
 """
 
 from dataclasses import dataclass
@@ -90,3 +91,36 @@ class Nomade:
         from . import analysis
         from .monitor import cluster_name
         return analysis.Analysis(self.store, cluster=cluster_name(self.config))
+
+    # ---- DataFrames for notebooks (nomade.api_frames; pandas, the `web` extra; docs/api.md).
+    # The caller is the real uid: non-admins get only their own jobs, as on the command line.
+    def jobs(self, since: Any = None, user: Any = None, state: Any = None, cluster: Optional[str] = None,
+             limit: int = 10000, job_id: Any = None):
+        """Jobs with their scores, newest submission first (``since``: epoch s, datetime, "7d")."""
+        from . import api_frames
+        return api_frames.jobs(self.config, self.store, since=since, user=user, state=state,
+                               cluster=cluster, limit=limit, job_id=job_id)
+
+    def metrics(self, metric: str, hours: float = 24.0, host: Optional[str] = None,
+                labels: Optional[Dict[str, Any]] = None, cluster: Optional[str] = None, until: Any = None):
+        """One collector metric over the last ``hours``: a row per point of each series."""
+        from . import api_frames
+        return api_frames.metrics(self.config, self.store, metric, hours=hours, host=host,
+                                  labels=labels, cluster=cluster, until=until)
+
+    def alerts(self, unresolved: bool = False, severity: Optional[str] = None, since: Any = None,
+               limit: int = 1000):
+        """Alerts, newest first (empty where the alert engine is not installed)."""
+        from . import api_frames
+        return api_frames.alerts(self.config, self.store, unresolved=unresolved, severity=severity,
+                                 since=since, limit=limit)
+
+    def similar_jobs(self, job_id: str, k: int = 10, cluster: str = ""):
+        """The ``k`` jobs most like ``job_id`` (by behaviour where available, else why's rule)."""
+        from . import api_frames
+        return api_frames.similar_jobs(self.config, self.store, job_id, k=k, cluster=cluster)
+
+    def profiles(self, cluster: Optional[str] = None):
+        """Job profiles of the behaviour analysis (empty where it is not installed)."""
+        from . import api_frames
+        return api_frames.profiles(self.config, self.store, cluster=cluster)

@@ -32,6 +32,7 @@ class Config:
     file: Optional[Path] = None
     plugin_sections: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # [collectors.<plugin>]
     _derived: Dict[str, Any] = field(default_factory=dict)
+    problems: List[str] = field(default_factory=list)   # what a lenient load ignored (one line each)
 
     def get(self, name: str) -> Any:
         return self.values[name]
@@ -166,11 +167,13 @@ def read_toml(path: Path) -> Dict[str, Any]:
 
 
 def _flatten(doc: Mapping[str, Any], path: Path, prefix: str = "",
-             plugins: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+             plugins: Optional[Dict[str, Dict[str, Any]]] = None,
+             problems: Optional[List[str]] = None) -> Dict[str, Any]:
     """{setting name: value} from a TOML document whose tables may nest (``[collectors.disk]``
     is {"collectors": {"disk": {...}}}); a table-typed setting's value stays a table. A
     ``[collectors.<name>]`` table no setting declares (a third-party collector's) goes, as
-    written, to ``plugins[name]``."""
+    written, to ``plugins[name]``. With ``problems``, an unknown key or section is noted there
+    and skipped instead of raised."""
     known = {s.name: s for s in SETTINGS}
     sections = {s.section for s in SETTINGS if s.section}
     flat: Dict[str, Any] = {}
@@ -180,19 +183,26 @@ def _flatten(doc: Mapping[str, Any], path: Path, prefix: str = "",
         if setting is not None and (setting.type is dict or not isinstance(v, dict)):
             flat[name] = v
         elif isinstance(v, dict) and (name in sections or name == "collectors" or any(x.startswith(name + ".") for x in sections)):
-            flat.update(_flatten(v, path, name, plugins))
+            flat.update(_flatten(v, path, name, plugins, problems))
         elif isinstance(v, dict) and prefix == "collectors" and plugins is not None:
             plugins[k] = dict(v)
         elif isinstance(v, dict):
             roots = sorted({x for x in sections if "." not in x} | {x.split(".")[0] for x in sections})
             known_here = sorted(x for x in sections if x.startswith(prefix + ".")) if prefix else roots
             listed = f" (known: {', '.join(known_here)})" if known_here else ""
-            raise ConfigError(f"{path}: unknown section [{name}]{listed}")
+            _problem(problems, f"{path}: unknown section [{name}]{listed}")
         elif prefix:
-            raise ConfigError(f"{path}: unknown key {name} in [{prefix}]")
+            _problem(problems, f"{path}: unknown key {name} in [{prefix}]")
         else:
-            raise ConfigError(f"{path}: unknown key {k}")
+            _problem(problems, f"{path}: unknown key {k}")
     return flat
+
+
+def _problem(problems: Optional[List[str]], message: str) -> None:
+    """Raise ``message`` as a ConfigError, or note it in ``problems`` (a lenient load)."""
+    if problems is None:
+        raise ConfigError(message)
+    problems.append(message)
 
 
 def config_file_path(explicit: Optional[str], environ: Mapping[str, str]) -> Optional[Path]:
@@ -217,33 +227,65 @@ def load_config(
     config_path: Optional[str] = None,
     overrides: Optional[Mapping[str, Any]] = None,
     environ: Optional[Mapping[str, str]] = None,
+    lenient: bool = False,
 ) -> Config:
-    """Build the effective configuration. ``overrides`` are CLI values keyed by setting name."""
+    """Build the effective configuration. ``overrides`` are CLI values keyed by setting name.
+
+    ``lenient`` (the parts that must keep running: hooks, MailProg, the why-service, collect):
+    an unknown key is skipped and a value that does not check out keeps its default (the
+    environment's, then the file's, then the declared one); each is one line in
+    ``Config.problems`` for the caller to log once. A file that cannot be read or parsed at all
+    is still an error (nothing says where the data go). Strict (every command an admin runs):
+    the first problem is an error."""
     environ = os.environ if environ is None else environ
+    problems: Optional[List[str]] = [] if lenient else None
     path = config_file_path(config_path, environ)
     plugins: Dict[str, Dict[str, Any]] = {}
-    file_values = _flatten(read_toml(path), path, "", plugins) if path is not None else {}
+    file_values: Dict[str, Any] = {}
+    if path is not None:   # a file that cannot be read or parsed at all is an error even when lenient:
+        file_values = _flatten(read_toml(path), path, "", plugins, problems)   # where would data go?
     values: Dict[str, Any] = {}
     sources: Dict[str, str] = {}
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     for s in SETTINGS:
+        candidates = []
         if s.name in overrides:
-            values[s.name] = coerce(s, overrides[s.name], "command line")
-            sources[s.name] = "command line"
-        elif s.env_var in environ:
-            values[s.name] = coerce(s, environ[s.env_var], f"environment {s.env_var}")
-            sources[s.name] = f"env {s.env_var}"
-        elif s.name in file_values:
-            values[s.name] = coerce(s, file_values[s.name], str(path))
-            sources[s.name] = f"file {path}"
-        else:
-            values[s.name] = _copy(s.default)
-            sources[s.name] = "default"
+            candidates.append((overrides[s.name], "command line", "command line"))
+        if s.env_var in environ:
+            candidates.append((environ[s.env_var], f"environment {s.env_var}", f"env {s.env_var}"))
+        if s.name in file_values:
+            candidates.append((file_values[s.name], str(path), f"file {path}"))
+        values[s.name], sources[s.name] = _copy(s.default), "default"
+        for raw, where, source in candidates[:1] if problems is None else candidates:
+            try:
+                values[s.name], sources[s.name] = coerce(s, raw, where), source
+                break
+            except ConfigError as exc:
+                _problem(problems, f"{exc} (ignored)")
     if values["data_dir"] is None:
         values["data_dir"] = default_data_dir()
         sources["data_dir"] = "default (derived)"
-    _validate(values, path)
-    return Config(values=values, sources=sources, file=path, plugin_sections=plugins)
+    if problems is None:
+        _validate(values, path)
+    else:
+        _validate_lenient(values, sources, path, problems)
+    return Config(values=values, sources=sources, file=path, plugin_sections=plugins, problems=problems or [])
+
+
+def _validate_lenient(values: Dict[str, Any], sources: Dict[str, str], path: Optional[Path],
+                      problems: List[str]) -> None:
+    """_validate, each value that fails put back to its default and noted."""
+    defaults = {s.name: s.default for s in SETTINGS}
+    for _ in range(len(values)):
+        try:
+            _validate(values, path)
+            return
+        except ConfigError as exc:
+            name = next((n for n in values if f" {n} = " in f" {exc}"), None)
+            if name is None or values[name] == defaults[name]:
+                raise
+            problems.append(f"{exc} (ignored)")
+            values[name], sources[name] = _copy(defaults[name]), "default"
 
 
 def _copy(default: Any) -> Any:

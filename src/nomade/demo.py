@@ -79,10 +79,12 @@ def _has_jobs(store_path: Path) -> bool:
 
 
 def run_demo(data_dir: Path, out: Optional[Callable[[str], None]] = None,
-             batch_size: int = 5000, train: bool = True) -> DemoSummary:
+             batch_size: int = 5000, train: bool = True,
+             keep: Optional[Callable[..., bool]] = None) -> DemoSummary:
     """Import the bundled trace into ``data_dir``/nomade.db and summarize it; with ``train``, also
     run the prediction steps (needs the [train] extra). ``out(line)`` receives progress lines
-    (the CLI prints them; library code does not)."""
+    (the CLI prints them; library code does not). ``keep(record)`` False holds a job back
+    (``demo_replay.ReplayPlan.imported``: the live replay writes it later)."""
     say = out or (lambda line: None)
     started = time.monotonic()
     data_dir = Path(data_dir)
@@ -90,7 +92,7 @@ def run_demo(data_dir: Path, out: Optional[Callable[[str], None]] = None,
     trace = bundled_trace_path()
     say(f"importing {trace.name} ({ATTRIBUTION}) ...")
     with open_store(store_path) as store:
-        result = import_swf(store, trace, batch_size=batch_size)
+        result = import_swf(store, trace, batch_size=batch_size, keep=keep)
         say(result.summary())
         outcomes = outcome_counts(store, cluster=result.cluster)
     summary = DemoSummary(data_dir=data_dir, store_path=store_path, trace=result, outcomes=outcomes)

@@ -20,6 +20,48 @@ _NOT_FOUND_HINT = ("check the job id; a job that ended a while ago is known once
                    "`nomade ingest sacct` has run")
 
 
+_WAIT = re.compile(r"^(N/A|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}) ([A-Za-z][A-Za-z0-9_]{0,63})"
+                   r"(?:\(([A-Za-z0-9_.,:@\[\] -]{0,120})\))?$")
+
+# what a pending reason means for the user and what would let the job start sooner
+PENDING_ADVICE = {
+    "Priority": "jobs of higher priority are ahead of it; a shorter --time lets the backfill "
+                "scheduler start it in a gap sooner",
+    "Resources": "it waits for the resources it asked for to become free; fewer nodes or cores, "
+                 "or a shorter --time, can let it start in a gap sooner",
+    "Dependency": "it waits for the jobs it depends on (--dependency) to finish",
+    "DependencyNeverSatisfied": "its dependency can never be satisfied: cancel it and resubmit",
+    "JobHeldUser": "you held it: `scontrol release JOBID` lets it run",
+    "JobHeldAdmin": "an administrator held it: ask them why",
+    "BeginTime": "it was submitted with --begin and waits for that time",
+    "QOSMaxJobsPerUserLimit": "you have as many jobs running as your QOS allows: it starts when one ends",
+    "QOSMaxCpuPerUserLimit": "your running jobs use all the CPUs your QOS allows: it starts when they end",
+    "AssocGrpCPULimit": "your account's group CPU limit is reached: it starts when the group's jobs end",
+    "AssocMaxJobsLimit": "your association's job limit is reached: it starts when one of your jobs ends",
+    "ReqNodeNotAvail": "a node it needs is unavailable (down, drained or reserved)",
+    "PartitionTimeLimit": "its --time is above the partition's limit: it will never start; resubmit "
+                          "with a shorter --time",
+    "PartitionNodeLimit": "it asks for more nodes than the partition allows: resubmit with fewer",
+    "Reservation": "it waits for its reservation to start",
+}
+
+
+def parse_squeue_start(text: str) -> Optional[Dict[str, Any]]:
+    """{reason, nodes, expected_start (epoch s or None), advice} from ``squeue -h --start -o "%S %r"``
+    for one pending job (Slurm's fixed fields); None for no line or any other form."""
+    from .slurm.sacct_fields import parse_time
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if len(lines) != 1:
+        return None
+    m = _WAIT.match(lines[0])
+    if m is None:
+        return None
+    start = None if m.group(1) == "N/A" else parse_time(m.group(1))
+    reason = m.group(2)
+    return {"reason": reason, "nodes": m.group(3) or "", "expected_start": start,
+            "advice": PENDING_ADVICE.get(reason, "")}
+
+
 def parse_squeue_owner(text: str, job_id: str) -> Tuple[int, str, str]:
     """(uid, user, state) from ``squeue -h -o "%U %u %T"`` output. Every line (an array job has
     one per record) must name the same owner; the state is the first line's. JobNotFound for no
@@ -68,6 +110,19 @@ class SlurmJobs:
         state, _ = parse_state(state_text)
         return {"job_id": job_id, "cluster": cluster or self.cluster, "user": user, "uid": uid,
                 "state": state, "source": "slurm"}
+
+    def waiting(self, job_id: str) -> Optional[Dict[str, Any]]:
+        """Why a pending job waits and when Slurm expects it to start (``squeue --start``); None
+        when Slurm cannot say. Call only after the caller was checked against the job's owner."""
+        job_id = str(job_id).strip()
+        if not _JOB_ID.match(job_id):
+            return None
+        try:
+            out = run_command([self.squeue, "-h", "-j", str(int(job_id)), "--start", "-o", "%S %r"],
+                              timeout=self.timeout)
+        except SlurmCommandError:
+            return None
+        return parse_squeue_start(out.stdout)
 
     def job(self, owner: Dict[str, Any]) -> Dict[str, Any]:
         """The owner row completed from scontrol: a jobs-like row plus ``request`` (the Lua

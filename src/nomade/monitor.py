@@ -96,8 +96,10 @@ class Monitor:
     def __init__(self, cfg: Config, found: Mapping[str, Type[Collector]], store: Any = None, *,
                  only: Optional[Sequence[str]] = None, interval_s: Optional[float] = None,
                  run: Callable[..., Any] = run_command, clock: Callable[[], float] = time.time,
-                 log: Callable[[str], None] = lambda line: None, hostname: Optional[str] = None):
+                 log: Callable[[str], None] = lambda line: None, hostname: Optional[str] = None,
+                 after_cycle: Optional[Callable[[List["RunResult"]], Any]] = None):
         self.found = dict(found)
+        self.after_cycle = after_cycle      # e.g. the alert engine's pass, right after the writes
         self.store = store
         self.only = list(only) if only else None
         self.interval_override = interval_s
@@ -150,7 +152,7 @@ class Monitor:
                 store_metrics.write_cycle(self.store, self.cluster, r.name, r.metrics, r.ts)
             except (TypeError, ValueError, AttributeError) as exc:  # a collector gave bad metrics
                 r.state, r.message, r.n_metrics = "failed", f"bad metric: {_one_line(exc)}", 0
-        store_metrics.record_run(self.store, r.name, r.ts, r.ok, r.message, r.duration_s, r.n_metrics)
+        store_metrics.record_run(self.store, r.name, r.ts, r.ok, r.message, r.duration_s, r.n_metrics, r.state)
         said = (r.state, r.message)
         if self._said.get(r.name, ("ok", "")) != said:  # a change is logged, not every cycle
             self.log(f"collector {r.name}: {r.state}" + (f": {r.message}" if r.message else ""))
@@ -158,7 +160,7 @@ class Monitor:
 
     def cycle(self, now: Optional[float] = None, signals: Optional[Signals] = None) -> List[RunResult]:
         """Run every collector that is due at ``now`` (all of them the first time); then prune
-        once an hour. Returns the runs."""
+        once an hour; then call ``after_cycle(runs)`` when something ran. Returns the runs."""
         now = self.clock() if now is None else now
         results = []
         for name in self.names:
@@ -169,6 +171,8 @@ class Monitor:
                 self._next_due[name] = now + self.interval(name)
         if self.store is not None and now - self._last_prune >= PRUNE_EVERY_S:
             self.prune(now)
+        if results and self.after_cycle is not None:
+            self.after_cycle(results)
         return results
 
     def prune(self, now: float) -> Dict[str, int]:

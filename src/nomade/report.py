@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import efficiency, risk_scale
+from .analysis.words import printable
 from .errors import NomadeError
 from .jobid import array_task, parse_job_ref
 from .states import FINAL_STATES, failure_class
@@ -182,7 +183,9 @@ def prediction_verdict(scores: Sequence[ScoreSeen], fclass: Optional[str], thres
     return f"{said}: not warned, and it {'failed (' + fclass + ', missed)' if failed else 'succeeded'}"
 
 
-def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
+def resource_notes(job: Mapping[str, Any], r: JobReport, via_why: bool = False) -> List[str]:
+    """What to change, from how the job ended and used its resources. ``via_why``: the notes are
+    shown by nomade-why itself, so none of them points to it."""
     notes: List[str] = []
     jid = r.job_id
     limit = r.timelimit_s
@@ -198,7 +201,7 @@ def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
         notes.append(f"The job ran out of memory{' (' + used + ')' if used else ''}. Ask for more: {ask}.")
     if r.failure_class == "failed":
         notes.append(f"{exit_phrase(r.exit_code, r.exit_signal)}: see the end of its output/error "
-                     f"file; `nomade-why {jid}` lists similar jobs and how they ended.")
+                     "file" + ("." if via_why else f"; `nomade-why {jid}` lists similar jobs and how they ended."))
     if r.failure_class == "system":
         notes.append("The job ended because of the system (node failure, preemption), not its own "
                      "fault: resubmit it; --requeue lets Slurm do that for you.")
@@ -220,7 +223,7 @@ def resource_notes(job: Mapping[str, Any], r: JobReport) -> List[str]:
 
 def build_report(job: Mapping[str, Any], scores: Sequence[ScoreSeen] = (),
                  summary: Optional[Mapping[str, Any]] = None,
-                 threshold: float = risk_scale.DEFAULT_ALERT) -> JobReport:
+                 threshold: float = risk_scale.DEFAULT_ALERT, via_why: bool = False) -> JobReport:
     """A report from one ``jobs`` row (a mapping; its ``job_steps`` rows under ``"steps"`` when
     known: ``find_job`` puts them there), its scores and the recorder's summary."""
     summary = summary or {}
@@ -254,7 +257,7 @@ def build_report(job: Mapping[str, Any], scores: Sequence[ScoreSeen] = (),
         mem_task_peak_mb=use.mem_task_peak_mb, mem_node_peak_mb=use.mem_node_peak_mb,
     )
     r.prediction = prediction_verdict(r.scores, fclass, threshold)
-    r.notes = resource_notes(job, r)
+    r.notes = resource_notes(job, r, via_why)
     return r
 
 
@@ -433,7 +436,7 @@ def format_report(r: JobReport) -> str:
     """seff-style text. What is unknown is said in words or left out, never shown as None or ?."""
     lines = [
         f"Job ID: {r.job_id}" + (f" (cluster {r.cluster})" if r.cluster else ""),
-        f"User: {r.user or 'unknown'}" + (f"   Name: {r.name}" if r.name else ""),
+        f"User: {printable(r.user or 'unknown')}" + (f"   Name: {printable(r.name)}" if r.name else ""),
         _state_line(r),
         _nodes_line(r),
         _time_line(r),

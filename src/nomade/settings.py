@@ -81,6 +81,11 @@ SETTINGS: Tuple[Setting, ...] = (
     # ------------------------------------------------------------------ store
     Setting("store", "path", str, "",
             "SQLite store file; empty = <data_dir>/nomade.db."),
+    Setting("store", "url", str, "",
+            "The store as a URL; empty = the SQLite file of store.path. postgresql://ROLE@HOST/DB "
+            "(libpq URL; a Unix socket as ?host=/run/postgresql) selects PostgreSQL (the postgres "
+            "extra); the password comes from ~/.pgpass, PGPASSFILE or PGPASSWORD, never the URL. "
+            "sqlite:///path = a SQLite file."),
     Setting("store", "busy_timeout_ms", int, 10000,
             "How long a writer waits for a lock held by another process before giving up (ms)."),
     # ------------------------------------------------------------------ slurm
@@ -117,6 +122,11 @@ SETTINGS: Tuple[Setting, ...] = (
             "The alert threshold is raised until at least this share of the warned jobs on the "
             "stack window failed (0 = no floor); when no threshold reaches it nobody is warned "
             "(threshold 1.0) and the manifest says so."),
+    Setting("model", "assumed_wait_s", float, 86400.0,
+            "When the outcome of a job with no recorded end (SWF traces without wait times) counts "
+            "as known to the history features: submit + runtime + this many seconds. Every feature "
+            "path uses it (the full model, the Lua model, the neighbour and sequence bases); "
+            "docs/evaluation.md shows its effect. A job with a recorded end time uses that instead."),
     Setting("model", "owner_cancel_is_failure", bool, False,
             "Count a job cancelled by its own owner as a failure. Off by default: owners cancel for "
             "many reasons that are not the job's fault (wrong input noticed, plans changed)."),
@@ -147,7 +157,7 @@ SETTINGS: Tuple[Setting, ...] = (
             "its former meaning: at most this share of jobs flagged, 0 = the best-F1 threshold; "
             "model.min_precision applies too."),
     # ------------------------------------------------------------------ hooks
-    Setting("hooks", "timeout_s", float, 2.0,
+    Setting("hooks", "timeout_s", float, 3.0,
             "Wall-time bound for Prolog/Epilog/TaskProlog work; after it the hook gives up and exits 0."),
     Setting("hooks", "spool_dir", str, "",
             "Durable spool for hook records; empty = <data_dir>/spool/hooks."),
@@ -187,6 +197,60 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("privacy", "max_per_uid", int, 2,
             "Connections (waiting or being answered) one uid may hold on the nomade-why service at "
             "once; more are answered \"busy, try again\", so one user cannot occupy every worker."),
+    # ------------------------------------------------------------------ web dashboard (nomade dashboard)
+    Setting("web", "host", str, "127.0.0.1",
+            "Address `nomade dashboard` listens on; the default serves this machine only."),
+    Setting("web", "port", int, 8470, "Port `nomade dashboard` listens on."),
+    Setting("web", "proxy_user_header", str, "",
+            "Request header holding the user name set by a trusted reverse proxy (e.g. "
+            "X-Forwarded-User); empty = identity only from per-user tokens."),
+    Setting("web", "trusted_proxies", list, [],
+            "Addresses whose proxy_user_header is believed; from any other address it is ignored."),
+    Setting("web", "token_dir", str, "",
+            "Directory of the users' token verifiers (`nomade dashboard token`), one file per uid "
+            "owned by that user; empty = <data_dir>/web-tokens. Sites make it mode 1733."),
+    Setting("web", "metrics_public", bool, True,
+            "Serve /metrics without login (it carries no per-user labels)."),
+    Setting("web", "page_size", int, 50, "Jobs per page on the Jobs pages."),
+    Setting("web", "live_interval_s", float, 3.0,
+            "Seconds between the live-update checks pages are told about (server-sent events)."),
+    Setting("web", "network_max_jobs", int, 200000,
+            "The Network page runs the behaviour analysis (in the background, at most every 10 "
+            "minutes) only on stores of at most this many jobs; on bigger ones it places jobs by "
+            "what they asked for. 0 = never."),
+    # ---- /metrics and `nomade metrics` (docs/metrics.md)
+    Setting("web", "metrics_user_labels", bool, False,
+            "Also export series that name a user (license holders, per-user RPCs, fair share, "
+            "user quotas) on /metrics; off by default: whoever scrapes sees no user names."),
+    Setting("web", "metrics_max_age_s", float, 1800.0,
+            "Collector series whose newest sample is older than this are left out of /metrics."),
+    Setting("web", "metrics_window_h", float, 24.0,
+            "Hours of submitted jobs counted by /metrics' nomade_jobs_by_risk_level."),
+    # ------------------------------------------------------------------ behaviour (docs/behaviour.md)
+    Setting("behaviour", "similarity_threshold", float, 0.7,
+            "Two jobs are linked in the similarity network when their similarity is at least this."),
+    Setting("behaviour", "similarity", str, "cosine",
+            "How jobs are compared: cosine (of z-scored behaviour vectors) or simpson (Simpson's "
+            "index on presence/absence: a feature is present when above the mean of all jobs)."),
+    Setting("behaviour", "neighbours", int, 10, "Nearest neighbours searched per job."),
+    Setting("behaviour", "permutations", int, 199,
+            "Label shuffles of the permutation test of failure assortativity."),
+    Setting("behaviour", "min_count", int, 20,
+            "Smallest group reported: hotspots, regions, profiles shown to users, neighbourhood "
+            "aggregates and matched pairs below it are not shown."),
+    Setting("behaviour", "max_profiles", int, 8, "Most job profiles tried (chosen by BIC)."),
+    Setting("behaviour", "exact_limit", int, 20000,
+            "Up to this many jobs every job is compared with every other; above it by cells "
+            "(an approximate inverted-file search)."),
+    Setting("behaviour", "seed", int, 0, "Seed of every random choice of the analysis."),
+    Setting("behaviour", "drift_days", float, 30.0, "Recent window compared for drift (days)."),
+    Setting("behaviour", "train_days", float, 180.0,
+            "Window before the recent one that drift is measured against (days)."),
+    Setting("behaviour", "drift_threshold", float, 0.2,
+            "Population stability index from which a feature counts as drifted."),
+    Setting("behaviour", "anomaly_percentile", float, 1.0,
+            "Jobs whose profile-mixture likelihood is below this percentile are anomalies."),
+    Setting("behaviour", "recent_jobs", int, 50, "Jobs per user the per-dimension scores cover."),
     # ------------------------------------------------------------------ monitoring (nomade collect)
     Setting("monitoring", "raw_days", float, 7.0,
             "Days the collectors' raw samples are kept; older ones are folded into hourly averages."),
@@ -234,6 +298,8 @@ SETTINGS: Tuple[Setting, ...] = (
     *collector_settings(
         "queue",
         ("stuck_after_h", float, 24.0, "Hours a job may pend before it counts in queue.stuck."),
+        ("fairshare_interval_s", float, 600.0, "Seconds between fairshare readings (`sshare`, one "
+         "more slurmctld RPC); 0 = never."),
         ("timeout_s", float, 30.0, "Seconds squeue and sshare may each run."),
         interval_s=60.0),
     *collector_settings(
@@ -260,6 +326,84 @@ SETTINGS: Tuple[Setting, ...] = (
         "gpu",
         ("xid", bool, True, "Also report NVIDIA XID error events (gpu.xid) seen since the last cycle."),
         interval_s=30.0),
+    # ---- alerts: engine and default rules (docs/alerts.md)
+    Setting("alerts", "enabled", bool, True,
+            "Evaluate alert rules after each `nomade collect` cycle and each prediction ingest."),
+    Setting("alerts", "rule_files", list, [],
+            "TOML files of [[rule]] tables; a rule named like a default one replaces it."),
+    Setting("alerts", "disabled_rules", list, [], "Default rules switched off, by name."),
+    Setting("alerts", "disk_warning_percent", float, 85.0, "Filesystem (and inode) use that warns."),
+    Setting("alerts", "disk_critical_percent", float, 95.0, "Filesystem (and inode) use that is critical."),
+    Setting("alerts", "quota_percent", float, 90.0, "A user's or group's quota use (of the hard, else soft limit) that warns."),
+    Setting("alerts", "queue_stuck_days", float, 3.0, "A job pending longer than this many days warns."),
+    Setting("alerts", "gpu_temp_warning", float, 85.0, "GPU temperature (°C) that warns."),
+    Setting("alerts", "license_expiry_days", float, 14.0, "A license expiring within this many days warns."),
+    Setting("alerts", "memory_pressure_percent", float, 20.0,
+            "Share of time all tasks of a node stall on memory (PSI full, avg10) that warns."),
+    Setting("alerts", "nfs_retrans_per_s", float, 1.0, "NFS retransmissions per second on a mount that warn."),
+    Setting("alerts", "min_production_precision", float, 0.5,
+            "Rule model_precision_low: warns when fewer than this share of the jobs warned (per stage, "
+            "last 30 days, `nomade models performance`) failed."),
+    Setting("alerts", "max_calibration_gap", float, 0.15,
+            "Rule model_calibration_drift: warns when, at some risk level with >= 30 ended jobs, the "
+            "mean predicted risk and the observed failure rate differ by more than this."),
+    Setting("alerts", "repeat_interval", dict, {"info": "24h", "warning": "4h", "critical": "1h"},
+            "Per severity: how often a firing alert nobody acknowledged is sent again."),
+    Setting("alerts", "cooldown", dict, {"info": "1h", "warning": "15m", "critical": "5m"},
+            "Per severity: the least time between two notifications of one alert (a resolved "
+            "alert that fires again within it waits)."),
+    Setting("alerts", "notify_job_owner", bool, False,
+            "Also send a job's early warning to its owner (email channel, user@owner_email_domain)."),
+    Setting("alerts", "owner_email_domain", str, "",
+            "Domain of job owners' addresses; empty = the bare user name (local delivery)."),
+    Setting("alerts", "event_window_h", float, 24.0,
+            "Prediction alerts (a high-risk score, an early warning) are raised for what arrived "
+            "in the last this-many hours, then resolve without a message."),
+    Setting("alerts.derivatives", "window_hours", float, 72.0,
+            "Hours of samples the disk and inode projections fit."),
+    Setting("alerts.derivatives", "warning_days", float, 3.0,
+            "A filesystem projected full within this many days warns."),
+    Setting("alerts.derivatives", "critical_hours", float, 24.0,
+            "A filesystem projected full within this many hours is critical."),
+    Setting("ml.alerts", "high_risk_threshold", float, 0.0,
+            "Risk at or above which a scored job raises an alert; 0 = the risk scale's HIGH cut-off (0.6)."),
+    Setting("model", "retrain_interval_days", float, 30.0,
+            "A current model older than this many days raises the model_stale alert; 0 = never."),
+    # ---- alerts: channels
+    Setting("alerts", "email_enabled", bool, False, "Send alerts by email (SMTP) to alerts.email_to."),
+    Setting("alerts", "email_to", list, [], "Addresses that receive alert email."),
+    Setting("alerts", "email_from", str, "",
+            "Sender address of alert email; empty = nomade@<this host's name>."),
+    Setting("alerts", "smtp_host", str, "localhost", "SMTP server alert email is sent through."),
+    Setting("alerts", "smtp_port", int, 587, "SMTP port (587: submission with STARTTLS)."),
+    Setting("alerts", "smtp_starttls", bool, True,
+            "Switch the SMTP connection to TLS with STARTTLS (the server's certificate is verified); "
+            "false = plain SMTP, for a local relay."),
+    Setting("alerts", "smtp_user", str, "",
+            "SMTP AUTH user; empty = no AUTH. The password comes from alerts.smtp_password_file or "
+            "the environment variable NOMADE_ALERTS_SMTP_PASSWORD, never from the config file."),
+    Setting("alerts", "smtp_password_file", str, "",
+            "File holding the SMTP password (first line); it must not be readable by others "
+            "(chmod 600), else nomade refuses it."),
+    Setting("alerts", "slack_enabled", bool, False, "Send alerts to the Slack incoming webhook alerts.slack_webhook."),
+    Setting("alerts", "slack_webhook", str, "",
+            "Slack incoming-webhook URL (https://hooks.slack.com/services/...); a secret: keep the "
+            "config file private."),
+    Setting("alerts", "webhook_urls", list, [],
+            "URLs that receive each alert group as a JSON POST (Alertmanager-webhook compatible; "
+            "docs/alerts.md \"Channels\"); empty = none."),
+    Setting("alerts", "alertmanager_url", str, "",
+            "Base URL of an existing Alertmanager (http://am:9093) that alerts are forwarded to "
+            "through its v2 API; empty = none."),
+    Setting("alerts", "alertmanager_ttl_s", float, 86400.0,
+            "A firing alert forwarded to Alertmanager carries endsAt = now + this; nomade sends it "
+            "again at each repeat and with endsAt = now when it resolves. Keep it above the longest "
+            "repeat interval."),
+    Setting("alerts", "external_url", str, "",
+            "URL of this site's nomade dashboard, sent as externalURL and generatorURL; empty = none."),
+    Setting("alerts", "channel_timeout_s", float, 10.0, "Seconds one delivery attempt may take."),
+    Setting("alerts", "delivery_attempts", int, 3,
+            "Attempts per channel and alert group (with backoff) before it is kept as undelivered."),
 )
 
 

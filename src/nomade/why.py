@@ -7,13 +7,14 @@ or the Prolog's ``start`` hook record for a job accounting has not delivered yet
 decided here: see ``nomade.whyservice.access``."""
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .report import (JobNotFound, ScoreSeen, build_report, clusters_for, human_duration,
                      human_mem, known, load_scores, load_warnings, mem_option, slurm_time, store_clusters)
 from . import efficiency, risk_scale
-from .features.words import reason_text
+from .features.words import distinct, reason_text
 from .jobid import array_task, parse_job_ref
 from .states import FINAL_STATES, failure_class
 from .store import hook_records
@@ -31,6 +32,30 @@ class Contribution:
     direction: str              # 'raises risk' / 'lowers risk'
     weight: Optional[float]     # contribution in log-odds when the model gave one
     text: str = ""              # the reason in words (nomade.features.words)
+    points: Optional[float] = None   # the risk (in percentage points) it adds at the job's risk
+
+
+MAX_LOG_ODDS = 20.0   # a contribution beyond this (a degenerate stack's 1e16) is shown as this
+
+
+def risk_points(contribution: float, risk: float) -> float:
+    """How many percentage points of ``risk`` a log-odds ``contribution`` accounts for: the risk
+    minus the risk without it, both clamped to finite values."""
+    c = max(-MAX_LOG_ODDS, min(MAX_LOG_ODDS, float(contribution)))
+    p = max(1e-4, min(1 - 1e-4, float(risk)))
+    without = 1.0 / (1.0 + math.exp(-(math.log(p / (1 - p)) - c)))
+    return (p - without) * 100.0
+
+
+def points_text(c: Mapping[str, Any]) -> str:
+    """'raises the risk by about 12 points' (or the direction alone when no size is known)."""
+    pts = c.get("points")
+    verb = "lowers" if c.get("direction") == "lowers risk" else "raises"
+    if pts is None:
+        return f"{verb} the risk"
+    if abs(pts) < 1:
+        return f"{verb} the risk by less than 1 point"
+    return f"{verb} the risk by about {abs(pts):.0f} points"
 
 
 @dataclass
@@ -63,14 +88,17 @@ class WhyAnswer:
     recommendations: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)    # the node recorder's early warnings
     sbatch: Optional[Dict[str, Any]] = None   # what sbatch told the user (the Lua model, recomputed)
+    waiting: Optional[Dict[str, Any]] = None  # a pending job: Slurm's reason, expected start, advice
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
 
-def parse_reasons(text: Optional[str]) -> List[Contribution]:
+def parse_reasons(text: Optional[str], risk: Optional[float] = None) -> List[Contribution]:
     """``scores.reasons`` JSON: a list of strings (Lua-style reasons) or of objects
-    {feature, value, contribution} (exact tree contributions / ensemble approximation)."""
+    {feature, value, contribution} (exact tree contributions / ensemble approximation), one per
+    family of reasons (nomade.features.words.distinct); ``risk``: the score's, to state each
+    contribution in points of risk."""
     if not text:
         return []
     try:
@@ -81,14 +109,16 @@ def parse_reasons(text: Optional[str]) -> List[Contribution]:
     for item in items if isinstance(items, list) else []:
         if isinstance(item, Mapping):
             w = item.get("contribution", item.get("weight"))
-            w = float(w) if isinstance(w, (int, float)) else None
+            w = float(w) if isinstance(w, (int, float)) and w == w else None
             feat = str(item.get("feature") or item.get("name") or "?")
+            pts = risk_points(w, risk) if w is not None and isinstance(risk, (int, float)) else None
             out.append(Contribution(feat, item.get("value"),
-                                    "lowers risk" if (w is not None and w < 0) else "raises risk", w,
-                                    reason_text(feat, item.get("value"))))
+                                    "lowers risk" if (w is not None and w < 0) else "raises risk",
+                                    None if w is None else max(-MAX_LOG_ODDS, min(MAX_LOG_ODDS, w)),
+                                    reason_text(feat, item.get("value")), pts))
         else:
             out.append(Contribution(str(item), None, "raises risk", None, str(item)))
-    return out
+    return [out[i] for i in distinct([c.feature for c in out])]
 
 
 def _score_dict(s: ScoreSeen) -> Dict[str, Any]:
@@ -222,7 +252,7 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = risk_scale
     contributions: List[Contribution] = []
     for stage in ("start", "submit"):
         if stage in by_stage and not contributions:
-            contributions = parse_reasons(by_stage[stage]["reasons"])
+            contributions = parse_reasons(by_stage[stage]["reasons"], by_stage[stage].get("risk"))
     scores = load_scores(store, clus, job["job_id"])
     sim = similar_jobs(store, job)
     recs = recommend(job, sim)
@@ -230,8 +260,11 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = risk_scale
     if option and not any(r.startswith(option.split("=")[0] + "=") for r in recs):
         recs.insert(0, option)   # the sbatch option job_submit.lua suggested
     if job.get("state") in FINAL_STATES:
-        recs += [n for n in build_report(job, scores, None, threshold).notes if n not in recs]
+        recs += [n for n in build_report(job, scores, None, threshold, via_why=True).notes if n not in recs]
     state = job.get("state")
+    waiting = None
+    if state == "PENDING" and ondemand is not None and ondemand.live is not None:
+        waiting = ondemand.live.waiting(str(job["job_id"]))
     return WhyAnswer(
         job_id=str(job["job_id"]), cluster=clus, user=job.get("user"), uid=job.get("uid"),
         name=job.get("name"), state=state,
@@ -239,7 +272,8 @@ def explain(store, job_id: str, cluster: str = "", threshold: float = risk_scale
         if state in FINAL_STATES else None,
         risk_submit=_stage_risk(by_stage, "submit"), risk_start=_stage_risk(by_stage, "start"),
         contributions=contributions[:5], similar=sim, similar_summary=summarize_similar(sim),
-        recommendations=recs, warnings=load_warnings(store, clus, str(job["job_id"])), sbatch=sbatch)
+        recommendations=recs, warnings=load_warnings(store, clus, str(job["job_id"])), sbatch=sbatch,
+        waiting=waiting)
 
 
 def _stage_risk(by_stage: Mapping[str, Mapping[str, Any]], stage: str) -> Optional[Dict[str, Any]]:
@@ -272,6 +306,19 @@ def _sbatch_lines(v: Optional[Mapping[str, Any]]) -> List[str]:
         [f"  {line}" for line in str(v.get("message") or "").splitlines()]
 
 
+def _waiting_lines(w: Optional[Mapping[str, Any]]) -> List[str]:
+    """Why a pending job waits (Slurm's reason), when Slurm expects it to start, what helps."""
+    if not w:
+        return []
+    import time as _time
+    when = ("Slurm has no start estimate yet" if w.get("expected_start") is None else
+            "Slurm expects it to start around " + _time.strftime("%Y-%m-%d %H:%M", _time.localtime(w["expected_start"])))
+    out = [f"Waiting: {w.get('reason')}" + (f" ({w['nodes']})" if w.get("nodes") else "") + f"; {when}"]
+    if w.get("advice"):
+        out.append(f"  {w['advice']}")
+    return out
+
+
 def format_why(a: Mapping[str, Any]) -> str:
     """Text for a WhyAnswer.as_dict() (what the service sends)."""
     def risk(r: Optional[Mapping[str, Any]]) -> str:
@@ -285,13 +332,11 @@ def format_why(a: Mapping[str, Any]) -> str:
              f"Risk at submit: {risk(a.get('risk_submit'))}",
              f"Risk at start:  {risk(a.get('risk_start'))}"]
     lines.extend(_sbatch_lines(a.get("sbatch")))
+    lines.extend(_waiting_lines(a.get("waiting")))
     if a.get("contributions"):
         lines.append("Main factors:")
         for c in a["contributions"]:
-            val = "" if c.get("value") is None else f" = {c['value']:.3g}" if isinstance(c["value"], float) \
-                else f" = {c['value']}"
-            w = "" if c.get("weight") is None else f", {c['weight']:+.2f} log-odds"
-            lines.append(f"  {c.get('text') or c['feature']}: {c['direction']} ({c['feature']}{val}{w})")
+            lines.append(f"  {c.get('text') or c['feature'].replace('_', ' ')}: {points_text(c)}")
     for w in a.get("warnings") or []:
         lines.append(f"Early warning: {w}")
     lines.append(f"Similar past jobs: {a.get('similar_summary')}")

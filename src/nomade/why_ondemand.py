@@ -107,7 +107,7 @@ class OnDemand:
 
 def _recent_submits(store, job: Mapping[str, Any]) -> int:
     t = job.get("submit_time")
-    if t is None or job.get("uid") is None:
+    if store is None or t is None or job.get("uid") is None:   # no store yet (nomade predict)
         return 0
     return owner_submits_between(store, job.get("cluster") or "", int(job["uid"]), float(t) - RECENT_WINDOW_S,
                                  float(t), str(job["job_id"]))

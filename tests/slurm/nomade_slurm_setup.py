@@ -130,7 +130,7 @@ alert_budget = 0.3
 [hooks]
 runtime_dir = "{RUN / 'jobs'}"
 log_file = "{LOG}"
-timeout_s = 2.0
+timeout_s = 3.0
 [mail]
 smtp_host = "127.0.0.1"
 smtp_port = {smtp_port}

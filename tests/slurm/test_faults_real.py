@@ -126,6 +126,22 @@ def test_broken_config(cluster):
         S.CONF.write_text(good)
 
 
+def test_config_typo_breaks_only_itself(cluster):
+    """A typo (an unknown key, a value of the wrong type) is skipped with one logged line; the
+    rest of the file still applies, so the hooks log where they always do and score the job."""
+    good = S.CONF.read_text()
+    S.CONF.write_text("bogus_key = 1\n" + good.replace("[hooks]", "[hooks]\nkeep_days = \"forever\"", 1))
+    try:
+        ids = run_jobs(1)
+        log = S.hook_log()
+        lines = [ln for ln in log.splitlines() if f"nomade-prolog job={ids[0]}:" in ln]
+        assert any("config problems, defaults used instead" in ln and "bogus_key" in ln
+                   and "hooks.keep_days" in ln for ln in lines), lines
+        assert any("start recorded" in ln for ln in lines), lines
+    finally:
+        S.CONF.write_text(good)
+
+
 def test_onnxruntime_missing(cluster):
     """The bundle's ONNX ensemble under a hook Python without onnxruntime."""
     with S.without_onnxruntime():

@@ -102,12 +102,30 @@ def test_message_on_sbatch_stderr(ran):
     alice's risky job with the reason in words; her plain job gets nothing."""
     r = ran["submit"]["risky"]
     assert re.search(r"sbatch: nomade: (LOW|MODERATE|HIGH|CRITICAL) failure risk \(\d+%\)", r.stderr), r.stderr
-    assert "of your past jobs with this name failed" in r.stderr, r.stderr
+    # one reason of the past-outcomes family (tests/unit/test_messages.py): the rate or the streak
+    assert re.search(r"\d+% of your past jobs with this name failed \(\d+ of \d+\)|"
+                     r"your last \d+ jobs with this name failed", r.stderr), r.stderr
     assert "nomade-why JOBID; silence: --comment=nomade:quiet" in r.stderr
     assert r.stdout.strip() == ran["jobs"]["risky"]  # --parsable stdout is just the id
     assert "nomade" not in ran["submit"]["plain"].stderr
     assert "nomade" not in ran["submit"]["quiet"].stderr
     assert "nomade" not in ran["submit"]["quiet_env"].stderr  # job_desc.environment (sbatch)
+
+
+def test_submit_verdict_recorded_and_compared_with_outcomes(ran):
+    """`ingest sacct` recorded what sbatch told each job (the Lua model of the bundle current at
+    its submit time): the warned risky job is warned in the record too, the plain one is not, and
+    `nomade models performance` compares the recorded warnings with the outcomes."""
+    perf = json.loads(S.nomade("models", "performance", "--since", "1d", "--json").stdout)
+    overall = next(p for p in perf if p["stage"] == "submit" and p["model_version"] == "all")
+    assert overall["jobs"] >= len(ran["jobs"]) - 1 and overall["warned"] >= 1, perf
+    assert any(p["stage"] == "submit" and p["model_version"] == ran["bundle"] for p in perf), perf
+    import sqlite3
+    with sqlite3.connect(S.DATA / "nomade.db") as c:
+        rows = dict(c.execute("SELECT job_id, risk >= 0 FROM scores WHERE stage = 'submit'").fetchall())
+        warned = {j: r for j, r in c.execute("SELECT job_id, risk FROM scores WHERE stage = 'submit'")}
+    assert ran["jobs"]["risky"] in rows and ran["jobs"]["plain"] in rows
+    assert warned[ran["jobs"]["risky"]] > warned[ran["jobs"]["plain"]]
 
 
 def test_suggestion_names_the_sbatch_option(ran):
@@ -129,6 +147,8 @@ def test_risk_line_in_job_output(ran):
     assert "risky-out" in risky
     plain = (S.WORK / f"{ran['jobs']['plain']}.out").read_text()
     assert "nomade" not in plain and "plain-out" in plain
+    for quiet in ("quiet", "quiet_env"):   # the quiet tag silences the start line too
+        assert "nomade" not in (S.WORK / f"{ran['jobs'][quiet]}.out").read_text()
 
 
 def test_hooks_logged_every_job(ran):
@@ -159,8 +179,10 @@ def test_report_for_each_outcome(ran, key, state, outcome):
 
 def test_report_prediction_for_risky_job(ran):
     rep = json.loads(S.nomade("report", ran["jobs"]["risky"], "--json").stdout)
-    assert rep["scores"][0]["stage"] == "start" and rep["scores"][0]["risk"] >= 0.5
-    assert rep["scores"][0]["model_version"] == ran["bundle"]
+    by_stage = {s["stage"]: s for s in rep["scores"]}
+    assert by_stage["start"]["risk"] >= 0.5 and by_stage["start"]["model_version"] == ran["bundle"]
+    # what sbatch told the user, recorded at `ingest sacct` with the bundle current at submit
+    assert by_stage["submit"]["model_version"] == ran["bundle"]
     assert "warned, and it succeeded (a false alarm)" in rep["prediction"]   # echo exits 0
 
 

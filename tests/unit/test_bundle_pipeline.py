@@ -41,7 +41,8 @@ def test_bundle_contents(trained):
         st = m["ensemble"]["stacks"][f"ensemble_{stage}"]
         assert st["stage"] == stage and len(st["coef"]) == len(st["bases"]) == 5
         assert st["calibration"]["kind"] in ("platt", "isotonic", "identity")
-        assert st["mode"] in ("stacked", "fallback-weights")
+        assert st["mode"] in ("stacked", "fallback-weights", "single-base")   # publish_gate.choose_primary
+        assert all(c >= 0 for c in st["coef"]) and sum(st["coef"]) > 0      # non-negative weights
         assert 0 < m["stage_thresholds"][stage]["alert"] <= m["stage_thresholds"][stage]["high"] <= 1
         # the alert policy (model.alert_budget 10 %, model.min_precision 0.5) and what decided
         ch = m["alert_policy"][stage]
@@ -164,7 +165,8 @@ def test_publish_then_keep_better_current(trained):
     publish(store, cfg.registry_dir, res, 0.01)
     assert res.promoted and current_version(cfg.registry_dir) == res.version
     worse = json.loads(json.dumps(res.manifest))
-    worse["metrics"]["ensemble"]["pr_auc"] -= 0.2
+    alone = (worse["ensemble"]["stacks"]["ensemble_submit"].get("single_base") or {}).get("base")
+    worse["metrics"][alone or "ensemble"]["pr_auc"] -= 0.2    # the published model's figure
 
     class R:
         version, path, manifest, promoted, promote_reason = "worse", res.path, worse, False, ""

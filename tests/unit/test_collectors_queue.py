@@ -121,3 +121,16 @@ def test_squeue_failure_is_an_error_not_a_skip():
     run = fake_run({"squeue": SlurmCommandError(["squeue"], 1, "slurm_load_jobs error: Unable to contact")})
     with pytest.raises(SlurmCommandError):
         queue.QueueCollector().collect(CollectContext(settings={}, run=run))
+
+
+def test_fairshare_only_every_fairshare_interval():
+    """sshare is one more slurmctld RPC: read every fairshare_interval_s (600 s), not every cycle."""
+    text = (FIXTURES / "squeue_pending_epoch_times.txt").read_text()
+    run = fake_run({"squeue": text, "sshare": (FIXTURES / "sshare_lab_accounts.txt").read_text()})
+    t = [1796284588.0]
+    ctx = CollectContext(settings={"fairshare_interval_s": 600}, run=run, now=lambda: t[0])
+    col = queue.QueueCollector()
+    for step in (0, 60, 60, 600):
+        t[0] += step
+        col.collect(ctx)
+    assert [c[0] for c in run.calls] == ["squeue", "sshare", "squeue", "squeue", "squeue", "sshare"]

@@ -87,3 +87,23 @@ def test_skipped_when_sdiag_absent(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(CollectorSkipped, match="sdiag not found"):
         sh.SlurmHealthCollector().collect(CollectContext(settings={}, run=run_command))
+
+
+def test_no_ping_when_sdiag_answered_ping_when_it_did_not():
+    """sdiag's answer proves slurmctld is up: `scontrol ping` (one more slurmctld RPC per cycle,
+    bench/collect_cost.py) runs only when sdiag failed, to tell "down" from "sdiag broken"."""
+    calls = []
+    answers = {"sdiag": (FIXTURES / "sdiag_idle_cluster.txt").read_text(),
+               "scontrol": (FIXTURES / "scontrol_ping_up.txt").read_text(),
+               "sacctmgr": "lab\n", "munge -n": "CRED", "unmunge": (FIXTURES / "unmunge_success.txt").read_text()}
+    inner = fake_run(answers)
+
+    def run(argv, timeout, **kw):
+        calls.append(argv[0])
+        return inner(argv, timeout, **kw)
+    ms = sh.SlurmHealthCollector().collect(CollectContext(settings={}, run=run))
+    assert "scontrol" not in calls and values(ms, "slurm.up", "daemon")["slurmctld"] == 1
+    calls.clear()
+    answers["sdiag"] = SlurmCommandError(["sdiag"], 1, "sdiag: error: Unable to contact slurm controller")
+    ms = sh.SlurmHealthCollector().collect(CollectContext(settings={}, run=run))
+    assert "scontrol" in calls and values(ms, "slurm.up", "daemon")["slurmctld"] == 1

@@ -133,3 +133,23 @@ def test_history_idx_points_only_at_jobs_ended_before():
             if j < 0:
                 break
             assert known[j] < fm.submit_time[i] and fm.user[j] == fm.user[i]
+
+
+def test_assumed_wait_setting_reaches_every_feature_path():
+    """model.assumed_wait_s: the full matrix's outcome times and the Lua model's history requests
+    both move with it for jobs without a recorded end (SWF without waits), and only for them."""
+    from nomade.config import load_config
+    from nomade.features.labels import make_labels
+    from nomade.train.requests import lite_requests
+    rows = synthetic_rows(with_waits=False)
+    jt = table_from_rows(rows)
+    y, _ = make_labels(jt)
+    cfgs = [load_config(None, {}, environ={"NOMADE_MODEL_ASSUMED_WAIT_S": str(w), "NOMADE_DATA_DIR": "/nonexistent"})
+            for w in (0, 3 * 86400)]
+    t0, t3 = (build_matrix(jt, "submit", c).meta["outcome_time"] for c in cfgs)
+    no_end = np.isnan(jt["end_time"])
+    assert no_end.any() and (~no_end).any()
+    assert np.allclose(t3[no_end] - t0[no_end], 3 * 86400) and np.array_equal(t3[~no_end], t0[~no_end])
+    r0, r3 = (lite_requests(jt, y, w) for w in (0.0, 3 * 86400.0))
+    moved = [b["end_time"] - a["end_time"] for a, b in zip(r0, r3) if a["end_time"] is not None]
+    assert set(round(m) for m in moved) == {0, 3 * 86400}

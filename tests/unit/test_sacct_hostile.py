@@ -25,8 +25,8 @@ PATHS = ["c_reader_c_writer", "c_reader_write_rows", "python_reader"]
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "nomade.db")
+def store(store_target):
+    s = open_store(store_target)   # SQLite, then PostgreSQL (tests/pg_fixture.py)
     yield s
     s.close()
 

@@ -26,8 +26,9 @@ SAMPLE_FIELDS = ("JobID,JobName,User,Account,Partition,State,ExitCode,Submit,Sta
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "nomade.db")
+def store(store_target):
+    """A store on each engine: SQLite, then PostgreSQL (tests/pg_fixture.py)."""
+    s = open_store(store_target)
     yield s
     s.close()
 

@@ -61,7 +61,7 @@ def fill(store, with_everything=True):
         Metric.of("license.issued", 10, server="27000@lic", feature="matlab"),
         Metric.of("license.in_use", 7, server="27000@lic", feature="matlab"),
         Metric.of("license.held", 1, server="27000@lic", feature="matlab", user="bob", host="n1")], NOW)
-    sm.record_run(store, "gpu", NOW, False, "no nvidia driver", 0.0, 0)
+    sm.record_run(store, "gpu", NOW, False, "no nvidia driver", 0.0, 0, state="skipped")
     sm.record_run(store, "queue", NOW, False, "squeue timed out after 30 s", 30.0, 0)
 
 
@@ -123,8 +123,8 @@ def test_status_overview(store_path):
     assert "GPUs: no gpu collector wrote gpus metrics" in out
     assert "server 5053@rlm1 (rlm) DOWN" in out and "27000@lic (flexlm)" not in out
     assert "matlab               7 of 10    in use  (27000@lic)" in out and "bob" not in out
-    assert "gpu          NOT OK   last run" in out and ": no nvidia driver" in out
-    assert "queue        NOT OK   last run" in out and "squeue timed out after 30 s" in out
+    assert "gpu          skipped  last run" in out and ": no nvidia driver" in out
+    assert "queue        FAILED   last run" in out and "squeue timed out after 30 s" in out
     rep = json.loads(run(store_path, "status", "--json"))
     assert rep["queue"] == [{"partition": "cpu", "pending": 12, "running": 30},
                             {"partition": "gpu", "pending": 3, "running": 4}]
@@ -206,3 +206,38 @@ def test_hostile_mount_and_labels_are_escaped(tmp_path):
     out = run(tmp_path / "nomade.db", "status")
     assert "/scr\\x1b[2Jatch\\x0a: 50 % used" in out and "n\\x07 gpu=0" in out
     assert "\x1b" not in out and "\x07" not in out and "GPU-1" not in out
+
+
+def test_queue_nodes_licenses_sections(store_path):
+    """`nomade queue`, `nodes`, `licenses`: one section of status in full (text escaped)."""
+    with open_store(store_path) as store:
+        sm.write_cycle(store, "c1", "queue", [
+            Metric.of("queue.pending", 12, partition="cpu"), Metric.of("queue.running", 30, partition="cpu"),
+            Metric.of("queue.pending_by_reason", 9, partition="cpu", reason="Priority"),
+            Metric.of("queue.pending_by_reason", 3, partition="cpu", reason="Resources\x1b[2J"),
+            Metric.of("queue.wait_p50_s", 600), Metric.of("queue.wait_p90_s", 7200),
+            Metric.of("queue.wait_max_s", 3 * DAY), Metric.of("queue.stuck", 2)], NOW + 1)
+        sm.write_cycle(store, "c1", "licenses", [
+            Metric.of("license.server_up", 1, server="27000@lic", type="flexlm"),
+            Metric.of("license.issued", 10, server="27000@lic", feature="matlab"),
+            Metric.of("license.in_use", 7, server="27000@lic", feature="matlab"),
+            Metric.of("license.expires_ts", 1798761600, server="27000@lic", feature="matlab")], NOW + 1)
+    out = run(store_path, "queue")
+    assert "cpu" in out and "9  Priority (cpu)" in out and "Resources\\x1b[2J" in out and "\x1b" not in out
+    assert "2 stuck" in out and "median 10 min" in out and "longest 3 days" in out
+    q = json.loads(run(store_path, "queue", "--json"))
+    assert q["reasons"][0] == {"partition": "cpu", "reason": "Priority", "jobs": 9}
+    out = run(store_path, "nodes")
+    assert "n02" in out and "bad DIMM|slot 3\\x0ax" in out
+    assert json.loads(run(store_path, "nodes", "--json"))["total"] == 3
+    out = run(store_path, "licenses")
+    assert "matlab" in out and "7 of 10" in out and "expires 2027-01-01" in out
+    assert "server 27000@lic (flexlm) up" in out
+
+
+def test_sections_without_metrics_say_what_to_do(tmp_path):
+    path = tmp_path / "data" / "nomade.db"
+    path.parent.mkdir()
+    open_store(path).close()
+    out = run(path, "licenses")
+    assert "no licenses metrics yet" in out and "[collectors.licenses]" in out

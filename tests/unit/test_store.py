@@ -41,10 +41,11 @@ def test_new_store_is_wal_with_busy_timeout_and_all_migrations(db_path):
         assert applied == [m.version for m in known] and pending == []
 
 
-def test_reopening_applies_nothing(db_path):
-    open_store(db_path).close()
-    with open_store(db_path, migrate=False) as store:
-        assert migrations.migrate(store.conn, str(db_path)) == []
+def test_reopening_applies_nothing(store_target):
+    open_store(store_target).close()
+    with open_store(store_target, migrate=False) as store:
+        assert migrations.migrate(store.conn, str(store_target)) == []
+        assert store.schema_status()[1] == []
 
 
 def test_newer_schema_is_refused_and_left_untouched(db_path):
@@ -95,8 +96,8 @@ def _job(job_id, state="COMPLETED", final=1, **kw):
     return JobRecord("c", job_id, user="alice", state=state, is_final=final, **kw)
 
 
-def test_upsert_counts_and_is_idempotent(db_path):
-    with open_store(db_path) as store:
+def test_upsert_counts_and_is_idempotent(store_target):
+    with open_store(store_target) as store:
         recs = [_job("1"), _job("2", steps=[StepRecord("batch", exit_code=0)])]
         assert upsert_jobs(store, recs, "t").as_dict() == {
             "new": 2, "updated": 0, "unchanged": 0, "quarantined": 0}
@@ -110,8 +111,8 @@ def test_upsert_counts_and_is_idempotent(db_path):
         assert store.conn.execute("SELECT count(*) FROM job_steps").fetchone()[0] == 1
 
 
-def test_quarantine_keeps_reason_once_per_raw_text(db_path):
-    with open_store(db_path) as store:
+def test_quarantine_keeps_reason_once_per_raw_text(store_target):
+    with open_store(store_target) as store:
         items = [("swf:x", "line 3", "expected 18 fields, got 2", "1 2")]
         assert quarantine(store, items) == 1
         quarantine(store, items)

@@ -1,16 +1,15 @@
 """The store's table-family operations (scores, hook records, models, recorder): what callers
-outside nomade.store use instead of SQL."""
+outside nomade.store use instead of SQL. Each test runs on SQLite and on PostgreSQL."""
 
 import json
-import sqlite3
 
 from nomade.store import hook_records, models, recorder, scores
 from nomade.store.db import open_store
 from nomade.store.recorder import SAMPLE_COLS
 
 
-def test_hook_record_and_start_score_in_one_write(tmp_path):
-    store = open_store(tmp_path / "s.db")
+def test_hook_record_and_start_score_in_one_write(store_target):
+    store = open_store(store_target)
     rec = hook_records.HookRecord("c", "7", "start", "n1", 100.0, json.dumps({"a": 1}), 101.0)
     score = scores.Score("c", "7", "start", "m1", 0.8, "HIGH", "[]", 100.0)
     assert hook_records.put_record(store, rec, score) is True
@@ -25,8 +24,8 @@ def test_hook_record_and_start_score_in_one_write(tmp_path):
     assert hook_records.delete_written_before(store, 150.0) == 1
 
 
-def test_reads_of_a_table_an_old_schema_lacks_give_no_rows(tmp_path):
-    store = open_store(tmp_path / "s.db")
+def test_reads_of_a_table_an_old_schema_lacks_give_no_rows(store_target):
+    store = open_store(store_target)
     store.conn.execute("DROP TABLE hook_records")
     store.conn.execute("DROP TABLE events")
     store.conn.execute("DROP TABLE job_summaries")
@@ -35,8 +34,8 @@ def test_reads_of_a_table_an_old_schema_lacks_give_no_rows(tmp_path):
     assert recorder.job_summary(store, "c", "7") is None
 
 
-def test_model_rows(tmp_path):
-    store = open_store(tmp_path / "s.db")
+def test_model_rows(store_target):
+    store = open_store(store_target)
     for i, v in enumerate(("v1", "v1.h1", "v1.h2")):
         models.add_model(store, v, f"/r/{v}", "candidate", 10.0 + i, {"version": v})
     assert [m.version for m in models.all_models(store)] == ["v1", "v1.h1", "v1.h2"]
@@ -54,8 +53,8 @@ def test_model_rows(tmp_path):
     assert [m.version for m in models.all_models(store)] == ["v1", "v1.h1"]
 
 
-def test_recorder_rows_and_summaries(tmp_path):
-    store = open_store(tmp_path / "s.db")
+def test_recorder_rows_and_summaries(store_target):
+    store = open_store(store_target)
     rows = [tuple({"cluster": "c", "job_id": "7", "node": "n1", "ts": float(t), "rss_mb": 10.0 * t}.get(k)
                   for k in SAMPLE_COLS) for t in range(1, 4)]
     assert recorder.add_samples(store, rows) == 3
@@ -65,7 +64,7 @@ def test_recorder_rows_and_summaries(tmp_path):
     assert [e["kind"] for e in recorder.job_events(store, "7", ["c"])] == ["memory_projection"]
 
     def summarize(samples):
-        assert all(isinstance(s, sqlite3.Row) for s in samples)
+        assert all(s["node"] == s[0] == "n1" for s in samples)   # rows by name and position
         return (len(samples),) + (1,) + (None,) * 15
     assert recorder.rebuild_summaries(store, {("c", "7"), ("c", "8")}, summarize, 99.0) == 1
     assert recorder.job_summary(store, "c", "7")["sample_count"] == 3

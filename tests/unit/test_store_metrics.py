@@ -12,8 +12,8 @@ DAY = 86400.0
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = open_store(tmp_path / "s.db")
+def store(store_target):
+    s = open_store(store_target)
     yield s
     s.close()
 
@@ -67,12 +67,12 @@ def test_latest_per_series_with_prefix_and_max_age(store):
 def test_collector_health_last_run_and_last_success(store):
     sm.record_run(store, "disk", T0, True, "", 0.1, 3)
     sm.record_run(store, "disk", T0 + 60, False, "RuntimeError: boom", 0.2, 0)
-    sm.record_run(store, "gpu", T0, False, "no nvidia driver", 0.0, 0)
+    sm.record_run(store, "gpu", T0, False, "no nvidia driver", 0.0, 0, state="skipped")
     h = sm.collector_health(store)
     assert list(h) == ["disk", "gpu"]
-    assert h["disk"] == {"last_run": T0 + 60, "ok": False, "message": "RuntimeError: boom",
+    assert h["disk"] == {"last_run": T0 + 60, "ok": False, "state": "failed", "message": "RuntimeError: boom",
                          "duration_s": 0.2, "n_metrics": 0, "last_success": T0}
-    assert h["gpu"]["last_success"] is None
+    assert h["gpu"]["last_success"] is None and h["gpu"]["state"] == "skipped"   # absent, not broken
 
 
 def test_prune_rolls_old_samples_into_hours_and_queries_read_them(store):

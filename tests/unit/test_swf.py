@@ -29,8 +29,8 @@ def clean_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def store(tmp_path):
-    with open_store(tmp_path / "nomade.db") as s:
+def store(store_target):
+    with open_store(store_target) as s:   # SQLite, then PostgreSQL (tests/pg_fixture.py)
         yield s
 
 

@@ -62,7 +62,8 @@ def test_explain_pending_job(store_path):
     assert any(r.startswith("--mem=5G") for r in a.recommendations)
     text = format_why(a.as_dict())
     assert "Risk at submit: 82% CRITICAL" in text   # the scale's level of 0.82, whatever was stored
-    assert "time limit of 1h00m: raises risk (timelimit_s = 3600, +1.20 log-odds)" in text
+    # the contribution in points of this job's risk, never in log-odds (tests/unit/test_messages.py)
+    assert "  time limit of 1h00m: raises the risk by about 24 points" in text
 
 
 def test_explain_unknown_job(store_path):

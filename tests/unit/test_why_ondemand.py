@@ -62,6 +62,8 @@ class FakeSlurm:
         job_id = argv[argv.index("-j") + 1] if argv[0] == "squeue" else argv[-1]
         if job_id not in self.jobs:
             raise SlurmCommandError(argv, 1, "slurm_load_jobs error: Invalid job id specified")
+        if "--start" in argv:   # squeue --start -o "%S %r" of a pending job
+            return CommandResult(argv, 0, "2026-12-04T08:30:00 Priority\n", "")
         out = self.jobs[job_id][0 if argv[0] == "squeue" else 1]
         return CommandResult(argv, 0, out, "")
 
@@ -84,7 +86,10 @@ def test_pending_job_not_in_store_gets_a_submit_risk_through_explain(store_path,
         assert (owner["uid"], owner["user"], owner["state"], owner["source"]) == (ALICE, "alice", "PENDING", "slurm")
         assert slurm.calls == [["squeue", "-h", "-j", "43", "-o", "%U %u %T"]]   # owner first, nothing else
         a = explain(store, "43", "lab", job=owner, ondemand=od)
-    assert slurm.calls[1] == ["scontrol", "show", "job", "-o", "43"] and len(slurm.calls) == 2
+    assert slurm.calls[1] == ["scontrol", "show", "job", "-o", "43"]
+    assert slurm.calls[2] == ["squeue", "-h", "-j", "43", "--start", "-o", "%S %r"] and len(slurm.calls) == 3
+    assert a.waiting["reason"] == "Priority" and a.waiting["expected_start"] is not None
+    assert "backfill" in a.waiting["advice"]
     r = a.risk_submit
     assert 0.0 < r["risk"] < 1.0 and r["level"] == risk_scale.level(r["risk"])
     assert r["scored"] == "now" and r["model_version"] == "default"
@@ -101,6 +106,7 @@ def test_pending_job_not_in_store_gets_a_submit_risk_through_explain(store_path,
     text = format_why(a.as_dict())
     assert "Risk at submit: " in text and "scored now by nomade-why" in text
     assert "Risk at start:  not scored" in text
+    assert "Waiting: Priority; Slurm expects it to start around 2026-12-04" in text
     if a.sbatch["warned"]:
         assert f"nomade: {risk_scale.level(a.sbatch['risk'])} failure risk" in text
     else:
@@ -144,7 +150,7 @@ def test_job_unknown_to_slurm_and_the_store_is_not_found(store_path, slurm):
 def test_leading_zeros_are_slurms_job_id(store_path, slurm):
     res = answer(store_path, Caller(ALICE, ALICE), {"op": "why", "job_id": "0043"}, ADMINS, ondemand=ondemand())
     assert res["ok"] and res["answer"]["job_id"] == "43", res
-    assert [c[3] if c[0] == "squeue" else c[-1] for c in slurm.calls] == ["43", "43"]
+    assert [c[3] if c[0] == "squeue" else c[-1] for c in slurm.calls] == ["43", "43", "43"]
 
 
 def test_slurm_without_the_job_is_not_found(store_path, monkeypatch):
@@ -254,3 +260,20 @@ def test_lua_verdict_matches_a_chunk_with_history():
         warned += v.warned
         suggested += suggestion is not None
     assert warned and suggested   # both paths were exercised
+
+
+@pytest.mark.parametrize("text, want", [
+    ("2026-12-04T08:30:00 Priority\n", ("Priority", True, "")),
+    ("N/A Resources\n", ("Resources", False, "")),
+    ("N/A ReqNodeNotAvail(UnavailableNodes:node[1-2])\n", ("ReqNodeNotAvail", False, "UnavailableNodes:node[1-2]")),
+    ("N/A Priority\nN/A Priority\n", None),                 # one job, one line
+    ("N/A Prio rity\n", None), ("2026-12-04 Priority\n", None), ("\n", None),
+    ("N/A Priority\x1b[2J\n", None), ("N/A JobHeldUser; rm -rf /\n", None),
+])
+def test_squeue_start_parser_takes_only_slurms_form(text, want):
+    from nomade.live_job import parse_squeue_start
+    got = parse_squeue_start(text)
+    if want is None:
+        assert got is None
+    else:
+        assert (got["reason"], got["expected_start"] is not None, got["nodes"]) == want

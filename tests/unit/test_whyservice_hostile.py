@@ -434,3 +434,24 @@ def test_serve_why_takes_max_per_uid_from_the_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("NOMADE_PRIVACY_MAX_PER_UID", "0")
     res = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "serve-why", "--socket", str(tmp_path / "s")])
     assert isinstance(res.exception, ConfigError) and "privacy.max_per_uid = 0" in str(res.exception)
+
+
+# ------------------------------------------------------------------ the job report through the service
+
+ASK_REPORT = ASK_RAW.replace('"op": "why"', '"op": "report"')
+
+
+def test_report_through_the_service_for_the_owner(serve):
+    """`nomade report` as a user asks the service (op "report"): the owner gets the report text."""
+    sock = serve()
+    ans = ask(sock, "10", op="report")
+    assert "10" in ans["text"] and ans["reports"][0]["job_id"] == "10" and ans["summary"]["jobs"] == 1
+
+
+@AS_ROOT
+def test_report_through_the_service_is_refused_to_another_user(serve):
+    assert '"op": "report"' in ASK_REPORT
+    sock = serve()
+    nobody = pwd.getpwnam("nobody")
+    out = as_uid(nobody.pw_uid, nobody.pw_gid, ASK_REPORT, str(sock), "10")
+    assert '"kind": "denied"' in out and "sim" not in out, out

@@ -156,6 +156,36 @@ class Analysis:
                                      else f"no {collector} collector wrote {name} metrics")
         return rep
 
+    # ------------------------------------------------------------------ one section in full
+    def queue(self) -> Optional[Dict[str, Any]]:
+        """`nomade queue`: per partition pending/running, pending jobs by reason, the wait-time
+        percentiles of pending jobs and how many are stuck (collectors.queue.stuck_after_h)."""
+        parts = self._queue()
+        rows = self._latest("queue.")
+        if not parts and not rows:
+            return None
+        reasons = sorted(({"partition": r.labels.get("partition", ""), "reason": r.labels.get("reason", ""),
+                           "jobs": int(r.value)} for r in rows if r.metric == "queue.pending_by_reason"),
+                         key=lambda x: (-x["jobs"], x["partition"], x["reason"]))
+        waits = {r.metric.split(".", 1)[1]: r.value for r in rows
+                 if r.metric in ("queue.wait_p50_s", "queue.wait_p90_s", "queue.wait_max_s", "queue.stuck")}
+        return {"partitions": parts or [], "reasons": reasons, "waits": waits}
+
+    def nodes(self) -> Optional[NodesSummary]:
+        """`nomade nodes`: node states and every flagged node with its reason."""
+        return self._nodes()
+
+    def licenses(self) -> Optional[Dict[str, List[Dict[str, Any]]]]:
+        """`nomade licenses`: servers, features in use, and expiry dates."""
+        lic = self._licenses()
+        if lic is None:
+            return None
+        expiry = {(r.labels.get("server", ""), r.labels.get("feature", "")): r.value
+                  for r in self._latest("license.expires_ts")}
+        for f in lic["features"]:
+            f["expires_ts"] = expiry.get((f["server"], f["feature"]))
+        return lic
+
     def _latest(self, prefix: str) -> List[Any]:
         return self._current(store_metrics.latest(self.store, prefix, cluster=self.cluster))
 

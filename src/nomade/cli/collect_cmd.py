@@ -19,13 +19,16 @@ def _names(text: Optional[str]):
               help="Comma-separated collectors to run (e.g. disk,queue); else monitoring.collectors, "
                    "else every enabled one.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the runs as JSON.")
+@click.option("--no-alerts", is_flag=True, help="Do not evaluate alert rules after each cycle.")
 @pass_app
-def collect(app: AppContext, once: bool, interval_s: Optional[float], only: Optional[str], as_json: bool) -> None:
+def collect(app: AppContext, once: bool, interval_s: Optional[float], only: Optional[str], as_json: bool,
+            no_alerts: bool) -> None:
     """Collect monitoring metrics (disks, queue, nodes, ...) into the store.
 
     Each collector runs at its interval; one that fails or whose source is absent here is
-    recorded (see `nomade syscheck`) and never stops the others. SIGHUP reloads the
-    configuration; SIGTERM or Ctrl-C stops after the running collector.
+    recorded (see `nomade syscheck`) and never stops the others. After each cycle the alert
+    rules are evaluated and their notifications sent (alerts.enabled; docs/alerts.md). SIGHUP
+    reloads the configuration; SIGTERM or Ctrl-C stops after the running collector.
     """
     from ..collectors.registry import problems, registry
     from ..errors import ConfigError
@@ -33,26 +36,44 @@ def collect(app: AppContext, once: bool, interval_s: Optional[float], only: Opti
 
     if interval_s is not None and not interval_s > 0:
         raise ConfigError(f"--interval {interval_s:g}: must be a positive number of seconds")
+    app.lenient_config("nomade collect")   # a typo keeps its default and is logged; the daemon runs
     found = registry()
     for line in problems():
         click.echo(f"nomade collect: {line}", err=True)
     store = app.store()
     try:
+        log = lambda line: click.echo(f"nomade collect: {line}", err=True)  # noqa: E731
+        engine = None
+        if app.config.get("alerts.enabled") and not no_alerts:
+            from ..alerts.engine import Engine
+            engine = Engine(app.config, store, log=log)
+            engine.channels()               # a bad channel setting stops here, not in the loop
         monitor = Monitor(app.config, found, store, only=_names(only), interval_s=interval_s,
-                          log=lambda line: click.echo(f"nomade collect: {line}", err=True))
+                          log=log, after_cycle=engine.after_cycle if engine else None)
+        if engine is not None:
+            engine.cluster = monitor.cluster    # the cluster the cycle's metrics are stored under
         if once:
             _report(monitor.cycle(), as_json)
             return
         signals = Signals()
+
+        def reload():
+            cfg = _reload(app)
+            if engine is not None:
+                engine.reconfigure(cfg)         # a bad rule file: the old config and rules stay
+            return cfg
         with _signal_handlers(signals):
-            monitor.run(signals, reload=lambda: _reload(app))
+            monitor.run(signals, reload=reload)
     finally:
         store.close()
 
 
 def _reload(app: AppContext):
     from ..config import load_config
-    return load_config(app.config_path, app.overrides)
+    cfg = load_config(app.config_path, app.overrides, lenient=True)
+    for line in cfg.problems:
+        click.echo(f"nomade collect: config problem, default used: {line}", err=True)
+    return cfg
 
 
 def _report(results, as_json: bool) -> None:

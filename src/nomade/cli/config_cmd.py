@@ -1,4 +1,4 @@
-"""``nomade config show``: the effective configuration and where each value came from."""
+"""``nomade config show|check|list``: the effective configuration, its problems, every setting."""
 
 import click
 
@@ -35,3 +35,28 @@ def list_settings() -> None:
     """List every setting with its type, default and help."""
     for s in SETTINGS:
         click.echo(f"{s.name} ({s.type_name}, default {s.default!r}, env {s.env_var})\n    {s.help}")
+
+
+@config.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def check(app: AppContext, as_json: bool) -> None:
+    """Every problem of the configuration at once (what the hooks and services would ignore,
+    what admin commands would refuse); exit 1 when there is any."""
+    from ..config import load_config
+    from ..errors import ConfigError
+
+    try:
+        cfg = load_config(app.config_path, app.overrides, lenient=True)
+        problems, file = list(cfg.problems), cfg.file
+    except ConfigError as exc:   # the file cannot be read or parsed at all
+        problems, file = [str(exc)], app.config_path
+    if as_json:
+        echo_json({"file": str(file) if file else None, "problems": problems})
+    else:
+        for line in problems:
+            click.echo(line)
+        if not problems:
+            click.echo(f"ok: {file or 'no config file; defaults and environment'}")
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in {file or 'the configuration'}")

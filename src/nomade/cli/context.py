@@ -27,11 +27,23 @@ class AppContext:
             self._config = load_config(self.config_path, self.overrides)
         return self._config
 
+    def lenient_config(self, prog: str, quiet: bool = False) -> Config:
+        """The configuration for a part that must keep running (the why-service, collect,
+        users' nomade-why): a broken setting keeps its default; what was ignored is said once on
+        stderr (the unit's log), unless ``quiet`` (a user cannot fix the site's file; `nomade
+        config check` shows it to admins). Used instead of ``config`` for the rest of the command."""
+        if self._config is None:
+            self._config = load_config(self.config_path, self.overrides, lenient=True)
+            for line in [] if quiet else self._config.problems:
+                click.echo(f"{prog}: config problem, default used: {line}", err=True)
+        return self._config
+
     def store(self, migrate: bool = True, readonly: bool = False):
-        from ..store.db import store_from_config
+        from ..store.db import store_from_config, store_location
         cfg = self.config
-        if os.getuid() != 0:
-            refused = store_refusal_for_user(cfg.store_path, cfg.get("privacy.admin_group"), readonly)
+        location = store_location(cfg)
+        if os.getuid() != 0 and isinstance(location, Path):   # PostgreSQL: its roles decide
+            refused = store_refusal_for_user(location, cfg.get("privacy.admin_group"), readonly)
             if refused is not None:
                 raise refused
         return store_from_config(cfg, migrate=migrate, readonly=readonly)

@@ -44,4 +44,6 @@ def evaluate(app: AppContext, cluster: Optional[str], n_folds: int, stage: str, 
                    f"{d['ece']:>8.3f}{d['precision']:>7.2f}{d['recall']:>8.2f}")
     click.echo(f"ensemble mode: {result['ensemble'].get('mode')}, "
                f"calibration: {result['ensemble'].get('calibration')}")
+    if result.get("published"):   # the publish gate's choice (nomade.train.publish_gate.choose_primary)
+        click.echo(f"training would publish: {result['published']['reason']}")
     click.echo(f"report: {out / 'report.html'}")

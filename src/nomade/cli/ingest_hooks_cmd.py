@@ -21,6 +21,8 @@ def hooks(app: AppContext, spool_dir: Optional[str], as_json: bool) -> None:
     with app.store() as store:
         counts = load_hook_spool(store, path, cluster=app.config.get("cluster"),
                                  keep_days=app.config.get("hooks.keep_days"))
+        from ..alerts.engine import after_prediction_ingest
+        after_prediction_ingest(app.config, store, lambda line: click.echo(f"nomade ingest hooks: {line}", err=True))
     if as_json:
         echo_json({"loaded": counts.loaded, "unchanged": counts.unchanged,
                    "quarantined": counts.quarantined, "aged_out": counts.aged_out})

@@ -65,6 +65,10 @@ def sacct(app: AppContext, file_: Optional[str], json_file: Optional[str], field
                 timeout=cfg.get("slurm.command_timeout_s"), overlap_s=cfg.get("slurm.overlap_s"),
                 lookback_days=cfg.get("slurm.initial_lookback_days"), batch_size=batch,
                 since=start, progress=progress)
+        if not json_file and not file_:
+            from ..production import record_production_metrics, record_submit_scores
+            record_submit_scores(store)   # what sbatch told each new job (nomade models performance)
+            record_production_metrics(store, cfg)   # precision and calibration, for the alert rules
     progress.done()
     if as_json:
         echo_json(result.as_dict())

@@ -29,6 +29,8 @@ def spool(app: AppContext, spool_dirs: Tuple[str, ...], cluster: Optional[str], 
     dirs = [Path(d) for d in spool_dirs] or [app.config.spool_dir("recorder")]
     with app.store() as store:
         result = load_spool(store, dirs, cluster=cluster or app.config.get("cluster"), keep=keep)
+        from ..alerts.engine import after_prediction_ingest
+        after_prediction_ingest(app.config, store, lambda line: click.echo(f"nomade ingest spool: {line}", err=True))
     if as_json:
         echo_json(result.as_dict())
         return

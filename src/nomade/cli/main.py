@@ -34,7 +34,19 @@ COMMANDS = {
     "status": "status_cmd:status",
     "disk": "disk_cmd:disk",
     "collect": "collect_cmd:collect",
+    "alerts": "alerts_cmd:alerts",
     "syscheck": "syscheck_cmd:syscheck",
+    "predict": "predict_cmd:predict",
+    "queue": "sections_cmd:queue",
+    "nodes": "sections_cmd:nodes",
+    "licenses": "sections_cmd:licenses",
+    "init": "init_cmd:init",
+    "ml": "ml_cmd:ml",
+    "metrics": "metrics_cmd:metrics",
+    "dashboard": "dashboard_cmd:dashboard",
+    "similarity": "similarity_cmd:similarity",
+    "profiles": "profiles_cmd:profiles",
+    "recommend": "recommend_cmd:recommend",
 }
 
 

@@ -15,8 +15,11 @@ def current_caller():
 @click.argument("job_id")
 @click.option("--cluster", default="", help="Cluster of the job when the store holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--direct/--service", default=None,
+              help="Read the store directly, or ask the nomade-why service. Default: direct for "
+                   "root and for a caller who can read the store, the service for everyone else.")
 @pass_app
-def report(app: AppContext, job_id: str, cluster: str, as_json: bool) -> None:
+def report(app: AppContext, job_id: str, cluster: str, as_json: bool, direct) -> None:
     """Efficiency, time used vs limit, outcome, predicted risk vs outcome, and what to change.
 
     JOB_ID as Slurm prints it (123, 123_4, 123+1) or a job's own SLURM_JOB_ID; an array's id
@@ -25,8 +28,24 @@ def report(app: AppContext, job_id: str, cluster: str, as_json: bool) -> None:
     The same rule as nomade-why: a caller may report only their own jobs; root and members of
     privacy.admin_group may report any.
     """
+    import os
+
     from .. import risk_scale
     from ..report import format_reports, load_reports, reports_summary
+    cfg = app.config
+    if direct is None:
+        direct = os.geteuid() == 0 or os.access(cfg.store_path, os.R_OK)
+    if not direct:   # users' stores are private: the service applies the same rule
+        from pathlib import Path
+
+        from ..whyservice.client import ask
+        ans = ask(Path(cfg.get("privacy.socket")), job_id, cluster or cfg.get("cluster") or "", op="report")
+        if as_json:
+            rs = ans.get("reports") or []
+            echo_json(rs[0] if len(rs) == 1 else {"jobs": rs, "summary": ans.get("summary")})
+        else:
+            click.echo(ans.get("text") or "")
+        return
     threshold = risk_scale.current_threshold(app.config)
     with app.store(readonly=True) as store:
         rs = load_reports(store, job_id, cluster or app.config.get("cluster"), threshold,

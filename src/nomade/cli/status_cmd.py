@@ -109,6 +109,6 @@ def _collectors(health, rep, bar, human_duration) -> List[str]:
     lines = []
     for name, h in health.items():
         age = human_duration(max(rep.ts - h["last_run"], 0.0))
-        state, msg = ("ok" if h["ok"] else "NOT OK"), h["message"]   # skipped or failed: its line says
+        state, msg = {"ok": "ok", "skipped": "skipped"}.get(h.get("state"), "FAILED"), h["message"]
         lines.append(f"{_safe(name):<12} {state:<8} last run {age} ago" + (f": {_safe(msg)}" if msg else ""))
     return lines

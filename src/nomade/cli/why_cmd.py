@@ -21,7 +21,8 @@ def why(ctx: click.Context, job_id: str, cluster: str, as_json: bool, direct: Op
     from ..whyservice.client import lookup
     from ..why import format_why
     app = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
-    answer = lookup(app.config, job_id, cluster or app.config.get("cluster"), direct)
+    cfg = app.lenient_config("nomade-why", quiet=True)   # a typo in the site's file must not stop users
+    answer = lookup(cfg, job_id, cluster or cfg.get("cluster"), direct)
     if as_json:
         echo_json(answer)
     else:

@@ -18,17 +18,20 @@ def serve_why(app: AppContext, socket_path: Optional[str]) -> None:
     from .. import risk_scale
     from ..whyservice.pool import PoolLimits
     from ..why_ondemand import OnDemand
+    from ..store.db import store_location
+    from ..store.pg import redact
     from ..whyservice.server import WhyServer, store_is_private
-    cfg = app.config
+    cfg = app.lenient_config("nomade serve-why")
     path = Path(socket_path or cfg.get("privacy.socket"))
-    if not store_is_private(cfg.store_path):
-        click.echo(f"nomade serve-why: warning: {cfg.store_path} is readable by other users; "
+    store = store_location(cfg)   # a SQLite file, or a PostgreSQL URL (its roles guard it)
+    if isinstance(store, Path) and not store_is_private(store):
+        click.echo(f"nomade serve-why: warning: {store} is readable by other users; "
                    f"`chmod 600` it so privacy cannot be bypassed", err=True)
     limits = PoolLimits(per_uid=cfg.get("privacy.max_per_uid"))
-    server = WhyServer(path, cfg.store_path, cfg.get("privacy.admin_group"),
+    server = WhyServer(path, store, cfg.get("privacy.admin_group"),
                        cfg.get("store.busy_timeout_ms"), risk_scale.current_threshold(cfg),
                        limits, ondemand=OnDemand.from_config(cfg))
-    click.echo(f"nomade serve-why: listening on {path} (store {cfg.store_path}, "
+    click.echo(f"nomade serve-why: listening on {path} (store {redact(str(store))}, "
                f"admins: group {cfg.get('privacy.admin_group')}; {limits.workers} workers, "
                f"at most {limits.per_uid} connections per uid)", err=True)
     try:

@@ -135,6 +135,12 @@ class QueueCollector(Collector):
         stuck_h = float(setting(ctx, self.name, "stuck_after_h"))
         result = run_tool(ctx, SQUEUE_ARGV, timeout)
         metrics = queue_metrics(parse_squeue(result.stdout), ctx.now(), stuck_h * 3600.0)
+        # fairshare moves slowly: sshare (one more slurmctld RPC) every fairshare_interval_s only
+        every = float(setting(ctx, self.name, "fairshare_interval_s"))
+        now = ctx.now()
+        if every <= 0 or now < ctx.state.get("sshare_due", float("-inf")):
+            return metrics
+        ctx.state["sshare_due"] = now + every
         try:
             shares = parse_sshare(ctx.run(list(SSHARE_ARGV), timeout=timeout).stdout)
         except SlurmCommandError as exc:   # fairshare is extra: the queue metrics still come

@@ -41,6 +41,15 @@ def _cfg_value(cfg, name: str, default):
         return default
 
 
+def assumed_wait_s(cfg) -> float:
+    """Setting model.assumed_wait_s (a plain dict may give "assumed_wait_s"): when a job without
+    a recorded end (SWF traces without waits) counts as known, after submit + runtime."""
+    value = _cfg_value(cfg, "model.assumed_wait_s", None)
+    if value is None:
+        value = _cfg_value(cfg, "assumed_wait_s", ASSUMED_WAIT_S)
+    return float(value)
+
+
 def _owner_cancel(cfg) -> bool:
     return bool(_cfg_value(cfg, "model.owner_cancel_is_failure", False))
 
@@ -83,7 +92,7 @@ def build_matrix(jt: JobTable, stage: str = "submit", cfg=None, k: int = DEFAULT
     ready to ship in a bundle."""
     names = feature_names(stage)
     y, cls = make_labels(jt, _owner_cancel(cfg))
-    wait = _cfg_value(cfg, "assumed_wait_s", ASSUMED_WAIT_S)
+    wait = assumed_wait_s(cfg)
     X, hidx, state = _stream(jt, stage, y, cls, k, len(names), until, wait)
     fm_meta_wait = wait
     if stage == "start":  # jobs that never started are not scored at start

@@ -74,11 +74,13 @@ def run_hook(hook: str, body: HookBody, environ: Optional[Mapping[str, str]] = N
     log = HookLog(hook, environ.get("SLURM_JOB_ID", "?"))
     t0 = time.monotonic()
     try:
-        cfg = config if config is not None else load_config(environ=environ)
+        cfg = config if config is not None else load_config(environ=environ, lenient=True)
     except NomadeError as exc:
         log.line(f"config error, hook skipped: {exc}")
         return 0
     log.path = cfg.get("hooks.log_file")
+    if cfg.problems:   # a broken part of the config: the rest still runs, on defaults for that part
+        log.line("config problems, defaults used instead: " + "; ".join(cfg.problems))
     timeout = cfg.get("hooks.timeout_s")
     try:
         with time_bound(timeout):

@@ -70,6 +70,22 @@ def _epoch(text: str) -> Optional[float]:
         return None
 
 
+QUIET_TAG = "nomade:quiet"   # job_submit.lua's QUIET_TAG: in --comment, no message for the job
+QUIET_ENV = "NOMADE_QUIET"   # job_submit.lua's QUIET_ENV: in the job's environment, the same
+
+
+def quiet_comment(text: str) -> bool:
+    """True when `scontrol show job -o` output carries the quiet tag in the job's comment (the
+    user's own text from ``Comment=`` on: it can only silence the user's own job)."""
+    at = (text or "").find(" Comment=")
+    return at >= 0 and QUIET_TAG in text[at:]
+
+
+def quiet_env(environ: Mapping[str, str]) -> bool:
+    """True when the job's environment asks for silence, as job_submit.lua reads it."""
+    return environ.get(QUIET_ENV, "") not in ("", "0")
+
+
 class ScontrolOutputError(ValueError):
     """`scontrol show job -o` output that cannot be read without trusting the user's own text."""
 

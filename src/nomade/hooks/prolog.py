@@ -10,7 +10,7 @@ from ..command import run_command
 from ..config import Config
 from ..errors import ModelError, SlurmCommandError
 from .harness import HookLog, run_hook, runtime_dir
-from .jobenv import ScontrolOutputError, job_from_env, parse_scontrol_job
+from .jobenv import ScontrolOutputError, job_from_env, parse_scontrol_job, quiet_comment
 from .riskfile import write_risk
 from .spool import write_record
 from .startscore import StartScore, alert_threshold, load_scorer, risk_level
@@ -37,6 +37,8 @@ def start_request(cfg: Config, job: Dict[str, Any], budget_s: float) -> Dict[str
         req["incomplete"] = str(exc)
         return req
     req.update({k: v for k, v in parsed.items() if v is not None and k not in ("user", "uid")})
+    if quiet_comment(out.stdout):
+        req["quiet"] = True   # --comment=nomade:quiet silences the start line as it does sbatch's
     return req
 
 
@@ -44,7 +46,8 @@ def score_note(cfg: Config, job: Dict[str, Any], score: StartScore) -> Dict[str,
     threshold = alert_threshold(cfg, score)
     return {"job_id": job["job_id"], "risk": score.risk, "level": risk_level(score.risk),
             "threshold": threshold, "alert": score.risk >= threshold, "reasons": score.reasons[:3],
-            "suggestion": score.suggestion, "model_version": score.model_version}
+            "suggestion": score.suggestion, "model_version": score.model_version,
+            "quiet": bool(job.get("quiet"))}
 
 
 def prolog_body(cfg: Config, environ: Mapping[str, str], log: HookLog) -> str:
@@ -58,7 +61,7 @@ def prolog_body(cfg: Config, environ: Mapping[str, str], log: HookLog) -> str:
         record["score_error"] = f"request incomplete: {req['incomplete']}"
     else:
         try:
-            note = score_note(cfg, job, load_scorer(cfg)(req))
+            note = score_note(cfg, dict(job, quiet=req.get("quiet")), load_scorer(cfg)(req))
             record["score"] = note
         except ModelError as exc:
             record["score_error"] = str(exc) + (f" ({exc.hint})" if exc.hint else "")

@@ -32,7 +32,7 @@ def write_record(spool_dir: Path, kind: str, job_id: str, data: Dict[str, Any]) 
     record = {"format": RECORD_FORMAT, "kind": kind, "job_id": str(job_id),
               "written_at": time.time(), **data}
     payload = (json.dumps(record, sort_keys=True) + "\n").encode()
-    name = f"{int(record['written_at'] * 1000):013d}-{_SAFE.sub('_', str(job_id))}-{kind}-{os.getpid()}.json"
+    name = f"{int(record['written_at'] * 1000):013d}-{record_name_part(job_id)}-{kind}-{os.getpid()}.json"
     try:
         make_private_dirs(spool_dir)
         write_atomic(spool_dir / name, payload)
@@ -40,6 +40,11 @@ def write_record(spool_dir: Path, kind: str, job_id: str, data: Dict[str, Any]) 
         raise SpoolError(f"cannot write spool record in {spool_dir}: {exc.strerror or exc}",
                          hint="check free space and permissions of hooks.spool_dir") from None
     return spool_dir / name
+
+
+def record_name_part(job_id: str) -> str:
+    """The job id as it appears in a record's file name."""
+    return _SAFE.sub("_", str(job_id))
 
 
 def iter_records(spool_dir: Path) -> Iterator[Tuple[Path, bytes]]:

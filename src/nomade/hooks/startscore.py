@@ -84,9 +84,11 @@ def _bundle_scorer(cfg: Config) -> Callable[[Dict[str, Any]], StartScore]:
     path = Path(resolve_bundle_path(cfg))
     if not path.exists():
         raise ModelError(f"no model bundle at {path}", hint="run `nomade train --publish` or set model.bundle")
-    scorer = Scorer(load_bundle(path))
+    bundle = load_bundle(path)
+    scorer = Scorer(bundle)
     stage = "start" if "start" in scorer.primary else "submit"  # bundles without a start stage
     alert = scorer.thresholds_for(stage).get("alert")   # the threshold of the model that scores
+    suggest = _suggester(bundle)
 
     def score(req: Dict[str, Any]) -> StartScore:
         try:
@@ -95,8 +97,21 @@ def _bundle_scorer(cfg: Config) -> Callable[[Dict[str, Any]], StartScore]:
             raise ModelError(f"start-time scoring cannot import {exc.name or exc}",
                              hint="install numpy and onnxruntime in the hooks' Python") from None
         return StartScore(float(rs.risk), [_reason(r) for r in rs.reasons], str(rs.model_version),
-                          alert)
+                          alert, suggest(req))
     return score
+
+
+def _suggester(bundle) -> Callable[[Mapping[str, Any]], Optional[str]]:
+    """The --time option sbatch suggested (the bundle's Lua model and its history), for the start
+    line of a job that still asks for less time than its similar jobs needed; none without one."""
+    if not (getattr(bundle, "manifest", None) or {}).get("lua"):
+        return lambda req: None
+    from ..scoring.lua_verdict import LuaModel
+    try:
+        model = LuaModel.from_bundle(bundle)
+    except (KeyError, TypeError, ValueError):   # a bundle without a usable Lua model: no option
+        return lambda req: None
+    return model.suggestion
 
 
 def load_scorer(cfg: Config) -> Callable[[Dict[str, Any]], StartScore]:

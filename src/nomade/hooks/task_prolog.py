@@ -1,28 +1,37 @@
 """TaskProlog (runs as the job's user before each task): when the Prolog's start-time risk for
 this job is at or above the alert threshold, prints one ``print nomade: ...`` line, which Slurm
-writes into the job's output. Only the task with SLURM_PROCID 0 prints. Always exits 0."""
+writes into the job's output. Only the task with SLURM_PROCID 0 prints; nothing is printed for a
+job submitted with ``--comment=nomade:quiet`` (the Prolog's note says so) or with NOMADE_QUIET set
+in its environment, as job_submit.lua does at sbatch. Always exits 0."""
 
 import os
 import sys
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from .. import risk_scale
 from ..config import Config
-from ..features.words import reason_text
+from ..features.words import distinct, warning_reason
 from .harness import HookLog, run_hook, runtime_dir
+from .jobenv import quiet_env
 from .riskfile import read_risk
 
 
-def _reason_text(r: Any) -> str:
-    if isinstance(r, dict):
-        return reason_text(str(r.get("feature")), r.get("value"))
-    return str(r)
+def _reasons(items: List[Any]) -> List[str]:
+    """The note's reasons in words, one per family, without those that point nowhere."""
+    feats = [str(r.get("feature")) if isinstance(r, dict) else str(r) for r in items]
+    out: List[str] = []
+    for i in distinct(feats):
+        r = items[i]
+        text = warning_reason(feats[i], r.get("value")) if isinstance(r, dict) else str(r)
+        if text and text not in out:
+            out.append(text)
+    return out
 
 
 def risk_line(note: Dict[str, Any], job_id: str) -> Optional[str]:
-    if not note.get("alert"):
+    if not note.get("alert") or note.get("quiet"):
         return None
-    reasons = "; ".join(_reason_text(r) for r in (note.get("reasons") or [])[:3])
+    reasons = "; ".join(_reasons(list(note.get("reasons") or [])[:3]))
     risk = float(note["risk"])
     line = f"nomade: {risk_scale.level(risk)} failure risk ({round(risk * 100)}%) at start"
     if reasons:
@@ -38,9 +47,13 @@ def task_prolog_body(cfg: Config, environ: Mapping[str, str], log: HookLog) -> s
         return "no SLURM_JOB_ID; nothing to do"
     if environ.get("SLURM_PROCID", "0") != "0":
         return "not task 0; silent"
+    if quiet_env(environ):
+        return "NOMADE_QUIET set; silent"
     note = read_risk(runtime_dir(cfg), job_id)
     if note is None:
         return "no start-time risk for this job"
+    if note.get("quiet"):
+        return "--comment=nomade:quiet; silent"
     line = risk_line(note, job_id)
     if line is None:
         return f"risk {float(note.get('risk', 0)):.2f} below threshold; silent"

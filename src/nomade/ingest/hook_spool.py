@@ -95,3 +95,23 @@ def load_hook_spool(store: Store, spool_dir: Path, cluster: str = "",
             continue
     counts.aged_out = age_out(store, spool_dir, keep_days, now)
     return counts
+
+
+def load_job_records(store: Store, spool_dir: Path, job_id: str, cluster: str = "",
+                     now: Optional[float] = None) -> int:
+    """Copy the finished spool records of one job into ``store`` without removing them (the
+    MailProg's report at job end, built in a private scratch store before `ingest hooks` has
+    run); bad records are skipped. Returns how many were stored."""
+    from ..hooks.spool import KINDS, record_name_part
+    now = time.time() if now is None else now
+    n = 0
+    part = record_name_part(job_id)
+    for kind in KINDS:
+        for path in sorted(Path(spool_dir).glob(f"*-{part}-{kind}-*.json")):
+            try:
+                rec = parse_record(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if str(rec.get("job_id")) == str(job_id) and _store_record(store, rec, cluster or _cluster_of(store, rec, ""), now):
+                n += 1
+    return n

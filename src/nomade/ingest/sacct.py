@@ -318,14 +318,18 @@ def live_start(store: Store, key: str, now: float, overlap_s: int, lookback_days
     return min(mark - overlap_s, now)
 
 
-def sacct_argv(sacct: str, fields: Sequence[str], start: float, delimiter: str) -> List[str]:
+def sacct_argv(sacct: str, fields: Sequence[str], start: float, delimiter: str,
+               job_id: Optional[str] = None) -> List[str]:
+    """Jobs active since ``start``; or, with ``job_id``, that one job (every run of it)."""
     from ..slurm.sacct_fields import format_time
-    return [sacct, "-a", "-D", "-P", f"--delimiter={delimiter}",
-            f"--format={','.join(fields)}", "-s", LIVE_STATES, "-S", format_time(start), "-E", "now"]
+    head = [sacct, "-a", "-D", "-P", f"--delimiter={delimiter}", f"--format={','.join(fields)}"]
+    if job_id is not None:
+        return head + ["-j", str(job_id)]
+    return head + ["-s", LIVE_STATES, "-S", format_time(start), "-E", "now"]
 
 
 def run_sacct(sacct: str, start: float, timeout: float, delimiter: str,
-              fields: Sequence[str] = LIVE_FIELDS) -> Tuple[str, List[str]]:
+              fields: Sequence[str] = LIVE_FIELDS, job_id: Optional[str] = None) -> Tuple[str, List[str]]:
     """Run sacct for jobs active since ``start``, fields separated by ``delimiter``; returns
     (stdout, fields used). A field this sacct does not know is dropped and the command re-run
     (older Slurm lacks e.g. SubmitLine)."""
@@ -333,7 +337,7 @@ def run_sacct(sacct: str, start: float, timeout: float, delimiter: str,
     env = dict(os.environ, SLURM_TIME_FORMAT="standard")
     for _ in range(len(fields)):
         try:
-            res = run_command(sacct_argv(sacct, fields, start, delimiter), timeout, env=env)
+            res = run_command(sacct_argv(sacct, fields, start, delimiter, job_id), timeout, env=env)
             return res.stdout, fields
         except SlurmCommandError as exc:
             m = _INVALID_FIELD.search(exc.stderr or "")

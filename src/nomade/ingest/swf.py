@@ -227,9 +227,11 @@ def open_trace(path: Union[str, Path]) -> TextIO:
 
 def import_swf(store: Store, path: Union[str, Path], cluster: Optional[str] = None,
                batch_size: int = 5000,
-               progress: Optional[Callable[[int], None]] = None) -> SwfImportResult:
+               progress: Optional[Callable[[int], None]] = None,
+               keep: Optional[Callable[[JobRecord], bool]] = None) -> SwfImportResult:
     """Stream the trace at ``path`` into the store, ``batch_size`` jobs per transaction.
-    ``cluster`` defaults to the trace's name. ``progress(lines_read)`` is called after each batch."""
+    ``cluster`` defaults to the trace's name. ``progress(lines_read)`` is called after each batch.
+    ``keep(record)`` False leaves a job out (``nomade demo --serve`` replays those later)."""
     name = trace_name(path)
     cluster = cluster or name
     source = f"swf:{name}"
@@ -244,7 +246,8 @@ def import_swf(store: Store, path: Union[str, Path], cluster: Optional[str] = No
             for no, item, raw in read_swf(fh, cluster, header):
                 lines += 1
                 if isinstance(item, JobRecord):
-                    batch.append(item)
+                    if keep is None or keep(item):
+                        batch.append(item)
                     seen_job = True
                 else:
                     bad.append((source, f"line {no}", item, raw))

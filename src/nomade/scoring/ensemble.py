@@ -283,6 +283,8 @@ def describe(manifest: Mapping[str, Any]) -> str:
     stacks = stack_specs(manifest)
     if not stacks:
         return "single model"
-    return "; ".join(f"{n}: {s.get('mode')} over {', '.join(s['bases'])} ({s['calibration'].get('kind')})"
+    return "; ".join(f"{n}: {s['single_base']['base']} alone (the ensemble did not beat it)"
+                     if s.get("single_base") else
+                     f"{n}: {s.get('mode')} over {', '.join(s['bases'])} ({s['calibration'].get('kind')})"
                      for n, s in stacks.items())
 

@@ -48,23 +48,37 @@ def _human(s: float) -> str:
     return "%dm" % math.floor(s / 60)
 
 
-def lua_reason(f: int, v: float) -> Optional[str]:
-    """``reason(f, v)`` of submit_model.lua: feature number ``f`` (1-based, lite schema) with
-    value ``v`` in words, or None."""
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def lua_reason(f: int, v: float, x: List[float]) -> Optional[str]:
+    """``reason(f, v, x)`` of submit_model.lua: feature number ``f`` (1-based, lite schema) with
+    value ``v`` (``x``: all the features, 0-based here, NaN for Lua's nil) in words, or None."""
     floor = math.floor
     if f in (19, 14):
-        return "your last %d jobs%s failed" % (floor(v), " with this name" if f == 19 else "")
+        return "your last %d jobs%s failed" % (floor(v), " with this name" if f == 19 else "") if v >= 2 else None
     if f in (17, 12):
-        return "%d%% of your past jobs%s failed" % (floor(v * 100 + 0.5), " with this name" if f == 17 else "")
+        n = x[15 if f == 17 else 10]
+        n = 0.0 if n != n else n
+        return "%d%% of your past jobs%s failed (%d of %d)" % (
+            floor(v * 100 + 0.5), " with this name" if f == 17 else "", floor(v * n + 0.5), floor(n))
     if f in (18, 13):
         return ("your previous job" + (" with this name" if f == 18 else "") + " failed") if v == 1 else None
-    if f == 20:
-        if v > 1:
-            return "time limit %.1fx what your similar jobs needed" % v
-        return "time limit shorter than your similar jobs needed"
-    texts = {5: lambda: "time limit of " + _human(v), 4: lambda: "memory request of %.1f GiB" % (v / 1024),
+    if f == 20:   # only the way the --time suggestion points
+        tl = x[4]
+        if 0 < v < 1 and tl == tl:
+            return "time limit of " + _human(tl) + ", shorter than the " + _human(tl / v) + \
+                " your similar jobs needed"
+        return None
+    if f == 3:
+        return "%d GPUs requested" % floor(v) if v >= 1 else "no GPUs requested"
+    texts = {15: lambda: "your successful jobs ran up to " + _human(v),
+             5: lambda: "time limit of " + _human(v), 4: lambda: "memory request of %.1f GiB" % (v / 1024),
+             7: lambda: "%.1f GiB of memory per CPU" % (v / 1024),
              1: lambda: "%d CPUs requested" % floor(v), 2: lambda: "%d nodes requested" % floor(v),
-             8: lambda: "submitted at %02d:00 UTC" % floor(v)}
+             6: lambda: "%d CPUs per node" % floor(v),
+             8: lambda: "submitted at %02d:00 UTC" % floor(v),
+             9: lambda: "submitted on a " + _WEEKDAYS[floor(v) % 7]}
     if f in texts:
         return texts[f]()
     if f == 10:
@@ -72,6 +86,37 @@ def lua_reason(f: int, v: float) -> Optional[str]:
     if f in (11, 16):
         return ("little history for this " + ("job name" if f == 16 else "user")) if v < 5 else None
     return None
+
+
+# submit_model.lua's FAMILY and TWIN (1-based feature numbers): at most one reason of a family;
+# a user-level reason gives way to its job-name twin when that one raises the risk too
+FAMILY = {11: 1, 12: 1, 13: 1, 14: 1, 16: 1, 17: 1, 18: 1, 19: 1, 5: 2, 15: 2, 20: 2, 4: 3, 7: 3,
+          1: 4, 2: 4, 6: 4, 8: 5, 9: 5}
+TWIN = {11: 16, 12: 17, 13: 18, 14: 19}
+
+
+def lua_reasons(x: List[float], contrib) -> List[str]:
+    """``reasons_of(x, c)`` of submit_model.lua: at most 3 reasons, by contribution."""
+    order = sorted((i for i in range(len(x)) if contrib[i] > 0 and x[i] == x[i]), key=lambda i: -contrib[i])
+    reasons: List[str] = []
+    used = set()
+    for i in order:
+        f = i + 1
+        fam = FAMILY.get(f)
+        if fam is None or fam not in used:
+            s = None
+            t = TWIN.get(f)
+            if t is not None and contrib[t - 1] > 0 and x[t - 1] == x[t - 1]:
+                s = lua_reason(t, x[t - 1], x)
+            if s is None:
+                s = lua_reason(f, x[i], x)
+            if s is not None:
+                reasons.append(s)
+                if fam is not None:
+                    used.add(fam)
+        if len(reasons) >= 3:
+            break
+    return reasons
 
 
 def message(risk: float, reasons: List[str], suggestion: Optional[str]) -> str:
@@ -112,29 +157,26 @@ class LuaModel:
         if not self.with_history:
             return None
         user, name = str(req.get("user") or ""), str(req.get("name") or "")
-        row = self.history.names.get(user + KEY_SEP + name) or self.history.users.get(user)
-        p90 = row.p90() if row is not None else float("nan")
+        k, u = self.history.names.get(user + KEY_SEP + name), self.history.users.get(user)
+        p90 = k.p90() if k is not None else float("nan")   # x[20]'s reference: the name's, else the user's
+        if p90 != p90 and u is not None:
+            p90 = u.p90()
         tl = x[4]
         if p90 == p90 and p90 > 0 and tl == tl and tl < p90:
             return "--time=" + _hms(p90 * 1.2) + " (similar jobs needed " + _human(p90) + ")"
         return None
+
+    def suggestion(self, req: Mapping[str, Any]) -> Optional[str]:
+        """The sbatch option submit_model.lua suggests for ``req`` (``--time=...``), or None."""
+        return self._suggestion(req, self.features(req))
 
     def verdict(self, req: Mapping[str, Any]) -> LuaVerdict:
         x = self.features(req)
         _, contrib = self.trees.contributions_one(x)
         risk = float(self.calibration.one(sigmoid(float(self.trees.raw(np.array([x]))[0]))))
         suggestion = self._suggestion(req, x)
-        reasons: List[str] = []
         warned = risk >= self.threshold
-        if warned:
-            order = sorted((i for i in range(len(x)) if contrib[i] > 0 and x[i] == x[i]),
-                           key=lambda i: -contrib[i])
-            for i in order:
-                s = lua_reason(i + 1, x[i])
-                if s is not None:
-                    reasons.append(s)
-                if len(reasons) >= 3:
-                    break
+        reasons = lua_reasons(x, contrib) if warned else []
         return LuaVerdict(risk=risk, level=risk_scale.level(risk), threshold=self.threshold, warned=warned,
                           reasons=reasons, suggestion=suggestion, model_version=self.version,
                           message=message(risk, reasons, suggestion) if warned else "")

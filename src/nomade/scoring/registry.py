@@ -81,7 +81,10 @@ def primary_pr_auc(manifest: Dict[str, Any]) -> Optional[float]:
     ``metrics.ensemble``); None when the bundle was not evaluated."""
     ens = manifest.get("ensemble", {})
     prim = ens.get("primary", {}).get("submit", "")
-    met = manifest.get("metrics", {}).get("ensemble" if prim in ens.get("stacks", {}) else prim)
+    stack = ens.get("stacks", {}).get(prim)
+    # a stack the publish gate reduced to one base (mode "single-base") is that base's figures
+    key = prim if stack is None else ((stack.get("single_base") or {}).get("base") or "ensemble")
+    met = manifest.get("metrics", {}).get(key)
     return None if met is None else float(met["pr_auc"])
 
 

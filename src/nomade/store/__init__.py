@@ -1,4 +1,5 @@
-"""The SQLite store: connection settings, numbered migrations, and the tables' access helpers."""
+"""The store (a SQLite file, or PostgreSQL: nomade.store.pg): connection settings, numbered
+migrations, and the tables' access helpers."""
 
 from .db import Store, open_store
 

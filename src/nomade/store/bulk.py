@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from contextlib import contextmanager
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 from . import deferred
 from .db import Store
@@ -25,16 +25,27 @@ def indexes_deferred(store: Store, table: str = "jobs") -> Iterator[None]:
     """Drop ``table``'s secondary indexes for the duration of the block; rebuild them after it
     (also when it raises)."""
     with store.transaction() as conn:
-        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
-                            "AND sql IS NOT NULL", (table,)).fetchall()
+        rows = _secondary_indexes(store, table)
         for name, sql in rows:
-            conn.execute("INSERT OR REPLACE INTO deferred_indexes (name, sql, pid, host, deferred_at) "
-                         "VALUES (?,?,?,?,?)", (name, sql, os.getpid(), socket.gethostname(), time.time()))
+            conn.execute("INSERT INTO deferred_indexes (name, sql, pid, host, deferred_at) "
+                         "VALUES (?,?,?,?,?) ON CONFLICT (name) DO UPDATE SET sql = excluded.sql, "
+                         "pid = excluded.pid, host = excluded.host, deferred_at = excluded.deferred_at",
+                         (name, sql, os.getpid(), socket.gethostname(), time.time()))
             conn.execute(f'DROP INDEX "{name}"')
     try:
         yield
     finally:
         rebuild(store, [r[0] for r in rows])
+
+
+def _secondary_indexes(store: Store, table: str) -> List[Tuple[str, str]]:
+    """(name, CREATE INDEX statement) of ``table``'s indexes that no constraint needs."""
+    if store.dialect != "sqlite":
+        from .pg import index_definitions
+        return index_definitions(store.conn, table)
+    return [(r[0], r[1]) for r in store.conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        (table,))]
 
 
 def rebuild(store: Store, names: List[str]) -> int:

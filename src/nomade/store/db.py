@@ -1,21 +1,31 @@
-"""Opening the store: WAL mode, a busy timeout, migrations, and refusal of newer schemas."""
+"""Opening the store: WAL mode, a busy timeout, migrations, and refusal of newer schemas.
+
+Two engines under one interface: a SQLite file (the default), or PostgreSQL when the store is named
+by a ``postgresql://`` URL (nomade.store.pg; ``store.url``). ``Store.dialect`` says which
+("sqlite", "postgres"); the table modules branch on it only where SQLite has a feature
+PostgreSQL lacks (the C writer, SQL functions written in Python, PRAGMAs)."""
 
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 from ..errors import StoreError
 from ..private_files import make_private_dirs, private_umask
-from . import deferred, migrations
+from . import deferred, migrations, pg
+
+SQLITE = "sqlite"
+POSTGRES = pg.DIALECT
 
 
 class Store:
-    """A connection to the nomade SQLite store. Use ``open_store`` to get one."""
+    """A connection to the nomade store. Use ``open_store`` to get one. ``path``: the SQLite file,
+    or for PostgreSQL the URL without its password (what messages name)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn, path: Union[Path, str], dialect: str = SQLITE):
         self.conn = conn
         self.path = path
+        self.dialect = dialect
 
     def close(self) -> None:
         self.conn.close()
@@ -105,11 +115,14 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, readonly: bool, p
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
 
-def open_store(path: Path, busy_timeout_ms: int = 10000, migrate: bool = True,
+def open_store(path: Union[Path, str], busy_timeout_ms: int = 10000, migrate: bool = True,
                readonly: bool = False) -> Store:
     """Open (creating if needed) and, unless ``migrate`` is False, bring the schema up to date.
-    A store written by a newer nomade raises StoreError and is left untouched."""
-    path = Path(path)
+    A store written by a newer nomade raises StoreError and is left untouched. ``path``: a file
+    (or ``sqlite:///path``), or a ``postgresql://`` URL."""
+    if pg.is_url(path):
+        return _open_postgres(str(path), busy_timeout_ms, migrate, readonly)
+    path = sqlite_path(path)
     if readonly and not path.exists():
         raise StoreError(f"{path}: no store here", hint="run `nomade db migrate` or an ingest first")
     conn = connect(path, busy_timeout_ms, readonly=readonly)
@@ -124,7 +137,42 @@ def open_store(path: Path, busy_timeout_ms: int = 10000, migrate: bool = True,
     return Store(conn, path)
 
 
+def _open_postgres(url: str, busy_timeout_ms: int, migrate: bool, readonly: bool) -> Store:
+    name = pg.redact(url)
+    conn = pg.connect(url, busy_timeout_ms, readonly=readonly)
+    try:
+        migrations.check_not_newer(conn, name)
+        if migrate and not readonly:
+            migrations.migrate(conn, name)
+            deferred.heal(conn, name)
+    except BaseException:
+        conn.close()
+        raise
+    return Store(conn, name, POSTGRES)
+
+
+def sqlite_path(target: Union[Path, str]) -> Path:
+    """The file of a SQLite store named by a path or a ``sqlite:///path`` URL."""
+    text = str(target)
+    if text.startswith("sqlite://"):
+        rest = text[len("sqlite://"):].lstrip("/")
+        if not text.startswith("sqlite:///") or not rest:
+            raise StoreError(f"{text}: a SQLite store URL is sqlite:///absolute/path/nomade.db")
+        return Path("/" + rest)
+    return Path(target)
+
+
+def store_location(cfg) -> Union[Path, str]:
+    """Where the configured store is: ``store.url`` when set (a PostgreSQL URL, or sqlite:///),
+    else the SQLite file ``cfg.store_path``."""
+    url = cfg.get("store.url") if "store.url" in cfg.values else ""
+    if not url:
+        return cfg.store_path
+    return url if pg.is_url(url) else sqlite_path(url)
+
+
 def store_from_config(cfg, migrate: bool = True, readonly: bool = False) -> Store:
-    return open_store(cfg.store_path, cfg.get("store.busy_timeout_ms"), migrate=migrate, readonly=readonly)
+    return open_store(store_location(cfg), cfg.get("store.busy_timeout_ms"), migrate=migrate,
+                      readonly=readonly)
 
 

@@ -37,8 +37,9 @@ def put_record(store: Store, rec: HookRecord, score: Optional[Score] = None) -> 
                            (rec.cluster, rec.job_id, rec.kind, rec.node)).fetchone()
         if old is not None and old[0] == rec.data:
             return False
-        conn.execute("INSERT OR REPLACE INTO hook_records (cluster, job_id, kind, node, written_at, data,"
-                     " loaded_at) VALUES (?,?,?,?,?,?,?)",
+        conn.execute("INSERT INTO hook_records (cluster, job_id, kind, node, written_at, data,"
+                     " loaded_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (cluster, job_id, kind, node) DO UPDATE"
+                     " SET written_at = excluded.written_at, data = excluded.data, loaded_at = excluded.loaded_at",
                      (rec.cluster, rec.job_id, rec.kind, rec.node, rec.written_at, rec.data, rec.loaded_at))
         if score is not None:
             write_score(conn, score)
@@ -56,10 +57,12 @@ def job_records(store: Store, job_id: str, kind: str, cluster: str = "",
     """The ``kind`` records of ``job_id`` (of ``cluster``; '' = any), newest first, as dicts of
     cluster and data (JSON text); at most ``limit``. No rows when the table is missing (a store from
     before the hooks' migration)."""
-    return all_rows(store.conn,
-                    "SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = ? "
-                    "AND (? = '' OR cluster = ?) ORDER BY written_at DESC LIMIT ?",
-                    (job_id, kind, cluster, cluster, -1 if limit is None else int(limit)))
+    sql = ("SELECT cluster, data FROM hook_records WHERE job_id = ? AND kind = ? "
+           "AND (? = '' OR cluster = ?) ORDER BY written_at DESC")
+    args = [job_id, kind, cluster, cluster]
+    if limit is not None:
+        sql, args = sql + " LIMIT ?", args + [max(0, int(limit))]
+    return all_rows(store.conn, sql, args)
 
 
 def array_task_records(store: Store, array_job_id: int, array_task_id: int, kind: str,

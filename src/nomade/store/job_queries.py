@@ -110,6 +110,29 @@ def jobs_matching(store: Store, query: JobQuery) -> List[JobRow]:
             for r in rows]
 
 
+def jobs_table(store: Store, query: JobQuery, columns: Sequence[str]) -> List[Dict[str, Any]]:
+    """``jobs_matching``'s jobs (same filters and order) with the ``columns`` named (jobs columns)
+    as dicts, and each job's ``outcome`` class (the Python API's jobs frame)."""
+    unknown = set(columns) - set(JOB_COLUMNS)
+    if unknown:
+        raise ValueError(f"not jobs columns: {sorted(unknown)}")
+    cols = list(dict.fromkeys(list(columns) + ["cluster", "job_id", "state", "cancelled_by", "uid"]))
+    where, params = _where(query)
+    rows = all_rows(store.conn, f"SELECT {', '.join(cols)} FROM jobs" + where  # noqa: S608 (columns checked, where: placeholders)
+                    + " ORDER BY submit_time DESC, cluster, job_id_raw DESC, job_id DESC LIMIT ?",
+                    params + [max(0, int(query.limit))])
+    for r in rows:
+        r["outcome"] = outcome_class(r["state"], r["cancelled_by"], r["uid"])
+    return rows
+
+
+def newest_submit(store: Store, cluster: str) -> Optional[float]:
+    """The newest submit time of ``cluster``'s jobs (one lookup on the (cluster, submit_time)
+    index), None without jobs."""
+    row = one_row(store.conn, "SELECT max(submit_time) AS t FROM jobs WHERE cluster = ?", (cluster,))
+    return row["t"] if row else None
+
+
 def outcome_class(state: Optional[str], cancelled_by: Optional[int], uid: Optional[int]) -> str:
     """A listed job's failure class (``unknown`` without a state)."""
     if state is None:
@@ -275,6 +298,8 @@ def jobs_for_training(store: Store, columns: Sequence[str], cluster: Optional[st
     unknown = set(columns) - set(JOB_COLUMNS)
     if unknown:
         raise ValueError(f"not jobs columns: {sorted(unknown)}")
+    if store.dialect != "sqlite" and "max_rss_mb" in columns:
+        return _training_rows_stepwise(store, columns, cluster)
     cols: List[str] = [f"j.{c}" for c in columns if c != "max_rss_mb"]
     if "max_rss_mb" in columns:
         store.conn.create_function("nomade_step_mem", 3, _step_mem, deterministic=True)
@@ -297,6 +322,36 @@ def jobs_for_training(store: Store, columns: Sequence[str], cluster: Optional[st
         q += " AND j.cluster = ?"
         args.append(cluster)
     return store.conn.execute(q, args).fetchall()
+
+
+def _training_rows_stepwise(store: Store, columns: Sequence[str], cluster: Optional[str]) -> list:
+    """jobs_for_training where SQL functions cannot be written in Python (PostgreSQL): the steps'
+    memory (``_step_mem``) computed here, the same CASE applied to each row."""
+    from .pg import _row_class
+    cols = [c for c in columns if c != "max_rss_mb"]
+    where, args = " WHERE j.submit_time IS NOT NULL", []
+    if cluster:
+        where, args = where + " AND j.cluster = ?", [cluster]
+    used: Dict[Tuple[str, str], float] = {}
+    steps = ("SELECT s.cluster, s.job_id, s.tres_usage_in_tot, s.max_rss_mb, s.ntasks FROM job_steps s "  # noqa: S608 (constant clauses)
+             "JOIN jobs j ON j.cluster = s.cluster AND j.job_id = s.job_id" + where)
+    for c, j, tres, rss, ntasks in store.conn.execute(steps, args):
+        mem = _step_mem(tres, rss, ntasks)
+        if mem is not None and (used.get((c, j)) is None or mem > used[(c, j)]):
+            used[(c, j)] = mem
+    q = (f"SELECT {''.join(f'j.{c}, ' for c in cols)}j.cluster, j.job_id, j.max_rss_mb, s.peak_mb "  # noqa: S608 (constants)
+         "FROM jobs j LEFT JOIN (SELECT cluster, job_id, "
+         "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
+         "FROM job_summaries) s ON s.cluster = j.cluster AND s.job_id = j.job_id" + where)
+    row_cls = _row_class(tuple(cols) + ("max_rss_mb",))
+    out = []
+    n = len(cols)
+    for r in store.conn.execute(q, args):
+        acct = used.get((r[n], r[n + 1]))
+        acct = r[n + 2] if acct is None else acct
+        peak = r[n + 3]
+        out.append(row_cls(tuple(r[:n]) + (peak if peak is not None and (acct is None or peak > acct) else acct,)))
+    return out
 
 
 def _step_mem(tres_usage_in_tot: Optional[str], max_rss_mb: Optional[float],

@@ -35,6 +35,10 @@ _INSERT_JOB = (
     + ", ".join(f"{c} = excluded.{c}" for c in _JOB_COLS if c not in ("cluster", "job_id", "ingested_at"))
 )
 _STEP_COLS = ("cluster", "job_id") + STEP_COLUMNS
+# a step row replacing a stored one (portable form of INSERT OR REPLACE; job_steps has one key)
+_UPSERT_STEP = (f"INSERT INTO job_steps {_values(_STEP_COLS)} ON CONFLICT (cluster, job_id, step_id) "
+                "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _STEP_COLS
+                                             if c not in ("cluster", "job_id", "step_id")))
 _CHUNK = 500  # SQLite variable limit is 999 on old builds
 
 
@@ -59,8 +63,9 @@ def sql_nulls(row: tuple) -> tuple:
 
 def row_null(store: Store) -> object:
     """What rows written to ``store`` hold for an unknown value (``record_rows``'s ``null``; the C
-    reader's): SQL_NULL."""
-    return SQL_NULL
+    reader's): SQL_NULL on SQLite, None on PostgreSQL (where a NaN is no NULL in an integer or
+    text column)."""
+    return SQL_NULL if store.dialect == "sqlite" else None
 
 
 @dataclass
@@ -91,6 +96,12 @@ def _existing(store: Store, keys: Sequence[Tuple[str, str]]) -> Dict[Tuple[str, 
     by_cluster: Dict[str, List[str]] = {}
     for c, j in keys:
         by_cluster.setdefault(c, []).append(j)
+    if store.dialect != "sqlite":   # one short statement per cluster, prepared once
+        for cluster, ids in by_cluster.items():
+            for row in store.conn.execute("SELECT job_id, record_hash, is_final, user, uid FROM jobs "
+                                          "WHERE cluster = ? AND job_id = ANY(?)", (cluster, ids)):
+                found[(cluster, row[0])] = row[1:]
+        return found
     for cluster, ids in by_cluster.items():
         for i in range(0, len(ids), _CHUNK):
             part = ids[i:i + _CHUNK]
@@ -109,8 +120,9 @@ def upsert_jobs(store: Store, records: Iterable[JobRecord], source: str,
     now = time.time() if now is None else now
     # the same job twice in one batch: keep the last (newest) snapshot
     latest: Dict[Tuple[str, str], Tuple[tuple, List[tuple]]] = {}
+    null = row_null(store)
     for rec in records:
-        latest[(rec.cluster, rec.job_id)] = _record_rows(rec, source, None, now, SQL_NULL)
+        latest[(rec.cluster, rec.job_id)] = _record_rows(rec, source, None, now, null)
     return write_rows(store, latest)
 
 
@@ -185,15 +197,22 @@ def write_rows(store: Store, latest: Dict[Tuple[str, str], Tuple[tuple, List[tup
                 counts.new += 1
                 new_rows.append(row)
             step_rows.extend(steps)
-        _insert_many(conn, "INSERT INTO jobs", _JOB_COLS, new_rows)
+        postgres = store.dialect != "sqlite"
+        if postgres:   # new for certain (looked up under the write lock): COPY, the fast way in
+            conn.copy_rows("jobs", _JOB_COLS, new_rows)
+        else:
+            _insert_many(conn, "INSERT INTO jobs", _JOB_COLS, new_rows)
         if job_rows:
             conn.executemany(_INSERT_JOB, job_rows)
         if restepped:
             conn.executemany("DELETE FROM job_steps WHERE cluster = ? AND job_id = ?", restepped)
-        try:  # a plain INSERT is much cheaper than OR REPLACE, and no step of these is stored now
-            _insert_many(conn, "INSERT INTO job_steps", _STEP_COLS, step_rows)
+        try:  # a plain INSERT is much cheaper than an upsert, and no step of these is stored now
+            if postgres:
+                conn.copy_rows("job_steps", _STEP_COLS, step_rows)
+            else:
+                _insert_many(conn, "INSERT INTO job_steps", _STEP_COLS, step_rows)
         except sqlite3.IntegrityError:  # steps left without their job (not written by nomade)
-            _insert_many(conn, "INSERT OR REPLACE INTO job_steps", _STEP_COLS, step_rows)
+            conn.executemany(_UPSERT_STEP, step_rows)
         counts.quarantined += _quarantine_rows(conn, refused, time.time())
         return counts
 
@@ -216,8 +235,9 @@ _WRITER_SQL = (
 def c_writer(store: Store, batch_size: int):
     """A ``_sacct_scan.Writer`` on its own connection to ``store`` (same rules as write_rows, for
     rows bound from C without Python objects), or None where it cannot be had: no C module, a
-    store not in a file, or a SQLite library that is not the one Python's sqlite3 module uses."""
-    if _sacct_scan is None:
+    store not in a file (PostgreSQL's included), or a SQLite library that is not the one
+    Python's sqlite3 module uses."""
+    if _sacct_scan is None or store.dialect != "sqlite":
         return None
     rows = store.conn.execute("PRAGMA database_list").fetchall()
     path = next((r[2] for r in rows if r[1] == "main"), "")
@@ -280,8 +300,8 @@ def _quarantine_rows(conn, items: List[tuple], now: float) -> int:
         rows.append((source, location, reason, raw, digest, now))
     if rows:
         conn.executemany(
-            "INSERT OR IGNORE INTO quarantine (source, location, reason, raw, raw_hash, created_at) "
-            "VALUES (?,?,?,?,?,?)", rows)
+            "INSERT INTO quarantine (source, location, reason, raw, raw_hash, created_at) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT (source, raw_hash) DO NOTHING", rows)
     return len(rows)
 
 
@@ -292,12 +312,14 @@ def job_count(store: Store) -> int:
 
 def widen_cache(store: Store) -> None:
     """A bigger page cache (64 MiB) on ``store``'s connection for a long write: it keeps the jobs
-    indexes' hot pages in memory; no durability change."""
-    store.conn.execute("PRAGMA cache_size = -65536")
+    indexes' hot pages in memory; no durability change. (PostgreSQL: the server's shared_buffers.)"""
+    if store.dialect == "sqlite":
+        store.conn.execute("PRAGMA cache_size = -65536")
 
 
 def jobs_mark(store: Store) -> int:
-    """The highest jobs rowid now: rows inserted later have greater ones (see check_owners)."""
+    """The highest jobs rowid now: rows inserted later have greater ones (see check_owners; on
+    PostgreSQL the rowid is an identity column, nomade.store.dialect)."""
     return store.conn.execute("SELECT coalesce(max(rowid), 0) FROM jobs").fetchone()[0]
 
 
@@ -323,7 +345,8 @@ def check_owners(store: Store, since: int, qsource: str) -> int:
                 "AND user IS NOT NULL AND uid IS NOT NULL GROUP BY cluster, user, uid ORDER BY first",
                 (since,)) if tuple(p[:3]) not in known_set]
         accepted, refused = _owner_verdicts(known, new)
-        conn.executemany("INSERT OR IGNORE INTO job_owners (cluster, user, uid) VALUES (?,?,?)", accepted)
+        conn.executemany("INSERT INTO job_owners (cluster, user, uid) VALUES (?,?,?) "
+                         "ON CONFLICT (cluster, user, uid) DO NOTHING", accepted)
         items: List[tuple] = []
         for (cluster, user, uid), why in refused:
             where = "FROM jobs NOT INDEXED WHERE rowid > ? AND cluster = ? AND user = ? AND uid = ?"
@@ -388,5 +411,13 @@ def set_high_water(store: Store, source: str, value: float) -> None:
     with store.transaction() as conn:
         conn.execute(
             "INSERT INTO ingest_state (source, high_water, updated_at) VALUES (?,?,?) "
-            "ON CONFLICT (source) DO UPDATE SET high_water = max(coalesce(high_water, 0), excluded.high_water), "
+            "ON CONFLICT (source) DO UPDATE SET "
+            "high_water = max(coalesce(ingest_state.high_water, 0), excluded.high_water), "
             "updated_at = excluded.updated_at", (source, value, time.time()))
+
+
+def high_waters(store: Store) -> Dict[str, Tuple[Optional[float], float]]:
+    """Every ingestion source's (high-water mark, when it last moved), by source name
+    (``sacct:<cluster>``, ...): what ``/metrics`` reports as the ingest lag."""
+    rows = store.conn.execute("SELECT source, high_water, updated_at FROM ingest_state ORDER BY source")
+    return {r[0]: (r[1], r[2]) for r in rows.fetchall()}

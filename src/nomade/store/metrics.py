@@ -40,7 +40,8 @@ def labels_text(labels: Any) -> str:
 _FIND_SERIES = ("SELECT id FROM metric_series WHERE cluster = ? AND metric = ? AND host = ? "
                 "AND labels = ? AND source = ?")
 _ADD_SERIES = "INSERT INTO metric_series (cluster, host, source, metric, labels) VALUES (?, ?, ?, ?, ?)"
-_ADD_SAMPLE = "INSERT OR REPLACE INTO metric_samples (series_id, ts, value) VALUES (?, ?, ?)"
+_ADD_SAMPLE = ("INSERT INTO metric_samples (series_id, ts, value) VALUES (?, ?, ?) "
+               "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value")
 
 
 def write_cycle(store: Store, cluster: str, source: str, metrics: Iterable[Any], ts: float) -> int:
@@ -64,12 +65,14 @@ def write_cycle(store: Store, cluster: str, source: str, metrics: Iterable[Any],
 
 
 def record_run(store: Store, name: str, ts: float, ok: bool, message: str, duration_s: float,
-               n: int) -> None:
+               n: int, state: Optional[str] = None) -> None:
     """Record one run of collector ``name`` at ``ts``: ``ok`` False for a failure or a skip,
-    ``message`` its one line ("" when fine), how long it took and how many metrics it gave."""
+    ``message`` its one line ("" when fine), how long it took and how many metrics it gave;
+    ``state`` 'ok', 'skipped' or 'failed' (None: from ``ok``)."""
+    state = state or ("ok" if ok else "failed")
     with store.transaction() as conn:
-        conn.execute("INSERT INTO collector_runs (name, ts, ok, message, duration_s, n_metrics) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (name, ts, 1 if ok else 0, message, duration_s, n))
+        conn.execute("INSERT INTO collector_runs (name, ts, ok, message, duration_s, n_metrics, state) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, ts, 1 if ok else 0, message, duration_s, n, state))
 
 
 def _matching_series(store: Store, metric: str, cluster: Optional[str], host: Optional[str],
@@ -138,15 +141,17 @@ def latest(store: Store, metric_prefix: str, *, cluster: Optional[str] = None,
 
 
 def collector_health(store: Store) -> Dict[str, Dict[str, Any]]:
-    """Per collector name that ever ran: {"last_run": ts, "ok": bool, "message": its one line,
-    "duration_s", "n_metrics" (of the last run), "last_success": ts or None}, sorted by name."""
+    """Per collector name that ever ran: {"last_run": ts, "ok": bool, "state": 'ok' / 'skipped' /
+    'failed', "message": its one line, "duration_s", "n_metrics" (of the last run),
+    "last_success": ts or None}, sorted by name."""
     last = all_rows(store.conn,
-                    "SELECT r.name, r.ts, r.ok, r.message, r.duration_s, r.n_metrics FROM collector_runs r "
+                    "SELECT r.name, r.ts, r.ok, r.state, r.message, r.duration_s, r.n_metrics FROM collector_runs r "
                     "WHERE r.rowid = (SELECT rowid FROM collector_runs WHERE name = r.name "
                     "ORDER BY ts DESC, rowid DESC LIMIT 1) ORDER BY r.name", ())
     good = {r["name"]: r["ts"] for r in all_rows(
         store.conn, "SELECT name, MAX(ts) AS ts FROM collector_runs WHERE ok = 1 GROUP BY name", ())}
-    return {r["name"]: {"last_run": r["ts"], "ok": bool(r["ok"]), "message": r["message"],
+    return {r["name"]: {"last_run": r["ts"], "ok": bool(r["ok"]),
+                        "state": r["state"] or ("ok" if r["ok"] else "failed"), "message": r["message"],
                         "duration_s": r["duration_s"], "n_metrics": r["n_metrics"],
                         "last_success": good.get(r["name"])} for r in last}
 
@@ -155,8 +160,9 @@ _ROLL_UP = ("INSERT INTO metric_hourly (series_id, hour, avg, min, max, n) "
             "SELECT series_id, CAST(ts / 3600 AS INTEGER) * 3600 AS h, AVG(value), MIN(value), "
             "MAX(value), COUNT(*) FROM metric_samples WHERE ts < ? GROUP BY series_id, h "
             "ON CONFLICT (series_id, hour) DO UPDATE SET "
-            "avg = (avg * n + excluded.avg * excluded.n) / (n + excluded.n), "
-            "min = MIN(min, excluded.min), max = MAX(max, excluded.max), n = n + excluded.n")
+            "avg = (metric_hourly.avg * metric_hourly.n + excluded.avg * excluded.n) / (metric_hourly.n + excluded.n), "
+            "min = MIN(metric_hourly.min, excluded.min), max = MAX(metric_hourly.max, excluded.max), "
+            "n = metric_hourly.n + excluded.n")
 
 
 def prune(store: Store, now: float, raw_days: float, rollup_days: float) -> Dict[str, int]:
@@ -189,3 +195,35 @@ def series_count(store: Store, cluster: Optional[str] = None) -> int:
         sql, args = sql + " WHERE cluster = ?", [cluster]
     rows = all_rows(store.conn, sql, args)
     return rows[0]["n"] if rows else 0
+
+
+def metric_clusters(store: Store) -> List[str]:
+    """The clusters the store holds metric series of, sorted (``/metrics`` labels each one's)."""
+    return [r["cluster"] for r in all_rows(store.conn, "SELECT DISTINCT cluster FROM metric_series "
+                                                       "ORDER BY cluster", ())]
+
+
+def series_table(store: Store, metric: str, *, cluster: Optional[str] = None, host: Optional[str] = None,
+                 labels: Optional[Mapping[str, Any]] = None, since: Optional[float] = None,
+                 until: Optional[float] = None) -> List[Dict[str, Any]]:
+    """``series`` kept apart per series (the Python API's metrics frame): dicts of cluster, host,
+    labels (dict), ts and value, by series then time; hourly rollups where raw samples were
+    pruned, as ``series`` reads them."""
+    meta = {}
+    for sid in _matching_series(store, metric, cluster, host, labels):
+        row = all_rows(store.conn, "SELECT cluster, host, labels FROM metric_series WHERE id = ?", (sid,))[0]
+        meta[sid] = (row["cluster"], row["host"], json.loads(row["labels"]))
+    out: List[Dict[str, Any]] = []
+    lo = float("-inf") if since is None else float(since)
+    hi = float("inf") if until is None else float(until)
+    for sid, (c, h, lab) in meta.items():
+        raw = all_rows(store.conn, "SELECT ts, value FROM metric_samples WHERE series_id = ? "
+                                   "AND ts >= ? AND ts <= ? ORDER BY ts", (sid, lo, hi))
+        first = all_rows(store.conn, "SELECT MIN(ts) AS t FROM metric_samples WHERE series_id = ?", (sid,))
+        first_raw = first[0]["t"] if first and first[0]["t"] is not None else float("inf")
+        hourly = all_rows(store.conn, "SELECT hour, avg FROM metric_hourly WHERE series_id = ? "
+                                      "AND hour + 1800 >= ? AND hour + 1800 <= ? ORDER BY hour", (sid, lo, hi))
+        points = [(float(r["hour"] + HOUR // 2), r["avg"]) for r in hourly if r["hour"] + HOUR <= first_raw]
+        points += [(r["ts"], r["value"]) for r in raw]
+        out += [{"cluster": c, "host": h, "labels": lab, "ts": ts, "value": v} for ts, v in points]
+    return out

@@ -30,7 +30,9 @@ def add_model(store: Store, version: str, path: str, status: str, created_at: fl
               manifest: Dict[str, Any]) -> None:
     """Record a bundle (replacing a row of the same version), not yet promoted."""
     with store.transaction() as c:
-        c.execute(f"INSERT OR REPLACE INTO models ({_COLS}) VALUES (?, ?, ?, ?, NULL, ?)",  # noqa: S608 (constant columns)
+        c.execute(f"INSERT INTO models ({_COLS}) VALUES (?, ?, ?, ?, NULL, ?) "  # noqa: S608 (constant columns)
+                  "ON CONFLICT (version) DO UPDATE SET path = excluded.path, status = excluded.status, "
+                  "created_at = excluded.created_at, promoted_at = NULL, manifest = excluded.manifest",
                   (version, path, status, float(created_at), json.dumps(manifest)))
 
 
@@ -58,6 +60,8 @@ def make_current(store: Store, version: str, promoted_at: float) -> None:
         c.execute("UPDATE models SET status = 'retired' WHERE status = 'current'")
         c.execute("UPDATE models SET status = 'current', promoted_at = ? WHERE version = ?",
                   (promoted_at, version))
+        c.execute("INSERT INTO model_promotions (version, promoted_at) VALUES (?, ?) "
+                  "ON CONFLICT (version, promoted_at) DO NOTHING", (version, promoted_at))
 
 
 def last_promoted_retired(store: Store, other_than: str) -> Optional[str]:
@@ -85,3 +89,12 @@ def delete_model(store: Store, version: str) -> None:
     """Remove the row of bundle ``version``."""
     with store.transaction() as c:
         c.execute("DELETE FROM models WHERE version = ?", (version,))
+
+
+def promotions(store: Store) -> List[Tuple[str, float, str]]:
+    """Every promotion ever made, oldest first: (version, promoted_at, bundle path); a bundle
+    whose row was deleted (pruned history refreshes) has path ''."""
+    rows = store.conn.execute(
+        "SELECT p.version, p.promoted_at, coalesce(m.path, '') FROM model_promotions p "
+        "LEFT JOIN models m ON m.version = p.version ORDER BY p.promoted_at, p.version").fetchall()
+    return [(r[0], float(r[1]), r[2]) for r in rows]

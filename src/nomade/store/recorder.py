@@ -14,12 +14,13 @@ SUMMARY_COLS = ("cluster", "job_id", "sample_count", "nodes", "first_ts", "last_
                 "peak_cg_mem_mb", "cg_mem_limit_mb", "mean_cpu_eff", "cpu_time_s", "read_bytes",
                 "write_bytes", "write_local_bytes", "write_network_bytes", "write_tmpfs_bytes",
                 "peak_write_rate", "peak_gpu_mem_mb", "mean_gpu_util", "updated_at")
-_INSERT_SAMPLE = (f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLS)}) "  # noqa: S608 (constant columns)
-                  f"VALUES ({placeholders(len(SAMPLE_COLS))})")
-_INSERT_EVENT = (f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLS)}) "  # noqa: S608 (constant columns)
-                 f"VALUES ({placeholders(len(EVENT_COLS))})")
-_INSERT_SUMMARY = (f"INSERT OR REPLACE INTO job_summaries ({', '.join(SUMMARY_COLS)}) "  # noqa: S608 (constant columns)
-                   f"VALUES ({placeholders(len(SUMMARY_COLS))})")
+_INSERT_SAMPLE = (f"INSERT INTO samples ({', '.join(SAMPLE_COLS)}) "  # noqa: S608 (constant columns)
+                  f"VALUES ({placeholders(len(SAMPLE_COLS))}) ON CONFLICT (cluster, job_id, node, ts) DO NOTHING")
+_INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLS)}) "  # noqa: S608 (constant columns)
+                 f"VALUES ({placeholders(len(EVENT_COLS))}) ON CONFLICT (cluster, job_id, node, kind) DO NOTHING")
+_INSERT_SUMMARY = (f"INSERT INTO job_summaries ({', '.join(SUMMARY_COLS)}) "  # noqa: S608 (constant columns)
+                   f"VALUES ({placeholders(len(SUMMARY_COLS))}) ON CONFLICT (cluster, job_id) DO UPDATE SET "
+                   + ", ".join(f"{c} = excluded.{c}" for c in SUMMARY_COLS[2:]))
 _SUMMARY_INPUT = ("SELECT node, ts, cpu_time_s, cpu_eff, rss_mb, cg_mem_mb, cg_mem_limit_mb, read_bytes, "
                   "write_bytes, write_local_bytes, write_network_bytes, gpu_util, gpu_mem_mb, extra "
                   "FROM samples WHERE cluster = ? AND job_id = ? ORDER BY node, ts")

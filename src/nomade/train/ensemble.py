@@ -6,16 +6,23 @@ fit(train):
      part A (only jobs whose outcome was known before the cut), the rest the stack window B;
   2. fit every base model on A, predict B;
   3. on B: logistic regression on the standardised base outputs (probabilities -> logit; raw
-     scores such as reconstruction error -> log1p) with a ridge penalty that pulls the weights
-     toward EQUAL weights (``STACK_SHRINK`` per row) = mode "stacked". On the shared traces,
-     freely learned weights chased the stack window's quirks and lost to equal weights in the
-     following window (docs/evaluation.md, "Stacking"); the shrunk weights keep what B says
-     firmly and no more. With fewer than ``min_stack_pos`` positives (or negatives) in B: the
-     original design's fixed weights (gnn 0.4, lstm 0.35, autoencoder 0.25 share half of the
-     weight, gbdt the other half; renormalised over the models present) = "fallback-weights";
+     scores such as reconstruction error -> log1p) with NON-NEGATIVE weights and an L1 penalty
+     (linear on non-negative weights: it sets weak weights to exactly 0) plus a small ridge, =
+     mode "stacked". The penalty's strength is chosen by time-ordered validation on B (B in
+     ``VAL_CHUNKS`` time slices: fit on the earlier ones, log-loss on the next, averaged); then
+     bases are removed one at a time while removing one does not worsen that validated log-loss
+     by more than ``DROP_SE`` standard errors of the per-row difference (and ``DROP_TOL``): a base
+     that does not help gets weight 0 (``zeroed``). With
+     fewer than ``min_stack_pos`` positives (or negatives) in B: the original design's fixed
+     weights (gnn 0.4, lstm 0.35, autoencoder 0.25 share half of the weight, gbdt the other half;
+     renormalised over the models present) = "fallback-weights";
   4. calibration of the stacked output on B: Platt by default (``calibration="auto"`` chooses
      Platt or isotonic by Brier score on B's second half);
   5. with ``refit_bases`` the base models are refitted on A + B for prediction.
+
+``use_single(name, why)`` turns a fitted ensemble into one base alone (weight 1 on it, 0 on the
+others, recalibrated on B) = mode "single-base": what the publish gate chooses when the ensemble
+does not beat its best base on the most recent window (nomade.train.publish_gate.choose_primary).
 """
 
 from typing import Dict, List, Optional
@@ -26,13 +33,110 @@ from ..errors import ModelError
 from ..features.matrix import FeatureMatrix
 from .base import TrainedModel
 from ..scoring.ensemble import Calibration, stack_input
-from .calibration import choose_calibrator, fit_iso, fit_logistic, fit_platt, identity
+from .calibration import choose_calibrator, fit_iso, fit_platt, identity
 
 FALLBACK_NEURAL = {"gnn": 0.4, "lstm": 0.35, "autoencoder": 0.25}
 MIN_STACK_POSITIVES = 200
 ROW_META = ("outcome_time", "lite_X")   # per-row arrays in FeatureMatrix.meta, subset with the rows
-STACK_SHRINK = 1.0     # ridge strength (per row) toward equal stacking weights
+STRENGTHS = (0.0, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2)   # L1 strengths (per row) tried by validation
+RIDGE = 1e-4           # a small fixed ridge (per row) keeps the fit unique
+VAL_CHUNKS = 4         # time slices of the stack window for the validation
+DROP_TOL = 1e-4        # a base must lower the validated log-loss by more than this ...
+DROP_SE = 2.0          # ... and by more than this many standard errors of the per-row difference
 CALIBRATIONS = ("platt", "isotonic", "auto")
+
+
+def fit_nonneg_logistic(Z: np.ndarray, y: np.ndarray, l1: float, l2: float = RIDGE):
+    """Logistic regression with weights >= 0 (the intercept free), minimising the mean log-loss
+    + ``l1`` * sum(w) + ``l2`` * |w|^2 (L-BFGS-B). Returns (coef, intercept)."""
+    from scipy.optimize import minimize
+
+    Z = np.asarray(Z, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n, d = Z.shape
+    prior = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+
+    def loss(theta):
+        w, b = theta[:d], theta[d]
+        z = Z @ w + b
+        # log(1 + e^z) - y z, stable
+        ll = np.logaddexp(0.0, z) - y * z
+        p = np.exp(-np.logaddexp(0.0, -z))
+        g = np.empty(d + 1)
+        r = (p - y) / n
+        g[:d] = Z.T @ r + l1 + 2 * l2 * w
+        g[d] = r.sum()
+        return float(ll.mean() + l1 * w.sum() + l2 * (w @ w)), g
+
+    x0 = np.concatenate([np.full(d, 0.1), [np.log(prior / (1 - prior))]])
+    res = minimize(loss, x0, jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, None)] * d + [(None, None)], options={"maxiter": 500})
+    w = np.where(res.x[:d] < 1e-10, 0.0, res.x[:d])
+    return w, float(res.x[d])
+
+
+def _row_losses(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, z) - y * z
+
+
+def validated_losses(Z: np.ndarray, y: np.ndarray, cols: List[int], l1: float,
+                     chunks: int = VAL_CHUNKS) -> np.ndarray:
+    """Per-row log-loss of the stack on ``cols`` fitted on the earlier time slices of (Z, y)
+    (rows in time order) and scored on the next one, for every slice that can be judged."""
+    n = len(y)
+    edges = np.linspace(0, n, chunks + 1).astype(int)
+    out = []
+    for k in range(1, chunks):
+        tr, va = slice(0, edges[k]), slice(edges[k], edges[k + 1])
+        if len(set(y[tr].tolist())) < 2 or edges[k + 1] <= edges[k]:
+            continue
+        w, b = fit_nonneg_logistic(Z[tr][:, cols], y[tr], l1)
+        out.append(_row_losses(y[va], Z[va][:, cols] @ w + b))
+    return np.concatenate(out) if out else np.full(1, np.inf)
+
+
+def _helps(without: np.ndarray, with_: np.ndarray) -> bool:
+    """Does a base lower the validated log-loss by more than ``DROP_SE`` standard errors of the
+    per-row difference (and by more than ``DROP_TOL``)?"""
+    d = without - with_
+    if not np.all(np.isfinite(d)):
+        return bool(np.mean(with_) < np.mean(without))
+    se = float(np.std(d) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+    return float(np.mean(d)) > max(DROP_TOL, DROP_SE * se)
+
+
+def choose_stack(Z: np.ndarray, y: np.ndarray) -> Dict[str, object]:
+    """The L1 strength and the bases kept, both by time-ordered validation on the stack window
+    (rows in time order); then the weights fitted on the whole window. Returns coef (zeros for
+    the bases left out), intercept, strength, the validated log-loss per strength and of the
+    kept set."""
+    d = Z.shape[1]
+    everyone = list(range(d))
+    losses = {l1: float(np.mean(validated_losses(Z, y, everyone, l1))) for l1 in STRENGTHS}
+    l1 = min(STRENGTHS, key=lambda v: (losses[v], -v))   # ties: the stronger penalty
+    kept = everyone
+    cur = validated_losses(Z, y, kept, l1)
+    while len(kept) > 1:   # drop the base whose removal costs least, while it does not help
+        trials = []
+        for j in kept:
+            rest = [c for c in kept if c != j]
+            trials.append((float(np.mean(validated_losses(Z, y, rest, l1))), j, rest))
+        _, j, rest = min(trials, key=lambda t: t[0])
+        without = validated_losses(Z, y, rest, l1)
+        if _helps(without, cur):
+            break
+        kept, cur = rest, without
+    w, b = fit_nonneg_logistic(Z[:, kept], y, l1)
+    coef = np.zeros(d)
+    coef[kept] = w
+    if not np.any(coef > 0):   # nothing positive: the best single base, unpenalised
+        j = min(everyone, key=lambda c: float(np.mean(validated_losses(Z, y, [c], 0.0))))
+        w, b = fit_nonneg_logistic(Z[:, [j]], y, 0.0)
+        coef = np.zeros(d)
+        coef[j] = max(float(w[0]), 1e-6)
+    return {"coef": coef, "intercept": b, "strength": l1,
+            "validated_log_loss": float(np.mean(cur)),
+            "validation": {f"{k:g}": (round(v, 6) if np.isfinite(v) else None) for k, v in losses.items()}}
 
 
 def subset(fm: FeatureMatrix, idx: np.ndarray) -> FeatureMatrix:
@@ -62,10 +166,9 @@ class StackedEnsemble(TrainedModel):
 
     def __init__(self, bases: Dict[str, TrainedModel], stack_frac: float = 0.3,
                  min_stack_pos: int = MIN_STACK_POSITIVES, refit_bases: bool = True,
-                 shrink: float = STACK_SHRINK, calibration: str = "platt"):
+                 calibration: str = "platt"):
         if calibration not in CALIBRATIONS:
             raise ModelError(f"unknown calibration {calibration!r}; use one of {', '.join(CALIBRATIONS)}")
-        self.shrink = shrink
         self.calibration = calibration
         self.bases = dict(bases)
         self.stack_frac = stack_frac
@@ -81,6 +184,8 @@ class StackedEnsemble(TrainedModel):
         self.window_pred: Optional[np.ndarray] = None   # calibrated outputs on the stack window
         self.window_y: Optional[np.ndarray] = None
         self.window_base: Dict[str, np.ndarray] = {}   # base outputs on the stack window
+        self.selection: Dict[str, object] = {}   # strength, validation and zeroed bases (stacked)
+        self.single: Dict[str, str] = {}   # use_single: the base published alone and why
 
     # ---------------------------------------------------------------- transforms
     def _raw(self, name: str, p: np.ndarray) -> np.ndarray:
@@ -120,10 +225,15 @@ class StackedEnsemble(TrainedModel):
             self.mu[n], self.sd[n] = float(np.mean(r)), float(np.std(r) or 1.0)
         Z = self._design(outs)
         y = fb.y.astype(np.int64)
-        equal = np.full(len(self.bases), 1.0 / len(self.bases))
         if y.sum() >= self.min_stack_pos and (y == 0).sum() >= self.min_stack_pos:
             self.mode = "stacked"
-            self.coef, self.intercept = fit_logistic(Z, y, l2=self.shrink, prior=equal)
+            order = np.argsort(fb.submit_time, kind="stable")   # the validation is time-ordered
+            pick = choose_stack(Z[order], y[order])
+            self.coef, self.intercept = np.asarray(pick["coef"]), float(pick["intercept"])
+            names = list(self.bases)
+            self.selection = {"strength": pick["strength"], "validation": pick["validation"],
+                              "validated_log_loss": round(float(pick["validated_log_loss"]), 6),
+                              "zeroed": [n for n, w in zip(names, self.coef) if w <= 0]}
         else:
             self.mode = "fallback-weights"
             self.coef, self.intercept = self._fallback_weights(), 0.0
@@ -136,6 +246,22 @@ class StackedEnsemble(TrainedModel):
             full = subset(train, np.flatnonzero(train.y >= 0))
             for name in self.bases:
                 self.bases[name].fit(full, seed)
+        return self
+
+    def use_single(self, name: str, why: str) -> "StackedEnsemble":
+        """Publish the base ``name`` alone: weight 1 on its standardised output, 0 on the other
+        bases, recalibrated on the stack window (mode "single-base")."""
+        names = list(self.bases)
+        if name not in names:
+            raise ModelError(f"no base {name!r} in this ensemble ({', '.join(names)})")
+        coef = np.zeros(len(names))
+        coef[names.index(name)] = 1.0
+        self.coef, self.intercept, self.mode = coef, 0.0, "single-base"
+        z = self._design(self.window_base) @ coef
+        p = 1 / (1 + np.exp(-np.clip(z, -35, 35)))
+        self.calibrator = self._calibrate(p, self.window_y)
+        self.window_pred = self.calibrator(p)
+        self.single = {"base": name, "reason": why}
         return self
 
     def _calibrate(self, p: np.ndarray, y: np.ndarray) -> Calibration:
@@ -166,9 +292,14 @@ class StackedEnsemble(TrainedModel):
             "mu": [self.mu[n] for n in names], "sd": [self.sd[n] for n in names],
             "raw_score_bases": [f"{n}_{stage}" for n in names
                                 if not getattr(self.bases[n], "is_probability", True)],
-            "calibration": self.calibrator.to_json(), "shrink_to_equal": self.shrink,
-            "dropped": dict(self.dropped),
+            "calibration": self.calibrator.to_json(), "dropped": dict(self.dropped),
             "stack_window": {"jobs": int(len(self.window_y)), "failed": int(np.sum(self.window_y == 1))}}
+        if self.selection:
+            spec["selection"] = dict(self.selection)
+        if self.single:
+            spec["single_base"] = {"base": self.single["base"], "model": f"{self.single['base']}_{stage}",
+                                   "reason": self.single["reason"]}
+            spec["note"] = self.single["reason"]
         if self.mode == "fallback-weights":
             spec["note"] = ("too few failures in the stack window to learn weights: the original "
                             "design's fixed weights (gnn 0.4, lstm 0.35, autoencoder 0.25, with the "
@@ -181,8 +312,9 @@ class StackedEnsemble(TrainedModel):
                                     if not getattr(m, "is_probability", True)],
                 "weights": {n: float(w) for n, w in zip(self.bases, self.coef)},
                 "intercept": float(self.intercept), "calibration": self.calibrator.kind,
-                "shrink_to_equal": self.shrink,
-                "min_stack_positives": self.min_stack_pos, "dropped": self.dropped}
+                "min_stack_positives": self.min_stack_pos, "dropped": self.dropped,
+                **({"selection": dict(self.selection)} if self.selection else {}),
+                **({"single_base": dict(self.single)} if self.single else {})}
 
 
 def _gbdt(threads: int) -> TrainedModel:

@@ -16,6 +16,7 @@ from .baselines import GbdtHpeBaseline, UserHistoryBaseline
 from .ensemble import DEFAULT_BASES, StackedEnsemble, default_bases, subset, time_cut
 from .folds import MIN_TRAIN, rolling_folds
 from .models.gbdt import DEFAULT_ROUNDS
+from .publish_gate import choose_primary
 
 SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7]
 
@@ -140,6 +141,9 @@ def evaluate_and_report(fm: FeatureMatrix, cfg, base_names: Optional[List[str]],
                              min_precision=policy.min_precision)
     result["alert_policy"] = {"budget": policy.budget if alert_budget is None else alert_budget,
                               "min_precision": policy.min_precision, "source": policy.source}
+    names = list(base_names or DEFAULT_BASES)
+    if len(names) > 1:   # what training would publish: the ensemble, or its best base alone
+        result["published"] = choose_primary(result, names)
     return result, write_report(result, cfg.data_dir / "reports", title=title)
 
 
@@ -163,7 +167,7 @@ def evaluate_store(store, cfg, cluster: Optional[str], stage: str, n_folds: int,
                          "stage cannot be evaluated on this data",
                          hint="traces without wait times (SWF wait = -1) have none; use --stage submit")
     y, _ = make_labels(jt, bool(cfg.get("model.owner_cancel_is_failure")))
-    fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y), True)   # the base "lite"
+    fm.meta["lite_X"], _ = lite.build_lite_rows(lite_requests(jt, y, fm.meta["assumed_wait_s"]), True)   # base "lite"
     names = base_names or csv_setting(cfg, "train.models", DEFAULT_BASES)
     return evaluate_and_report(fm, cfg, names, n_folds,
                                f"nomade evaluation ({cluster or 'all clusters'}, {stage} stage)",

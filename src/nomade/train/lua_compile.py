@@ -230,27 +230,73 @@ local function human(s)
   return string.format("%dm", floor(s / 60))
 end
 
+local WEEKDAYS = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+
+-- feature f (its value v, all features x) in words, or nil; tests/unit/test_messages.py holds
+-- the sentences and nomade.scoring.lua_verdict.lua_reason is the same function in Python
 local function reason(f, v, x)
   if f == 19 or f == 14 then
-    return string.format("your last %d jobs%s failed", floor(v), f == 19 and " with this name" or "")
+    if v >= 2 then return string.format("your last %d jobs%s failed", floor(v), f == 19 and " with this name" or "") end
   elseif f == 17 or f == 12 then
-    return string.format("%d%% of your past jobs%s failed", floor(v * 100 + 0.5), f == 17 and " with this name" or "")
+    local n = x[f == 17 and 16 or 11] or 0
+    return string.format("%d%% of your past jobs%s failed (%d of %d)", floor(v * 100 + 0.5),
+                         f == 17 and " with this name" or "", floor(v * n + 0.5), floor(n))
   elseif f == 18 or f == 13 then
     if v == 1 then return "your previous job" .. (f == 18 and " with this name" or "") .. " failed" end
   elseif f == 20 then
-    if v > 1 then return string.format("time limit %.1fx what your similar jobs needed", v) end
-    return "time limit shorter than your similar jobs needed"
+    -- only the way the --time suggestion points: a limit shorter than what similar jobs needed
+    local tl = x[5]
+    if v > 0 and v < 1 and tl ~= nil then
+      return "time limit of " .. human(tl) .. ", shorter than the " .. human(tl / v) .. " your similar jobs needed"
+    end
+  elseif f == 15 then return "your successful jobs ran up to " .. human(v)
   elseif f == 5 then return "time limit of " .. human(v)
   elseif f == 4 then return string.format("memory request of %.1f GiB", v / 1024)
+  elseif f == 7 then return string.format("%.1f GiB of memory per CPU", v / 1024)
   elseif f == 1 then return string.format("%d CPUs requested", floor(v))
   elseif f == 2 then return string.format("%d nodes requested", floor(v))
+  elseif f == 6 then return string.format("%d CPUs per node", floor(v))
+  elseif f == 3 then
+    if v >= 1 then return string.format("%d GPUs requested", floor(v)) end
+    return "no GPUs requested"
   elseif f == 10 then
     if v >= 3 then return string.format("%d submissions in the last hour", floor(v)) end
   elseif f == 11 or f == 16 then
     if v < 5 then return "little history for this " .. (f == 16 and "job name" or "user") end
   elseif f == 8 then return string.format("submitted at %02d:00 UTC", floor(v))
+  elseif f == 9 then return "submitted on a " .. WEEKDAYS[floor(v) % 7 + 1]
   end
   return nil
+end
+
+-- reasons of one family say the same thing in other words: at most one of each is shown.
+-- TWIN: a user-level reason gives way to its job-name twin (more specific) when that one also
+-- raises the risk and has words.
+local FAMILY = {[11] = 1, [12] = 1, [13] = 1, [14] = 1, [16] = 1, [17] = 1, [18] = 1, [19] = 1,
+                [5] = 2, [15] = 2, [20] = 2, [4] = 3, [7] = 3, [1] = 4, [2] = 4, [6] = 4, [8] = 5, [9] = 5}
+local TWIN = {[11] = 16, [12] = 17, [13] = 18, [14] = 19}
+
+local function reasons_of(x, c)
+  local reasons = {}
+  local order = {}
+  for i = 1, NF do if c[i] > 0 and x[i] ~= nil then order[#order + 1] = i end end
+  table.sort(order, function(a, b) return c[a] > c[b] end)
+  local used = {}
+  for _, i in ipairs(order) do
+    local fam = FAMILY[i]
+    if fam == nil or not used[fam] then
+      local s = nil
+      local t = TWIN[i]
+      if t ~= nil and c[t] > 0 and x[t] ~= nil then s = reason(t, x[t], x) end
+      if s == nil then s = reason(i, x[i], x) end
+      if s ~= nil then
+        reasons[#reasons + 1] = s
+        if fam ~= nil then used[fam] = true end
+      end
+    end
+    if #reasons >= 3 then break end
+  end
+  return reasons
 end
 
 -- x, and the history rows of the user and of (user, name) (nil when unknown)
@@ -295,27 +341,19 @@ end
 function M.predict(req)
   local r, x, u, k = raw_rows(req)
   local risk = calibrate(1 / (1 + math.exp(-r)))
-  local reasons = {}
   local suggestion = nil
   if WITH_HISTORY then
-    local row = k or u
-    local p90 = row and row[5] or nil
+    -- the reference of x[20]: the job name's p90 successful runtime, else the user's
+    local p90 = k and k[5] or nil
+    if not p90 then p90 = u and u[5] or nil end
     local tl = x[5]
     if p90 and p90 > 0 and tl ~= nil and tl < p90 then
       suggestion = "--time=" .. hms(p90 * 1.2) .. " (similar jobs needed " .. human(p90) .. ")"
     end
   end
-  if risk < M.threshold then return risk, reasons, suggestion end
+  if risk < M.threshold then return risk, {}, suggestion end
   local _, c = M.contributions(x)
-  local order = {}
-  for i = 1, NF do if c[i] > 0 and x[i] ~= nil then order[#order + 1] = i end end
-  table.sort(order, function(a, b) return c[a] > c[b] end)
-  for _, i in ipairs(order) do
-    local s = reason(i, x[i], x)
-    if s ~= nil then reasons[#reasons + 1] = s end
-    if #reasons >= 3 then break end
-  end
-  return risk, reasons, suggestion
+  return risk, reasons_of(x, c), suggestion
 end
 
 return M

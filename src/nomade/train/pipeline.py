@@ -27,6 +27,7 @@ import numpy as np
 from ..config import csv_setting
 from ..errors import ModelError
 from ..evaluate.thresholds import ThresholdChoice
+from ..features.build import assumed_wait_s
 from ..features.jobtable import JobTable, load_jobs
 from ..features.labels import make_labels
 from ..risk_scale import AlertPolicy, alert_policy
@@ -182,11 +183,12 @@ def _evaluate_stage(fm, cfg, base_names, rounds, version, say):
     return {"protocol": f"rolling origin, {len(res['folds'])} folds over the newest half of the "
                         "history; each fold trains on jobs that ended before its test window",
             "folds": pub["folds"], "metrics": pub["metrics"], "report": str(out),
-            "seconds": pub["seconds"]}
+            "seconds": pub["seconds"], "published": pub.get("published")}
 
 
-def _fit_stage(fm, jt, cls, cfg, base_names, say):
-    """Fit the stage's ensemble on all of ``fm``; returns its StageArtifacts (bundle content)."""
+def _fit_stage(fm, jt, cls, cfg, base_names, say, single: Optional[Dict[str, Any]] = None):
+    """Fit the stage's ensemble on all of ``fm``; returns its StageArtifacts (bundle content).
+    ``single``: publish_gate.choose_primary's choice - its base is published alone."""
     from ..features.start import StartContext
     from .ensemble import StackedEnsemble, default_bases
     from .stage_bundle import stage_artifacts
@@ -195,6 +197,9 @@ def _fit_stage(fm, jt, cls, cfg, base_names, say):
     say(f"fitting the {fm.stage}-stage ensemble ({', '.join(base_names)}) on {n} labelled jobs")
     ens = StackedEnsemble(default_bases(base_names, threads=2),
                           calibration=str(cfg.get("train.calibration"))).fit(fm, int(cfg.get("train.seed")))
+    if single is not None and single["base"] in ens.bases:
+        ens.use_single(single["base"], single["reason"])
+        say(f"{fm.stage} stage: {single['reason']}")
     ctx = StartContext.from_table(jt, cls) if fm.stage == "start" else None
     return stage_artifacts(ens, fm, ctx, alert_policy(cfg))
 
@@ -252,6 +257,7 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
     stages = csv_setting(cfg, "train.stages", STAGES)
     stacks: Dict[str, Any] = {}
     skipped: Dict[str, str] = {}
+    singles: Dict[str, Any] = {}   # stages whose ensemble lost to a base: that base alone
     for stage in stages:
         say(f"building the {stage}-stage feature matrix")
         fm = build_matrix(jt, stage, cfg)
@@ -272,10 +278,14 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
             parts.evaluation_skipped = parts.evaluation_skipped or skip
             say(f"no evaluation of the {stage} stage: {skip}; this bundle will not be published "
                 "automatically")
-        else:
+        single = None
+        if not skip:
             parts.evaluation[stage] = _evaluate_stage(fm, cfg, base_names, rounds, version, say)
             parts.reports[stage] = parts.evaluation[stage]["report"]
-        art = _fit_stage(fm, jt, cls, cfg, base_names, say)
+            single = parts.evaluation[stage].get("published")   # publish_gate.choose_primary
+            if single is not None:
+                singles[stage] = dict(single)
+        art = _fit_stage(fm, jt, cls, cfg, base_names, say, single)
         parts.files.update(art.files)
         parts.models.update(art.models)
         stacks[f"ensemble_{stage}"] = art.stack
@@ -292,7 +302,8 @@ def _ensemble_parts(parts: _Parts, store, cfg, jt, cls, X_lite, names_lite, inpu
     parts.thresholds = parts.stage_thresholds[stages[0]]
     parts.ensemble = {"mode": stacks[f"ensemble_{stages[0]}"]["mode"],
                       "primary": {st: f"ensemble_{st}" for st in stages if st not in skipped},
-                      "stacks": stacks, "skipped_stages": skipped}
+                      "stacks": stacks, "skipped_stages": skipped,
+                      **({"published_alone": singles} if singles else {})}
 
 
 def _one_base(cfg, name: str):
@@ -318,7 +329,7 @@ def train_bundle(store, cfg, registry_dir: Path, cluster: Optional[str] = None,
     version = version or new_version()
     jt, y, cls = load_training_table(store, cfg, cluster)
     say(f"{len(jt)} jobs, {int(((y == 0) | (y == 1)).sum())} labelled; building the Lua model's features")
-    X_lite, hist = lite.build_lite_rows(lite_requests(jt, y), with_history)
+    X_lite, hist = lite.build_lite_rows(lite_requests(jt, y, assumed_wait_s(cfg)), with_history)
     names_lite = lite.lite_names(with_history)
     inputs_lite = "lite_history" if with_history else "lite"
     parts = _Parts(schemas={inputs_lite: {"names": names_lite, "hash": lite.schema_hash(names_lite)}})
@@ -473,7 +484,7 @@ def refresh_history(store, cfg, registry_dir: Path, log=None) -> TrainResult:
     files: Dict[str, Any] = {n: b.read_bytes(n) for n in man["files"]}
     lite_spec = man["models"][man["lua"]["model"]]
     with_history = lite_spec["inputs"] == "lite_history"
-    _, hist = lite.build_lite_rows(lite_requests(jt, y), with_history)
+    _, hist = lite.build_lite_rows(lite_requests(jt, y, assumed_wait_s(cfg)), with_history)
     files["history_lite.json"] = hist.to_json()
     if "history.json" in files:  # format-1 bundles: the full submit GBDT's history state
         from ..features.build import build_matrix

@@ -17,6 +17,11 @@ stage's primary model, the Lua submit model) is
   near chance while one of its bases is not;
 - **an experiment** (``nomade train --model NAME``): never published.
 
+Before that, ``choose_primary`` decides what a stage publishes: when the ensemble does not beat
+its best single base on the most recent window (the evaluation's last fold, PR-AUC), that base is
+published alone (nomade.train.ensemble.StackedEnsemble.use_single) and the manifest and the train
+report say so.
+
 The gate reads only the manifest (``window_checks`` puts the window figures there at training
 time), so it judges the current bundle the same way as the new one: a current bundle that
 fails it, or has no metrics, never blocks a later promotion. Imports numpy only.
@@ -75,6 +80,36 @@ def window_checks(y: np.ndarray, p: np.ndarray,
         out["base_roc_auc"] = {n: _num(roc_auc(y, np.asarray(v, dtype=np.float64)))
                                for n, v in bases.items()}
     return out
+
+
+def choose_primary(evaluation: Dict[str, Any], bases: Iterable[str]) -> Optional[Dict[str, Any]]:
+    """What the stage publishes when its ensemble does not earn its place: None when the ensemble's
+    PR-AUC on the most recent window (the last evaluation fold's test window) is above every
+    base's, else {"base", "reason", and the figures}: the best base there, published alone."""
+    folds = evaluation.get("folds") or []
+    if not folds:
+        return None
+    last = folds[-1]
+    met = last.get("metrics") or {}
+    ens = _finite((met.get("ensemble") or {}).get("pr_auc"))
+    cand = {b: v for b in bases for v in [_finite((met.get(b) or {}).get("pr_auc"))] if v is not None}
+    if ens is None or not cand:
+        return None
+    best = max(cand, key=lambda b: cand[b])
+    if ens > cand[best]:
+        return None
+    window = f"fold {int(last.get('fold', len(folds) - 1)) + 1}'s {last.get('n_test', '?')} test jobs"
+    return {"base": best, "ensemble_pr_auc": ens, "base_pr_auc": cand[best], "window": window,
+            "reason": (f"the ensemble did not beat its base {best} on the most recent window ({window}: "
+                       f"PR-AUC {ens:.3f} vs {cand[best]:.3f}); {best} is published alone")}
+
+
+def _finite(v) -> Optional[float]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _num(v) -> Optional[float]:
@@ -167,9 +202,12 @@ def assess(manifest: Dict[str, Any]) -> GateVerdict:
         if stack is not None:
             label = f"the {stage}-stage ensemble"
             v.reasons += _stack_reasons(label, stack)
+            alone = (stack.get("single_base") or {}).get("base")
+            if alone:
+                label = f"the {stage}-stage model {alone} (published alone)"
             if manifest.get("metrics") and not any("broken stack" in r and label in r for r in v.reasons):
-                v.reasons += _eval_reasons(label, met.get("ensemble"),
-                                           {b: met.get(b) for b in _base_names(stack, stage)})
+                v.reasons += _eval_reasons(label, met.get(alone or "ensemble"),
+                                           {} if alone else {b: met.get(b) for b in _base_names(stack, stage)})
         else:
             judged.add(name)
             v.reasons += _single_reasons(manifest, met, name, stage)

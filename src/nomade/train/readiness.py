@@ -68,7 +68,8 @@ def measure_readiness(store, cfg, cluster: Optional[str] = None) -> List[Readine
 
     seed = int(cfg.get("train.seed"))
     jt, y, _ = load_training_table(store, cfg, cluster)
-    X_lite, _ = lite.build_lite_rows(lite_requests(jt, y), True)
+    from ..features.build import assumed_wait_s
+    X_lite, _ = lite.build_lite_rows(lite_requests(jt, y, assumed_wait_s(cfg)), True)
     out = [learning_curve("gbdt_lite", X_lite, y, lite.lite_names(True), seed)]
     fm = build_matrix(jt, "submit", cfg)
     out.append(learning_curve("gbdt", fm.X, y, fm.names, seed))

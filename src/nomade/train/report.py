@@ -27,7 +27,14 @@ def to_markdown(result: Dict[str, object], title: str, plots: Dict[str, str]) ->
              f"Pooled test rows: {next(iter(result['metrics'].values()))['n_test']}.", "",
              "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    lines += ["", f"Ensemble: `{json.dumps(result['ensemble'])}`", "", "## Folds", "",
+    lines += ["", f"Ensemble: `{json.dumps(result['ensemble'])}`", ""]
+    pub = result.get("published")
+    if pub is not None:   # publish_gate.choose_primary: the ensemble did not beat this base
+        lines += ["## What is published", "", pub["reason"][0].upper() + pub["reason"][1:] + ".", ""]
+    elif "published" in result:
+        lines += ["## What is published", "", "The ensemble: it beat each of its bases on the most "
+                  "recent window (PR-AUC).", ""]
+    lines += ["## Folds", "",
               "| fold | n_train | n_test | threshold | " + " | ".join(
                   f"{n} PR-AUC" for n in result["metrics"]) + " |",
               "|" + "---|" * (4 + len(result["metrics"]))]

@@ -1,7 +1,7 @@
 """The Lua model's submit requests (nomade.scoring.lite_features) built from a job table, with
 their outcomes, for training and evaluating the lite model."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -9,13 +9,14 @@ from ..features.jobtable import JobTable
 from ..jobrecord import REQ_MEM_JOB
 
 
-def lite_requests(jt: JobTable, y: np.ndarray) -> List[Dict[str, Any]]:
+def lite_requests(jt: JobTable, y: np.ndarray, assumed_wait_s: Optional[float] = None) -> List[Dict[str, Any]]:
     """One request dict per job of ``jt`` (what job_submit.lua sends) plus its runtime, end time
-    and label ``y``."""
-    from ..features.build import outcome_times
+    and label ``y``; ``assumed_wait_s``: model.assumed_wait_s (None: the default)."""
+    from ..features.build import ASSUMED_WAIT_S, outcome_times
 
     c = jt.cols
-    known = outcome_times(jt)  # end time, or submit + runtime + assumed wait (SWF without waits)
+    # end time, or submit + runtime + assumed wait (SWF without waits)
+    known = outcome_times(jt, ASSUMED_WAIT_S if assumed_wait_s is None else assumed_wait_s)
     runtime = np.where(np.isnan(c["end_time"] - c["start_time"]), c["elapsed_s"],
                        c["end_time"] - c["start_time"])
 

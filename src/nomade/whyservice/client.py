@@ -25,13 +25,14 @@ class _TryAgain(Exception):
 
 
 def ask(socket_path: Path, job_id: str, cluster: str = "", timeout: float = TIMEOUT_S,
-        retry_delays: Sequence[float] = RETRY_DELAYS_S) -> Dict[str, Any]:
-    """The service's answer for ``job_id``; AccessDenied / JobNotFound / NomadeError otherwise."""
+        retry_delays: Sequence[float] = RETRY_DELAYS_S, op: str = "why") -> Dict[str, Any]:
+    """The service's answer for ``job_id`` (``op`` "why", or "report" for the job report);
+    AccessDenied / JobNotFound / NomadeError otherwise."""
     deadline = time.monotonic() + timeout
     delays = list(retry_delays)
     while True:
         try:
-            return _answer_of(_ask_once(Path(socket_path), job_id, cluster, deadline, timeout))
+            return _answer_of(_ask_once(Path(socket_path), job_id, cluster, deadline, timeout, op))
         except _TryAgain as exc:
             if not delays or time.monotonic() + delays[0] >= deadline:
                 raise NomadeError(str(exc), hint=exc.hint) from None
@@ -39,12 +40,12 @@ def ask(socket_path: Path, job_id: str, cluster: str = "", timeout: float = TIME
 
 
 def _ask_once(socket_path: Path, job_id: str, cluster: str, deadline: float,
-              timeout: float) -> Dict[str, Any]:
+              timeout: float, op: str = "why") -> Dict[str, Any]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(max(deadline - time.monotonic(), 0.01))
     try:
         _connect(s, socket_path)
-        s.sendall(encode({"op": "why", "job_id": str(job_id), "cluster": cluster}))
+        s.sendall(encode({"op": op, "job_id": str(job_id), "cluster": cluster}))
         buf = _read_response(s)
     except socket.timeout:
         raise NomadeError(f"the nomade-why service at {socket_path} did not answer within {timeout:g} s",
@@ -111,7 +112,7 @@ def lookup(cfg, job_id: str, cluster: str = "", direct: Optional[bool] = None) -
     same ownership check), otherwise through the service, which checks the caller itself."""
     import os
 
-    from ..store.db import open_store
+    from ..store.db import open_store, store_location
     from ..why import explain, job_owner
     from ..why_ondemand import OnDemand
     from .access import Caller, check_access
@@ -121,7 +122,7 @@ def lookup(cfg, job_id: str, cluster: str = "", direct: Optional[bool] = None) -
         return ask(Path(cfg.get("privacy.socket")), job_id, cluster)
     threshold = risk_scale.current_threshold(cfg)
     ondemand = OnDemand.from_config(cfg)
-    with open_store(cfg.store_path, cfg.get("store.busy_timeout_ms"), migrate=False, readonly=True) as store:
+    with open_store(store_location(cfg), cfg.get("store.busy_timeout_ms"), migrate=False, readonly=True) as store:
         owner = job_owner(store, job_id, cluster, ondemand.live)
         check_access(Caller(os.geteuid(), os.getegid()), owner, cfg.get("privacy.admin_group"))
         return explain(store, job_id, cluster, threshold, job=owner, ondemand=ondemand).as_dict()

@@ -37,9 +37,11 @@ def answer(store_path: Path, caller: Caller, request: Dict[str, Any], admin_grou
     against the caller before anything else is read) and unscored stages are scored now."""
     job_id, cluster = _job_and_cluster(request)
     if job_id is None:
-        return error_response("bad_request", "bad request: expected op 'why' and a job id")
+        return error_response("bad_request", "bad request: expected op 'why' or 'report' and a job id")
     try:
         with open_store(store_path, busy_timeout_ms, migrate=False, readonly=True) as store:
+            if request.get("op") == "report":   # the job report (nomade report as a user)
+                return {"ok": True, "answer": report_answer(store, job_id, cluster, threshold, caller, admin_group)}
             owner = job_owner(store, job_id, cluster, ondemand.live if ondemand is not None else None)
             check_access(caller, owner, admin_group)
             result = explain(store, job_id, cluster, threshold, job=owner, ondemand=ondemand)
@@ -52,10 +54,20 @@ def answer(store_path: Path, caller: Caller, request: Dict[str, Any], admin_grou
         return error_response("error", str(exc), exc.hint)
 
 
+def report_answer(store, job_id: str, cluster: str, threshold: float, caller: Caller,
+                  admin_group: str) -> Dict[str, Any]:
+    """``nomade report``'s answer: {"reports": [...], "summary": {...}, "text": ...}; the access
+    rule is applied by ``load_reports`` to every job before anything of it is read."""
+    from ..report import format_reports, load_reports, reports_summary
+    reports = load_reports(store, job_id, cluster, threshold, caller=caller, admin_group=admin_group)
+    return {"reports": [r.as_dict() for r in reports], "summary": reports_summary(reports),
+            "text": format_reports(reports, job_id)}
+
+
 def _job_and_cluster(request: Dict[str, Any]) -> Tuple[Optional[str], str]:
-    """(job id, cluster) of a well-formed why request; (None, "") otherwise."""
+    """(job id, cluster) of a well-formed why or report request; (None, "") otherwise."""
     job_id, cluster = request.get("job_id"), request.get("cluster") or ""
-    if request.get("op", "why") != "why" or not isinstance(cluster, str) or len(cluster) > MAX_JOB_ID:
+    if request.get("op", "why") not in ("why", "report") or not isinstance(cluster, str) or len(cluster) > MAX_JOB_ID:
         return None, ""
     if isinstance(job_id, int) and not isinstance(job_id, bool):
         job_id = str(job_id)
@@ -109,7 +121,7 @@ class WhyServer(socketserver.UnixStreamServer):
                  busy_timeout_ms: int = 2000, threshold: float = 0.5,
                  limits: Optional[PoolLimits] = None, ondemand: Optional[OnDemand] = None):
         self.socket_path = Path(socket_path)
-        self.store_path = Path(store_path)
+        self.store_path = store_path if isinstance(store_path, str) else Path(store_path)  # str: a PostgreSQL URL
         self.admin_group = admin_group
         self.busy_timeout_ms = busy_timeout_ms
         self.threshold = threshold

@@ -1,0 +1,1 @@
+"""The alert engine: rules, states, delivery (docs/alerts.md)."""
