@@ -8,7 +8,7 @@ import click
 from .context import AppContext, echo_json
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})   # also as nomade-why
 @click.argument("job_id")
 @click.option("--cluster", default="", help="Cluster of the job when the store holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
