@@ -180,6 +180,7 @@ def test_users_see_only_alerts_about_their_own_jobs_and_cannot_ack(tmp_path, fil
     assert [a["summary"] for a in json.loads(out)["alerts"]] == ["job 4"]
     assert run_cli(cli, ["--config", str(conf), "alerts", "ack", "1"]) == 1
     assert run_cli(cli, ["--config", str(conf), "alerts", "silence", "rule=x", "--for", "1h"]) == 1
+    assert run_cli(cli, ["--config", str(conf), "alerts", "silences"]) == 1
     err = capsys.readouterr().err
     assert "only root and members of" in err and "Traceback" not in err
 
@@ -199,6 +200,12 @@ def test_silence_and_ack_arguments(tmp_path, filesystem, monkeypatch, capsys):
     with open_store(cfg.store_path) as store:
         [s] = sa.silences(store)
     assert s["matchers"] == {"rule": "disk_fill", "mount": "/scratch"}
+    capsys.readouterr()
+    assert run_cli(cli, base + ["silences"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"#{s['id']} mount=/scratch rule=disk_fill until ") and "(in force; by " in out
+    assert run_cli(cli, base + ["silences", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["matchers"] == {"rule": "disk_fill", "mount": "/scratch"}
     assert run_cli(cli, base + ["rules", "--json"]) == 0
     rules = json.loads(capsys.readouterr().out)
     assert "scratch_full" in [r["name"] for r in rules["rules"]] and rules["disabled"][0] == "collector_down"

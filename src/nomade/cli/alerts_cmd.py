@@ -1,4 +1,4 @@
-"""``nomade alerts``: list alerts; ``ack``, ``silence`` (admins), ``rules``, ``test CHANNEL``."""
+"""``nomade alerts``: list alerts; ``ack``, ``silence``, ``silences`` (admins), ``rules``, ``test CHANNEL``."""
 
 import re
 import time
@@ -175,6 +175,30 @@ def silence(app: AppContext, matchers: Tuple[str, ...], for_: str, note: str) ->
         sid = store_alerts.add_silence(store, wanted, now, now + length, by, _clean(note))
     shown = " ".join(f"{k}={v}" for k, v in wanted.items())
     click.echo(f"silence #{sid}: {shown} until {_when(now + length)}")
+
+
+@alerts.command("silences")
+@click.option("--all", "show_all", is_flag=True, help="Also the silences that ended or have not begun.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def silences(app: AppContext, show_all: bool, as_json: bool) -> None:
+    """The silences in force (with --all, every one): matchers, until when, who, why. Admins only."""
+    from ..store import alerts as store_alerts
+    _require_admin(app, "silences")
+    now = time.time()
+    with app.store(readonly=True) as store:
+        rows = store_alerts.silences(store, None if show_all else now)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no silences in force" if not show_all else "no silences")
+        return
+    for r in rows:
+        shown = " ".join(f"{_clean(str(k))}={_clean(str(v))}" for k, v in sorted(r["matchers"].items()))
+        state = "in force" if r["starts_at"] <= now < r["ends_at"] else ("ended" if r["ends_at"] <= now else "not yet")
+        click.echo(f"#{r['id']} {shown} until {_when(r['ends_at'])} ({state}; by {_clean(str(r['created_by']))}"
+                   + (f": {_clean(str(r['note']))}" if r.get("note") else "") + ")")
 
 
 @alerts.command("rules")
