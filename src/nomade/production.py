@@ -25,10 +25,10 @@ from . import risk_scale
 from .states import failure_class
 from .store import models as store_models
 from .store import scores as store_scores
+from .why_ondemand import RECENT_WINDOW_S   # job_submit.lua's "recent submissions" window: one value
 
 log = logging.getLogger(__name__)
 
-RECENT_WINDOW_S = 3600.0        # job_submit.lua's "recent submissions" window
 LOOKBACK_S = 30 * 86400.0       # jobs submitted longer ago than this are not (re)tried
 BATCH = 5000
 

@@ -24,6 +24,7 @@ def status(app: AppContext, since: str, as_json: bool) -> None:
     from ..production import performance
     from ..scoring.registry import list_models
     from ..store.models import current_version
+    from .models_cmd import _pct   # one way to print a share
 
     try:
         cutoff = parse_since(since)
@@ -90,6 +91,3 @@ def _setting(cfg, name):
 def _f(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.0f}%"
