@@ -9,8 +9,9 @@ temporary store, and the process RSS is read after a warm-up of 200 cycles and a
 in for "runs 7 days": 10,000 cycles of 60 s are 7 days).
 
 ``cluster`` (root, the test cluster up): submits one held job array of ``--jobs`` tasks (queued,
-never run), then runs cycles of every collector that exists here (queue, nodes, slurm_health
-included) at the daemon's pace and reports per cycle: CPU time (user+sys of this process and its
+never run), then runs 60-s cycles (on a simulated clock, so the shipped intervals and phases
+decide what runs when, as in the daemon) of every collector that exists here (queue, nodes,
+slurm_health included) and reports per cycle: CPU time (user+sys of this process and its
 children, i.e. squeue/sinfo/sdiag), wall time, and the slurmctld RPCs it added, from `sdiag`'s
 "Remote Procedure Call statistics by message type" (the counts after minus before, minus the
 sdiag calls made to read them). The CPU share at a 60 s interval is CPU per cycle / 60 s.
@@ -46,12 +47,18 @@ def cpu_s() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def monitor(tmp: Path, names):
+def monitor(tmp: Path, names, clock=None):
+    """The daemon's Monitor. With ``clock``: the shipped intervals and phases on that (simulated)
+    clock, as `nomade collect` runs them; without: every collector every cycle."""
     cfg = load_config(None, {"data_dir": str(tmp)}, environ={"NOMADE_CLUSTER": "bench"})
     store = open_store(tmp / "nomade.db")
     found = registry()
     names = [n for n in names if n in found]
-    return Monitor(cfg, found, store, only=names, interval_s=0.001), store
+    if clock is None:
+        return Monitor(cfg, found, store, only=names, interval_s=0.001), store
+    mon = Monitor(cfg, found, store, only=names, clock=clock)
+    mon.apply_phases(clock())
+    return mon, store
 
 
 def cycles(args) -> None:
@@ -89,14 +96,16 @@ def cluster(args) -> None:
     job_id = job.stdout.strip().split(";")[0]
     try:
         with tempfile.TemporaryDirectory() as d:
-            mon, store = monitor(Path(d), list(registry()))
-            mon.cycle(now=time.time())          # first cycle primes the counters
+            sim = [time.time()]                 # the daemon's clock, 60 s a cycle
+            mon, store = monitor(Path(d), list(registry()), clock=lambda: sim[0])
+            mon.cycle(now=sim[0])               # first cycle primes the counters
             rows = []
             for _ in range(args.cycles):
                 time.sleep(args.pause)
+                sim[0] += 60.0
                 before = sdiag_counts()
                 c0, w0 = cpu_s(), time.monotonic()
-                runs = mon.cycle(now=time.time() + 3600 * (len(rows) + 1))
+                runs = mon.cycle(now=sim[0])
                 c1, w1 = cpu_s(), time.monotonic()
                 after = sdiag_counts()
                 added = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -110,7 +119,10 @@ def cluster(args) -> None:
     for cpu, wall, total, added, _runs in rows:
         print(f"cycle: CPU {1000 * cpu:.0f} ms ({100 * cpu / 60.0:.2f} % of one core at a 60 s interval), "
               f"wall {1000 * wall:.0f} ms, slurmctld RPCs added {total}: {added}")
-    print("runs:", rows[-1][4])
+    for _cpu, _wall, _total, _added, runs in rows[:2]:
+        print("runs:", runs)
+    totals = [r[2] for r in rows]
+    print(f"slurmctld RPCs per cycle: max {max(totals)}, mean {sum(totals) / len(totals):.2f} over {len(totals)} cycles")
     print(f"RSS at the end: {rss_mb():.1f} MB; max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")
 
 
@@ -121,7 +133,7 @@ def main() -> None:
     a.add_argument("--cycles", type=int, default=10000)
     b = sub.add_parser("cluster")
     b.add_argument("--jobs", type=int, default=1000)
-    b.add_argument("--cycles", type=int, default=5)
+    b.add_argument("--cycles", type=int, default=10)
     b.add_argument("--pause", type=float, default=2.0)
     args = ap.parse_args()
     {"cycles": cycles, "cluster": cluster}[args.what](args)

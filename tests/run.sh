@@ -12,7 +12,7 @@
 # 2. brings up the real Slurm cluster (tests/slurm/cluster.sh up) when root and exports
 #    NOMADE_SLURM_READY=1;
 # 3. runs ruff (pyproject.toml [tool.ruff]), then pytest with .venv on the whole suite, then .venv39 on
-#    -m "not train and not slurm and not browser";
+#    -m "not train and not slurm" (the browser tests included: the dashboard on 3.9 too);
 # 4. exits non-zero if ruff found anything or either run failed (pytest's "no tests collected", rc 5, is a failure) and,
 #    under CI (CI=true), also if any test marked slurm was skipped;
 # 5. prints both pytest summary lines ("N passed, ...") at the end.
@@ -152,7 +152,7 @@ run_pytest() { # run_pytest NAME VENV ARGS... ; sets RC_<NAME>
 run_pytest main .venv tests "$@"; RC_MAIN=$?
 RC_39=0
 if [ -n "${PY39:-}" ]; then
-  run_pytest py39 .venv39 tests -m "not train and not slurm and not browser"; RC_39=$?
+  run_pytest py39 .venv39 tests -m "not train and not slurm"; RC_39=$?
 fi
 
 # ------------------------------------------------------------------ 4/5. verdict

@@ -58,6 +58,30 @@ def build_store(data_dir: Path, with_alerts: bool = True, location=None) -> Dict
             "bob_jobs": {str(200 + i) for i in range(N_BOB)}, "alert_ids": alert_ids}
 
 
+RUNNING_ALICE, RUNNING_BOB = ("105", "111", "130"), ("204",)     # RUNNING in build_store (130: here)
+
+
+def add_running_samples(store, step: int) -> None:
+    """Recorder samples of the running jobs (three per job, after those of ``step - 1``; runs
+    about as long as ``zone_jobs``' ended jobs), their summaries rebuilt as the spool ingestion
+    does; step 0 also adds alice's running job 130 with a hostile name and node list."""
+    from nomade.ingest.spool import rebuild_summaries
+    if step == 0:
+        upsert_jobs(store, [_job(130, ALICE, "RUNNING", name=HOSTILE, node_list='n1,"<x>\n;')], "test")
+    rows = []
+    for job in RUNNING_ALICE + RUNNING_BOB:
+        start = T0 + 60 * int(job) + 5
+        for k in range(3 * step, 3 * step + 3):
+            row = {c: None for c in SAMPLE_COLS}
+            row.update(cluster=CLUSTER, job_id=job, node="n1", ts=start + 250 + 30 * (int(job) % 5) + 40 * k, cpu_eff=0.5,
+                       rss_mb=500.0 + 100.0 * k, cg_mem_mb=600.0 + 100.0 * k, cg_mem_limit_mb=4096.0,
+                       write_bytes=2 ** 20 * (1 + k) ** 2, write_network_bytes=2 ** 20 * (1 + k),
+                       write_local_bytes=2 ** 19 * (1 + k), extra="{}")
+            rows.append(tuple(row[c] for c in SAMPLE_COLS))
+    add_samples(store, rows)
+    rebuild_summaries(store, [(CLUSTER, j) for j in RUNNING_ALICE + RUNNING_BOB], now=T0)
+
+
 def _alerts(store) -> Optional[Dict[str, int]]:
     try:
         from nomade.store import alerts as store_alerts
@@ -83,3 +107,71 @@ def token_for(data_dir: Path, uid: int) -> str:
         os.chown(directory / str(uid), uid, -1)
         os.chmod(directory, 0o1733)
     return tok
+
+
+HOSTILE_MODEL = '</script><img src=x onerror=alert(1)>'
+
+
+def evaluated_manifest(version: str, created_at: float) -> Dict[str, object]:
+    """A manifest shaped like ``nomade train``'s with an evaluation of the submit stage: two
+    folds, the models, both baselines, a threshold sweep, the alert policy's table, a piecewise
+    calibration map; one model name is hostile text."""
+    def model(pr, roc, ece, shift):
+        sweep = [{"threshold": t, "precision": min(1.0, 0.2 + shift + 0.5 * t), "recall": max(0.0, 1.0 - t - shift),
+                  "f1": 0.3, "flagged": max(0.0, 0.9 - t)} for t in (0.1, 0.2, 0.3, 0.5, 0.7)]
+        return {"roc_auc": roc, "pr_auc": pr, "brier": 0.1, "ece": ece, "precision": 0.4, "recall": 0.5,
+                "f1": 0.44, "flagged": 0.2, "n_test": 400, "positive_rate": 0.2,
+                "per_class_recall": {"failed": 0.5}, "sweep": sweep}
+    metrics = {"ensemble": model(0.52, 0.81, 0.03, 0.0), "gbdt": model(0.47, 0.78, 0.05, 0.05),
+               HOSTILE_MODEL: model(0.41, 0.74, 0.04, 0.1), "user_history": model(0.30, 0.62, 0.02, 0.2),
+               "gbdt_hpe": model(0.33, 0.66, 0.06, 0.15)}
+    folds = [{"fold": k, "n_train": 800 + 200 * k, "n_test": 200,
+              "metrics": {n: {"pr_auc": m["pr_auc"] + 0.02 * k, "roc_auc": m["roc_auc"], "ece": m["ece"]}
+                          for n, m in metrics.items()}} for k in range(2)]
+    table = [{"threshold": t, "precision": 0.25 + 0.6 * t, "recall": 1.0 - t, "f1": 0.4, "flagged": 1.0 - t}
+             for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)]
+    return {"version": version, "created_at": created_at, "format_version": 2,
+            "data_counts": {"jobs": 2000, "labelled": 2000, "failed": 400},
+            "metrics": metrics,
+            "evaluation": {"submit": {"protocol": "rolling origin, 2 folds over the newest half of the history",
+                                      "folds": folds, "metrics": metrics, "report": "/srv/nomade/reports/x"}},
+            "alert_policy": {"submit": {"threshold": 0.6, "rule": "alert budget: at most 10% of jobs flagged",
+                                        "precision": 0.61, "recall": 0.4, "flagged": 0.1, "table": table},
+                             "lua": {"threshold": 0.55, "rule": "alert budget: at most 10% of jobs flagged"}},
+            "thresholds": {"alert": 0.6, "high": 0.8},
+            "ensemble": {"mode": "stacked", "primary": {"submit": "ensemble_submit"},
+                         "stacks": {"ensemble_submit": {"stage": "submit", "mode": "stacked"}},
+                         "skipped_stages": {"start": "only 900 labelled jobs have a start time (need 1000)"}},
+            "models": {"gbdt_lite": {"calibration": {"kind": "piecewise_linear", "x": [0.1, 0.3, 0.6, 0.9],
+                                                     "y": [0.05, 0.2, 0.55, 0.8]}}},
+            "series": {"skipped": "0 ended jobs with >= 3 recorder samples"},
+            "publish_gate": {"passed": True, "reason": "passed", "reasons": []}}
+
+
+def add_bundle(store, version: str = "20261101T000000Z", current: bool = True) -> None:
+    """Register an evaluated bundle (``evaluated_manifest``), made current when ``current``."""
+    from nomade.store.models import add_model, make_current
+    add_model(store, version, f"/srv/nomade/models/{version}", "candidate", T0, evaluated_manifest(version, T0))
+    if current:
+        make_current(store, version, T0 + 60)
+
+
+def zone_jobs(n: int = 240, seed: int = 3):
+    """``n`` ended jobs of both users (ids 1000..) whose failures depend on their core count
+    (most jobs on 32 or more cores fail, few on fewer): the behaviour analysis finds a danger
+    and a safe zone in them."""
+    import random
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        user = ALICE if i % 2 else BOB
+        cores = rnd.choice([1, 2, 4, 8, 16, 32, 64])
+        state = "FAILED" if rnd.random() < (0.8 if cores >= 32 else 0.1) else "COMPLETED"
+        submit = T0 + 86400 + 120 * i
+        out.append(JobRecord(CLUSTER, str(1000 + i), job_id_raw=1000 + i, user=user[0], uid=user[1],
+                             name=f"zone{i % 5}", state=state, is_final=1, submit_time=submit,
+                             start_time=submit + 10, end_time=submit + 10 + 300 + 30 * (i % 20),
+                             elapsed_s=300 + 30 * (i % 20), partition="batch", req_cpus=cores,
+                             req_mem_mb=2048.0 * (1 + i % 3), timelimit_s=7200,
+                             exit_code=0 if state == "COMPLETED" else 1, exit_signal=0))
+    return out

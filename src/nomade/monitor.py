@@ -133,7 +133,7 @@ class Monitor:
             inst = self._instances.get(name) or self._instances.setdefault(name, self.found[name]())
             ctx = CollectContext(settings=self.settings[name], run=self.run_cmd, now=self.clock,
                                  hostname=self.hostname, cluster=self.cluster,
-                                 state=self._state.setdefault(name, {}))
+                                 state=self._state.setdefault(name, {}), store=self.store)
             metrics = list(inst.collect(ctx) or [])
             state, message = "ok", ""
         except CollectorSkipped as exc:
@@ -186,6 +186,7 @@ class Monitor:
         """Cycle until ``signals.stop``; on ``signals.reload`` take ``reload()`` (a bad file is
         logged and the old configuration kept). Waits in slices of at most 1 s so signals are
         answered quickly. Returns the number of cycles run."""
+        self.apply_phases(self.clock())
         cycles = 0
         while not signals.stop and (max_cycles is None or cycles < max_cycles):
             if signals.reload:
@@ -199,6 +200,16 @@ class Monitor:
             while not signals.stop and not signals.reload and self.clock() < wake:
                 sleep(min(1.0, max(0.0, wake - self.clock())))
         return cycles
+
+    def apply_phases(self, start: float) -> None:
+        """A collector not yet run first runs ``phase_s`` after ``start`` (the daemon only:
+        ``--once`` runs everything; ``--interval`` runs everything every cycle)."""
+        if self.interval_override is not None:
+            return
+        for name in self.names:
+            phase = float(self.settings[name].get("phase_s", self.found[name].phase_s) or 0.0)
+            if phase > 0 and self._next_due[name] == float("-inf"):
+                self._next_due[name] = start + phase
 
     def _reload(self, reload: Callable[[], Config]) -> None:
         try:

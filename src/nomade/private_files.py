@@ -55,13 +55,25 @@ def private_umask() -> Iterator[None]:
 def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE,
                  owner: Optional[Tuple[int, int]] = None, sync_dir: bool = True) -> Path:
     """Write ``data`` as ``path`` so that a reader sees the old file or the new one, never half,
-    and nobody ever sees it with a looser mode or another owner than the final ones.
+    and nobody ever sees it with a looser mode or another owner than the final ones (the rule is
+    ``atomic_file``'s). Raises OSError; the temp file is removed."""
+    with atomic_file(path, mode=mode, owner=owner, sync_dir=sync_dir) as fd:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    return Path(path)
 
-    The one rule: a temp file beside it (``.<name>.<pid>.tmp``; readers skip dot-names) created
-    O_EXCL|O_NOFOLLOW with ``mode``, given ``owner`` (uid, gid; -1 keeps one) and re-moded while
-    still empty (the umask may have narrowed the mode), then the data, fsync, rename over
-    ``path``, and fsync of the directory unless ``sync_dir`` is False (a caller that renames a
-    whole directory afterwards syncs that instead). Raises OSError; the temp file is removed."""
+
+@contextmanager
+def atomic_file(path: Path, *, mode: int = PRIVATE_FILE_MODE, owner: Optional[Tuple[int, int]] = None,
+                sync_dir: bool = True) -> Iterator[int]:
+    """The one rule for writing a whole file, as a block that writes to the yielded descriptor
+    (streams that do not fit in memory: ``os.fdopen(fd, "wb", closefd=False)``): a temp file
+    beside ``path`` (``.<name>.<pid>.tmp``; readers skip dot-names) created O_EXCL|O_NOFOLLOW with
+    ``mode``, given ``owner`` (uid, gid; -1 keeps one) and re-moded while still empty (the umask
+    may have narrowed the mode); when the block ends: fsync, rename over ``path``, and fsync of
+    the directory unless ``sync_dir`` is False (a caller that renames a whole directory afterwards
+    syncs that instead). When the block raises, the temp file is removed and ``path`` untouched."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if os.path.lexists(tmp):
@@ -74,9 +86,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE,
                 os.fchown(fd, *owner)
             if os.fstat(fd).st_mode & 0o7777 != mode:
                 os.fchmod(fd, mode)          # the umask narrowed it; still empty
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            yield fd
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -89,7 +99,6 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE,
         raise
     if sync_dir:
         fsync_dir(path.parent)
-    return path
 
 
 def fsync_dir(path: Path) -> None:

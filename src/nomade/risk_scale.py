@@ -18,6 +18,13 @@ CUTOFFS: Tuple[float, ...] = (0.3, 0.6, 0.8)   # lower bound of MODERATE, HIGH, 
 DEFAULT_ALERT = 0.5   # alert threshold when neither the configuration nor the bundle gives one
 DEFAULT_BUDGET = 0.10
 DEFAULT_MIN_PRECISION = 0.5
+# Share of the alert budget kept free on the window the threshold is chosen on: later jobs' scores
+# drift (and the shipped models are refitted after the choice), so a threshold that flags exactly
+# the budget there flagged up to 13.6 % of a later test window on CTC (27 % for the Lua model on
+# Atlas, whose evaluated threshold also came from another fit);
+# aiming at 80 % of it keeps the share of the next windows within the budget on the shared traces
+# (docs/evaluation.md, "The alert budget out of sample").
+BUDGET_MARGIN = 0.2
 
 
 def level(risk: float) -> str:
@@ -89,11 +96,13 @@ def current_threshold(cfg: Any, stage: str = "submit") -> float:
 @dataclass(frozen=True)
 class AlertPolicy:
     """How training chooses the alert threshold on the stack window: the lowest threshold that
-    flags at most ``budget`` of the jobs (0 = no budget: the best-F1 threshold), raised until the
-    precision there is at least ``min_precision``. ``source`` says which settings gave it."""
+    flags at most ``budget * (1 - margin)`` of the jobs (0 = no budget: the best-F1 threshold),
+    raised until the precision there is at least ``min_precision``. ``source`` says which
+    settings gave it."""
     budget: float = DEFAULT_BUDGET
     min_precision: float = DEFAULT_MIN_PRECISION
     source: str = "model.alert_budget"
+    margin: float = BUDGET_MARGIN
 
 
 def alert_policy(cfg: Any) -> AlertPolicy:

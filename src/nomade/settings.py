@@ -197,6 +197,10 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("privacy", "max_per_uid", int, 2,
             "Connections (waiting or being answered) one uid may hold on the nomade-why service at "
             "once; more are answered \"busy, try again\", so one user cannot occupy every worker."),
+    Setting("export", "secret_file", str, "/etc/nomade/export.secret",
+            "The site's secret for `nomade export --anonymize` (keyed pseudonyms): a file of at least "
+            "32 bytes, not readable by other users (e.g. `head -c 48 /dev/urandom > FILE; chmod 600 "
+            "FILE`). Keep it: the same secret gives the same pseudonyms in every export."),
     # ------------------------------------------------------------------ web dashboard (nomade dashboard)
     Setting("web", "host", str, "127.0.0.1",
             "Address `nomade dashboard` listens on; the default serves this machine only."),
@@ -298,21 +302,25 @@ SETTINGS: Tuple[Setting, ...] = (
     *collector_settings(
         "queue",
         ("stuck_after_h", float, 24.0, "Hours a job may pend before it counts in queue.stuck."),
-        ("fairshare_interval_s", float, 600.0, "Seconds between fairshare readings (`sshare`, one "
-         "more slurmctld RPC); 0 = never."),
-        ("timeout_s", float, 30.0, "Seconds squeue and sshare may each run."),
+        ("timeout_s", float, 30.0, "Seconds squeue may run."),
         interval_s=60.0),
     *collector_settings(
         "nodes",
         ("hwmon", bool, True, "Also report this host's temperatures from /sys/class/hwmon."),
         ("timeout_s", float, 30.0, "Seconds sinfo may run."),
-        interval_s=60.0),
+        ("phase_s", float, 0.0, "Seconds the daemon waits before the first run (with slurm_health's "
+         "phase_s, keeps sinfo and sdiag out of the same cycle)."),
+        interval_s=120.0),
     *collector_settings(
         "slurm_health",
-        ("timeout_s", float, 10.0, "Seconds sdiag may run."),
+        ("timeout_s", float, 10.0, "Seconds sdiag and sshare may each run."),
         ("ping_timeout_s", float, 5.0, "Seconds each reachability check (scontrol ping, "
          "sacctmgr, munge/unmunge) may take before the daemon counts as down."),
-        interval_s=60.0),
+        ("fairshare_interval_s", float, 600.0, "Seconds between fairshare readings (`sshare`, one "
+         "more slurmctld RPC, in a cycle without sinfo); 0 = never."),
+        ("phase_s", float, 60.0, "Seconds the daemon waits before the first run: 60 s out of step "
+         "with the nodes collector, so a cycle costs slurmctld at most 3 RPCs."),
+        interval_s=120.0),
     *collector_settings(
         "licenses",
         ("flexlm", list, [], "FlexLM servers as port@host (a redundant triad as "
@@ -326,6 +334,32 @@ SETTINGS: Tuple[Setting, ...] = (
         "gpu",
         ("xid", bool, True, "Also report NVIDIA XID error events (gpu.xid) seen since the last cycle."),
         interval_s=30.0),
+    # ---- collectors: scratch, coverage
+    *collector_settings(
+        "scratch",
+        ("paths", list, [], "Directories scanned for stale data per user (never following "
+         "symlinks, staying on each one's filesystem); empty = no scan."),
+        ("stale_days", float, 30.0, "A file neither modified nor read (mtime, atime) for this "
+         "many days is stale."),
+        ("budget_s", float, 30.0, "Seconds one path's scan may take; past it the scan stops and "
+         "says truncated (its counts are then lower bounds)."),
+        ("max_entries", int, 1000000, "Directory entries one path's scan may look at."),
+        ("epilog_paths", list, [], "Node-local scratch directories where the Epilog counts the "
+         "files the job's user (SLURM_JOB_UID) still owns; %u = login, %U = uid, %j = job id. "
+         "Empty = no check."),
+        ("epilog_budget_s", float, 0.5, "Seconds the Epilog's check may take over all "
+         "epilog_paths (at most a third of hooks.timeout_s)."),
+        ("epilog_max_entries", int, 20000, "Directory entries the Epilog's check may look at."),
+        ("leftover_window_h", float, 24.0, "Hours of Epilog checks (of ended jobs) the "
+         "collector turns into scratch.leftover_* metrics."),
+        interval_s=3600.0),
+    *collector_settings(
+        "coverage",
+        ("window_h", float, 24.0, "Hours of ended jobs whose recorder coverage is measured."),
+        ("min_jobs", int, 20, "Fewest ended jobs for recorder.coverage_ratio to be given."),
+        ("min_runtime_s", float, 60.0, "Jobs that ran shorter than this are not counted (the "
+         "recorder may not have sampled them)."),
+        interval_s=900.0),
     # ---- alerts: engine and default rules (docs/alerts.md)
     Setting("alerts", "enabled", bool, True,
             "Evaluate alert rules after each `nomade collect` cycle and each prediction ingest."),
@@ -341,6 +375,12 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("alerts", "memory_pressure_percent", float, 20.0,
             "Share of time all tasks of a node stall on memory (PSI full, avg10) that warns."),
     Setting("alerts", "nfs_retrans_per_s", float, 1.0, "NFS retransmissions per second on a mount that warn."),
+    Setting("alerts", "min_recorder_coverage", float, 0.8,
+            "Rule recorder_coverage_low: warns when fewer than this share of the recently ended jobs "
+            "have recorder samples (recorder.coverage_ratio)."),
+    Setting("alerts", "scratch_leftover_gb", float, 10.0,
+            "Rule scratch_leftover: a node where ended jobs left more than this many GB in node-local "
+            "scratch (scratch.leftover_bytes; info)."),
     Setting("alerts", "min_production_precision", float, 0.5,
             "Rule model_precision_low: warns when fewer than this share of the jobs warned (per stage, "
             "last 30 days, `nomade models performance`) failed."),

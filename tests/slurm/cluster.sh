@@ -65,6 +65,13 @@ wait_for() { # wait_for SECONDS DESCRIPTION CMD...
   until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -ge $end ] && die "timeout waiting for $d"; sleep 0.2; done
 }
 node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -1; }
+settle_completing() { # settle_completing SECONDS: wait (bounded) until no job is completing
+  local end=$(( $(date +%s) + $1 ))
+  while [ -n "$(squeue -h -t CG -o %i 2>/dev/null)" ]; do
+    [ "$(date +%s)" -ge $end ] && { log "jobs still completing after $1 s: $(squeue -h -t CG -o %i | tr '\n' ' ')"; return 0; }
+    sleep 0.5
+  done
+}
 
 # ================================================================ packages
 PKGS="munge slurmctld slurmd slurm-client slurmdbd mariadb-server lua5.1 lua-socket lua-filesystem lua-cjson"
@@ -301,6 +308,9 @@ cmd_up() {
   wait_for 60 slurmdbd sacctmgr -n show cluster
   ensure_associations
   if [ $conf_changed = 1 ] && alive /run/slurmctld.pid; then
+    # a job still completing when slurmctld stops cannot report its end, and slurmd then drains
+    # the node with "Kill task failed": let completing jobs finish first
+    settle_completing 90
     log "slurm.conf changed: restarting slurmctld and slurmd"
     stop_pid slurmctld /run/slurmctld.pid
     stop_pid slurmd /run/slurmd.pid
@@ -309,9 +319,15 @@ cmd_up() {
   wait_for 30 slurmctld scontrol ping
   alive /run/slurmd.pid || slurmd 9>&-
   [ "$lua_changed" = 1 ] && [ $conf_changed = 0 ] && log "job_submit.lua replaced (reloaded on next submit)"
-  # a drain/down left in saved state from an earlier run survives restarts: clear it
-  case "$(node_state)" in drain*|down*|fail*) scontrol update nodename="$NODE" state=resume 2>/dev/null || true;; esac
-  wait_for 60 "node $NODE idle/allocated" bash -c "sinfo -h -n $NODE -o %T | grep -Eq '^(idle|mixed|allocated|completing)'"
+  # a job recovered in the completing state may still drain the node once slurmd is back: wait
+  # for it, then clear a drain/down left by it or by saved state from an earlier run
+  wait_for 60 "slurmd on $NODE responding" bash -c "sinfo -h -n $NODE -o %T | grep -vq '[*]'"
+  settle_completing 90
+  case "$(node_state)" in drain*|down*|fail*)
+    log "node $NODE was $(node_state) ($(sinfo -h -n "$NODE" -o %E)): resuming"
+    scontrol update nodename="$NODE" state=resume 2>/dev/null || true;; esac
+  # "idle*" (not responding) is not ready: no job would start there
+  wait_for 60 "node $NODE idle/allocated" bash -c "sinfo -h -n $NODE -o %T | grep -Eq '^(idle|mixed|allocated|completing)$'"
   if [ "${NOMADE_SLURM_SMOKE:-1}" = 1 ] && [ $fresh = 1 ]; then
     local jid
     jid=$(cd /tmp && sbatch --parsable -J cluster_sh_smoke -o /dev/null --wrap true) || die "smoke sbatch failed"

@@ -26,17 +26,25 @@ def ctx(**settings):
 
 
 def test_held_job_and_array_pending_by_task(slurm_cluster):
-    ids = [harness.submit("alice", "--hold", "-J", "nomade|held\tname", wrap="true"),
+    """Through ``squeue --json`` (this squeue has it: one RPC), then the same through the text
+    form; a job name with '|', a tab and a newline moves nothing in either."""
+    ids = [harness.submit("alice", "--hold", "-J", "nomade|held\tname\n|x|RUNNING", wrap="true"),
            harness.submit("alice", "--hold", "--array=1-5", "-J", "arr", wrap="true")]
     try:
-        metrics = QueueCollector().collect(ctx(stuck_after_h=0))
+        c = ctx(stuck_after_h=0)
+        metrics = QueueCollector().collect(c)
+        assert c.state.get("json", True) is True
+        text_ctx = ctx(stuck_after_h=0)
+        text_ctx.state["json"] = False
+        text_metrics = QueueCollector().collect(text_ctx)
     finally:
         harness.sh(["scancel"] + list(ids), check=False)
-    held = [m for m in metrics if m.metric == "queue.pending_by_reason"
-            and m.label("reason") == "JobHeldUser"]
-    assert sum(m.value for m in held) >= 6
-    assert sum(m.value for m in metrics if m.metric == "queue.stuck") >= 6
-    assert any(m.metric == "queue.fairshare" and m.label("user") == "alice" for m in metrics)
+    for got in (metrics, text_metrics):
+        held = [m for m in got if m.metric == "queue.pending_by_reason" and m.label("reason") == "JobHeldUser"]
+        assert sum(m.value for m in held) >= 6
+        assert sum(m.value for m in got if m.metric == "queue.stuck") >= 6
+    pending = {m.label("partition"): m.value for m in metrics if m.metric == "queue.pending"}
+    assert pending == {m.label("partition"): m.value for m in text_metrics if m.metric == "queue.pending"}
 
 
 def test_drained_node_reason_user_time(slurm_cluster):
@@ -60,3 +68,4 @@ def test_slurm_health_all_up(slurm_cluster):
         "slurmctld": 1, "slurmdbd": 1, "munge": 1}
     assert any(m.metric == "slurm.rpc_count" and m.label("type") == "REQUEST_JOB_INFO" for m in metrics)
     assert any(m.metric == "slurm.server_threads" for m in metrics)
+    assert any(m.metric == "queue.fairshare" and m.label("user") == "alice" for m in metrics)

@@ -395,6 +395,7 @@ def jobs(deployed, trained):
                "trained_version": trained["version"]}
     finally:
         subprocess.run(["scancel", ids["long"], ids["held"]], check=False)
+        S.wait_ended([ids["long"], ids["held"]], timeout=60)  # not completing when the cluster restarts
 
 
 # ---------------------------------------------------------------- 1. the prefix

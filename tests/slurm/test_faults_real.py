@@ -35,15 +35,17 @@ def cluster():
 
 
 def run_jobs(n=2, names=("risky-f", "plain-f")):
+    # a drained node would leave every job pending: say so at once rather than after the timeout
+    assert not any(s.startswith(("drain", "down", "fail")) for s in S.node_states().split()), S.node_report()
     ids = []
     for i in range(n):
         r = S.sbatch("alice", "-J", names[i % len(names)], "--wrap", "true")
         assert r.returncode == 0, r.stderr  # accepted
         ids.append(S.job_id_of(r))
     states = S.wait_ended(ids, timeout=120)
-    assert all(states.get(j) == "COMPLETED" for j in ids), states
+    assert all(states.get(j) == "COMPLETED" for j in ids), (states, S.node_report())
     assert S.slurmctld_alive()
-    assert not any(s.startswith(("drain", "down", "fail")) for s in S.node_states().split()), S.node_states()
+    assert not any(s.startswith(("drain", "down", "fail")) for s in S.node_states().split()), S.node_report()
     return ids
 
 

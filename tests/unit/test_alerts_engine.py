@@ -415,8 +415,8 @@ summary = "node {node} {state}: {reason}"
     assert n.summary.startswith("node c12 idle+drain: ECC errors Subject: forged") and "{0.__class__}" in n.summary
     sm.write_cycle(store, "local", "nodes", [        # the drain is cleared: its series stops
         Metric.of("nodes.state", 1, node="c12", state="idle", reason=""),
-        Metric.of("nodes.state", 1, node="c13", state="idle", reason="")], T0 + 60)
-    e.evaluate(now=T0 + 60)
+        Metric.of("nodes.state", 1, node="c13", state="idle", reason="")], T0 + 120)
+    e.evaluate(now=T0 + 120)                           # the nodes collector's next run (120 s)
     assert [n.status for g in e.channels()[0].got for n in g.notifications] == ["firing", "resolved"]
 
 

@@ -263,3 +263,44 @@ def test_python_api(tmp_path, monkeypatch):
         st = nm.collectors
         assert st["fine"].ok and st["fine"].interval_s == 10.0 and st["absent"].message == "no absent driver"
         assert nm.analysis.cluster == "c1"
+
+
+def test_default_schedule_keeps_slurmctld_rpcs_per_cycle_at_three(tmp_path):
+    """With the shipped intervals and phases, the daemon never runs sinfo (2 RPCs) and sdiag in
+    the same cycle: squeue --json (1) + sinfo (2), or squeue + sdiag + sshare. --once runs all."""
+    from nomade.collectors import nodes, queue, slurm_health
+    from nomade.command import CommandResult
+    from nomade.errors import SlurmCommandError
+    cost = {"squeue": 1, "sinfo": 2, "sdiag": 1, "sshare": 1, "scontrol": 1}
+    answers = {"squeue": '{"jobs": []}', "sinfo": "", "sshare": "",
+               "sdiag": "Server thread count:  3\nAgent queue size:     0\n"}
+    per_cycle = []
+    calls = []
+
+    def run(argv, timeout, **kw):
+        calls.append(argv[0])
+        if argv[0] not in answers:
+            raise SlurmCommandError(list(argv), 1, "not in this test")
+        return CommandResult(list(argv), 0, answers[argv[0]], "")
+    now = [1000.0]
+    cfg = load_config(cfg_file(tmp_path, "[collectors.nodes]\nhwmon = false\n"), environ={})
+    found = {"queue": queue.QueueCollector, "nodes": nodes.NodesCollector,
+             "slurm_health": slurm_health.SlurmHealthCollector}
+    mon = Monitor(cfg, found, None, run=run, clock=lambda: now[0])
+    signals = Signals()
+
+    def sleep(s):
+        now[0] += s
+        if now[0] >= 1000 + 3600:
+            signals.stop = True
+    real_cycle = mon.cycle
+
+    def cycle(**kw):
+        calls.clear()
+        out = real_cycle(**kw)
+        per_cycle.append(sum(cost.get(c, 0) for c in calls))
+        return out
+    mon.cycle = cycle
+    mon.run(signals, reload=lambda: cfg, sleep=sleep)
+    assert len(per_cycle) >= 59 and max(per_cycle) <= 3, per_cycle
+    assert per_cycle[:4] == [3, 3, 3, 2] and sum(per_cycle) / len(per_cycle) <= 2.65   # sshare: every 600 s

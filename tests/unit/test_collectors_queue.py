@@ -1,5 +1,6 @@
 """queue collector: real squeue/sshare output replayed, hostile lines, sshare failure, skip."""
 
+import json
 import time
 from pathlib import Path
 
@@ -13,13 +14,18 @@ from nomade.errors import SlurmCommandError
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "monitoring"
 
 
+NO_JSON = SlurmCommandError(["squeue"], 1, "squeue: unrecognized option '--json'")
+
+
 def fake_run(outputs):
-    """A ctx.run that answers by program name; an Exception value is raised."""
+    """A ctx.run that answers by program name ("squeue --json" for the JSON call); an Exception
+    value is raised."""
     calls = []
 
     def run(argv, timeout, **kw):
         calls.append(list(argv))
-        out = outputs[argv[0]]
+        key = "squeue --json" if argv[0] == "squeue" and "--json" in argv else argv[0]
+        out = outputs.get(key, NO_JSON) if key == "squeue --json" else outputs[key]
         if isinstance(out, Exception):
             raise out
         return CommandResult(argv, 0, out, "")
@@ -32,11 +38,12 @@ def by_name(metrics, name):
 
 
 def test_held_array_and_begintime_counted_by_task():
+    """A squeue without --json: the text form, and from then on only the text form."""
     text = (FIXTURES / "squeue_pending_epoch_times.txt").read_text()
-    run = fake_run({"squeue": text, "sshare": (FIXTURES / "sshare_lab_accounts.txt").read_text()})
+    run = fake_run({"squeue": text})
     ctx = CollectContext(settings={"stuck_after_h": 1}, run=run, now=lambda: 1796284588 + 7200)
-    metrics = queue.QueueCollector().collect(ctx)
-    assert [c[0] for c in run.calls] == ["squeue", "sshare"]          # one squeue per cycle
+    col = queue.QueueCollector()
+    metrics = col.collect(ctx)
     assert by_name(metrics, "queue.pending") == {(("partition", "debug"),): 23}
     assert by_name(metrics, "queue.running") == {(("partition", "debug"),): 0}
     assert by_name(metrics, "queue.pending_by_reason") == {
@@ -44,9 +51,57 @@ def test_held_array_and_begintime_counted_by_task():
         (("partition", "debug"), ("reason", "JobHeldUser")): 22}
     assert by_name(metrics, "queue.wait_p50_s")[()] == 7200
     assert by_name(metrics, "queue.stuck")[()] == 23
-    shares = by_name(metrics, "queue.fairshare")
-    assert shares[(("account", "research"), ("user", "alice"))] == 0.0
-    assert (("account", "root"), ("user", "")) not in shares         # no number: left out
+    col.collect(ctx)
+    assert ["--json" in c for c in run.calls] == [True, False, False]  # one squeue per cycle after
+
+
+def test_json_real_22_05_held_array_begintime_running_hostile_name():
+    """Real ``squeue --json`` (Slurm 22.05.8, data_parser v0.0.38): bob's job name holds a newline,
+    '|' and a fragment of JSON; JSON has no delimiter for it to shift. One squeue call, one RPC."""
+    text = (FIXTURES / "squeue_json_v0038_held_array_begintime_running_hostile_name.json").read_text()
+    run = fake_run({"squeue --json": text})
+    ctx = CollectContext(settings={"stuck_after_h": 1}, run=run, now=lambda: 1796303278 + 7200)
+    metrics = queue.QueueCollector().collect(ctx)
+    assert run.calls == [list(queue.SQUEUE_JSON_ARGV)]
+    assert by_name(metrics, "queue.pending") == {(("partition", "debug"),): 21}
+    assert by_name(metrics, "queue.running") == {(("partition", "debug"),): 1}
+    assert by_name(metrics, "queue.pending_by_reason") == {
+        (("partition", "debug"), ("reason", "BeginTime")): 1,
+        (("partition", "debug"), ("reason", "JobHeldUser")): 20}
+    jobs = queue.parse_squeue_json(text)
+    assert {j.job_id: j.user for j in jobs if j.state == "RUNNING"} == {"2009": "bob"}
+    assert "2007_[1-20%4]" in [j.job_id for j in jobs]
+
+
+def test_json_newer_data_parser_forms():
+    """v0.0.39+ numbers as {set, infinite, number}, v0.0.40+ states as lists; unset times and
+    junk records are left out, not errors."""
+    doc = {"jobs": [
+        {"job_id": {"set": True, "infinite": False, "number": 5}, "job_state": ["PENDING", "REQUEUED"],
+         "partition": "gpu", "user_name": "alice", "account": "a", "state_reason": "Priority",
+         "submit_time": {"set": True, "infinite": False, "number": 1000},
+         "array_task_string": "", "array_job_id": {"set": True, "number": 0},
+         "array_task_id": {"set": False, "infinite": False, "number": 0}},
+        {"job_id": 6, "job_state": ["RUNNING"], "partition": "gpu", "array_job_id": 4,
+         "array_task_id": {"set": True, "number": 2}, "submit_time": {"set": False, "number": 0}},
+        {"job_id": "7; rm -rf /", "job_state": "PENDING"}, {"job_id": True}, "junk", None,
+    ]}
+    jobs = queue.parse_squeue_json(json.dumps(doc))
+    assert [(j.job_id, j.state, j.partition, j.submit_ts) for j in jobs] == [
+        ("5", "PENDING", "gpu", 1000.0), ("4_2", "RUNNING", "gpu", None)]
+    with pytest.raises(ValueError):
+        queue.parse_squeue_json('{"errors": []}')
+
+
+def test_json_refused_by_a_down_slurmctld_is_not_a_missing_json():
+    """squeue --json failing because slurmctld is down raises (the run is recorded as failed) and
+    keeps JSON for the next cycle; only "unrecognized option" and plugin errors switch to text."""
+    down = SlurmCommandError(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
+    run = fake_run({"squeue --json": down, "squeue": "1|debug|RUNNING|0|a|x|None\n"})
+    ctx = CollectContext(settings={}, run=run)
+    with pytest.raises(SlurmCommandError):
+        queue.QueueCollector().collect(ctx)
+    assert ctx.state.get("json", True) is True
 
 
 def test_iso_times_parse_as_local_time():
@@ -95,13 +150,10 @@ def test_array_task_counts():
     assert queue.array_task_count("1_[junk]") == 1
 
 
-def test_sshare_failure_keeps_queue_metrics():
-    run = fake_run({"squeue": "1|debug|RUNNING|0|a|x|None\n",
-                    "sshare": SlurmCommandError(["sshare"], 1, "sshare: error: slurmdbd down")})
+def test_sshare_failure_gives_no_fairshare():
+    run = fake_run({"sshare": SlurmCommandError(["sshare"], 1, "sshare: error: slurmdbd down")})
     ctx = CollectContext(settings={}, run=run, now=lambda: 100.0)
-    metrics = queue.QueueCollector().collect(ctx)
-    assert by_name(metrics, "queue.running") == {(("partition", "debug"),): 1}
-    assert not by_name(metrics, "queue.fairshare")
+    assert queue.fairshare_metrics(ctx, 5.0, 600.0) == []
     assert "slurmdbd down" in ctx.state["sshare_error"]
 
 
@@ -124,13 +176,17 @@ def test_squeue_failure_is_an_error_not_a_skip():
 
 
 def test_fairshare_only_every_fairshare_interval():
-    """sshare is one more slurmctld RPC: read every fairshare_interval_s (600 s), not every cycle."""
-    text = (FIXTURES / "squeue_pending_epoch_times.txt").read_text()
-    run = fake_run({"squeue": text, "sshare": (FIXTURES / "sshare_lab_accounts.txt").read_text()})
+    """sshare is one more slurmctld RPC: read every fairshare_interval_s (600 s), not every run."""
+    run = fake_run({"sshare": (FIXTURES / "sshare_lab_accounts.txt").read_text()})
     t = [1796284588.0]
-    ctx = CollectContext(settings={"fairshare_interval_s": 600}, run=run, now=lambda: t[0])
-    col = queue.QueueCollector()
-    for step in (0, 60, 60, 600):
+    ctx = CollectContext(settings={}, run=run, now=lambda: t[0])
+    got = []
+    for step in (0, 120, 120, 600):
         t[0] += step
-        col.collect(ctx)
-    assert [c[0] for c in run.calls] == ["squeue", "sshare", "squeue", "squeue", "squeue", "sshare"]
+        got.append(len(queue.fairshare_metrics(ctx, 5.0, 600.0)))
+    assert [c[0] for c in run.calls] == ["sshare", "sshare"]
+    assert got[0] > 0 and got[1:3] == [0, 0] and got[3] == got[0]
+    shares = by_name(queue.fairshare_metrics(CollectContext(settings={}, run=run, now=lambda: 0.0), 5.0, 1.0),
+                     "queue.fairshare")
+    assert shares[(("account", "research"), ("user", "alice"))] == 0.0
+    assert (("account", "root"), ("user", "")) not in shares         # no number: left out

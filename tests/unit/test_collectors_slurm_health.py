@@ -46,9 +46,13 @@ def test_sdiag_hostile_lines():
     assert parsed["user"] == [("evil|user", 2, 10)]
 
 
+SSHARE = (FIXTURES / "sshare_lab_accounts.txt").read_text()
+
+
 def fake_run(answers):
     def run(argv, timeout, **kw):
-        out = answers[" ".join(argv[:2]) if argv[0] == "munge" else argv[0]]
+        key = " ".join(argv[:2]) if argv[0] == "munge" else argv[0]
+        out = answers.get(key, SSHARE) if key == "sshare" else answers[key]
         if isinstance(out, Exception):
             raise out
         if argv[0] == "unmunge":
@@ -107,3 +111,23 @@ def test_no_ping_when_sdiag_answered_ping_when_it_did_not():
     answers["sdiag"] = SlurmCommandError(["sdiag"], 1, "sdiag: error: Unable to contact slurm controller")
     ms = sh.SlurmHealthCollector().collect(CollectContext(settings={}, run=run))
     assert "scontrol" in calls and values(ms, "slurm.up", "daemon")["slurmctld"] == 1
+
+
+def test_fairshare_read_with_sdiag_every_fairshare_interval():
+    """sshare moved here from the queue collector: slurm_health runs in the cycles without sinfo,
+    so sshare never lands in the cycle that already costs slurmctld 3 RPCs."""
+    calls = []
+    inner = fake_run({"sdiag": (FIXTURES / "sdiag_idle_cluster.txt").read_text(), "sacctmgr": "lab\n",
+                      "munge -n": "CRED", "unmunge": (FIXTURES / "unmunge_success.txt").read_text()})
+
+    def run(argv, timeout, **kw):
+        calls.append(argv[0])
+        return inner(argv, timeout, **kw)
+    t = [1000.0]
+    ctx = CollectContext(settings={"fairshare_interval_s": 600}, run=run, now=lambda: t[0])
+    col = sh.SlurmHealthCollector()
+    shares = []
+    for step in (0, 120, 480):
+        t[0] += step
+        shares.append(sum(1 for m in col.collect(ctx) if m.metric == "queue.fairshare"))
+    assert calls.count("sshare") == 2 and shares[0] > 0 and shares[1] == 0 and shares[2] == shares[0]

@@ -72,13 +72,20 @@ def test_io_deltas_accumulate_and_split_by_fs(tmp_path):
     s = sampler(root, clk)
     a = s.sample()[0]
     assert a.write_bytes == 5851713
-    # the process writes to a file on / (ext4) and one on /dev/shm: the delta is split equally
-    assert a.write_local_bytes == a.extra["write_tmpfs_bytes"] == 5851713 // 2
+    # the process writes to a file on / (ext4) and one on /dev/shm: the bytes bound for a device
+    # (write_bytes 3907584; tmpfs never counts there) are local's, the rest of wchar is tmpfs's
+    assert a.write_local_bytes == 3907584
+    assert a.extra["write_tmpfs_bytes"] == 5851713 - 3907584
     clk.step(30)
-    set_io(root, 10416, wchar=5851713 + 1000)
+    set_io(root, 10416, wchar=5851713 + 1000)           # 1000 more bytes, none for a device
     b = s.sample()[0]
     assert b.write_bytes == 5851713 + 1000
-    assert b.write_local_bytes == 5851713 // 2 + 500
+    assert b.write_local_bytes == 3907584
+    assert b.extra["write_tmpfs_bytes"] == 5851713 - 3907584 + 1000
+    clk.step(30)
+    set_io(root, 10416, wchar=5851713 + 3000, write_bytes=3907584 + 9000)   # mmap'd pages: more
+    c = s.sample()[0]                                    # than wchar for the device, capped at it
+    assert c.write_local_bytes == 3907584 + 2000 and c.extra["write_tmpfs_bytes"] == b.extra["write_tmpfs_bytes"]
 
 
 def test_pid_reuse_starts_a_new_process_no_negative_delta(tmp_path):

@@ -221,6 +221,21 @@ def test_live_text_with_control_bytes_and_many_lines_is_rejoined(store, monkeypa
     assert got["8"][2] == "a\nb\nc" and got["8"][3] == "sbatch --wrap 'a\n\nb|c\n9\x1f9'"
 
 
+def test_live_control_bytes_after_a_newline_stay_in_the_submit_line(store, monkeypatch):
+    """Seen on the real cluster (Slurm 22.05): bob's job name held a newline and his --comment a
+    \x01 and a tab, so sacct printed the submit line's tail on a line of its own holding control
+    bytes. That line was quarantined on every ingestion and the submit line cut short; with the
+    live (random, 33-character) delimiter it is the row's continuation."""
+    name = 'evil"}],"jobs":[{"job_id":1\n|x|PENDING'
+    line = f"sbatch --parsable -J {name} --comment \x01alice\ttab --wrap sleep 60 -o /dev/null"
+    fake = FakeSacct([[dict(JobID="9", User="bob", UID="1002", Group="bob", JobName=name, SubmitLine=line),
+                       dict(JobID="9.batch", JobName="batch", User="", UID="", SubmitLine="", WorkDir="")]])
+    monkeypatch.setattr(ing, "run_command", fake)
+    res = ing.ingest_live(store, timeout=30.0, now=1_800_000_000.0)
+    assert res.counts.quarantined == 0 and res.counts.new == 1
+    assert jobs(store)["9"] == ("bob", 1002, name, line)
+
+
 @pytest.mark.parametrize("way", PATHS)
 def test_a_stored_jobs_owner_never_changes_on_reingestion(store, monkeypatch, way):
     first = (FIX / "handmade_pipes_newlines_unicode.txt").read_text(encoding="utf-8")

@@ -89,7 +89,8 @@ RUNTIME_PATHS = {
     "collect": ("import nomade.cli.collect_cmd, nomade.cli.status_cmd, nomade.analysis\n"
                 "from nomade.collectors.registry import registry\nregistry()"),
     "alerts-behaviour-web": ("import nomade.alerts.engine, nomade.cli.alerts_cmd, nomade.behaviour.analysis, "
-                             "nomade.production, nomade.predict, nomade.demo_replay, nomade.web.metrics_endpoint"),
+                             "nomade.production, nomade.predict, nomade.demo_replay, nomade.web.metrics_endpoint, "
+                             "nomade.behaviour.zones, nomade.web.model_charts, nomade.ml_status, nomade.cli.ml_cmd"),
     "cli-help": ("from nomade.cli.main import cli, run_cli\n"
                  "for c in (['--help'], ['jobs', '--help'], ['report', '--help'],"
                  " ['ingest', 'sacct', '--help'], ['ingest', 'hooks', '--help'],"

@@ -104,6 +104,15 @@ def default_tables(cfg: Any) -> List[Dict[str, Any]]:
         dict(name="behaviour_drift", metric="behaviour.drift", threshold=cfg.get("behaviour.drift_threshold"),
              key_labels=["feature"], severity="info",
              summary="how jobs run has drifted from the training window: {feature} (stability index {value_words})"),
+        # the scratch and coverage collectors (docs/monitoring.md)
+        dict(name="scratch_leftover", metric="scratch.leftover_bytes", labels={"user": "~^$"},
+             threshold=cfg.get("alerts.scratch_leftover_gb") * 1e9, unit="bytes", severity="info",
+             summary="{host}: jobs that ended recently left {value_words} in node-local scratch"),
+        dict(name="recorder_coverage_low", metric="recorder.coverage_ratio", scale=100.0, op="<",
+             threshold=100.0 * cfg.get("alerts.min_recorder_coverage"),
+             clear=100.0 * cfg.get("alerts.min_recorder_coverage") + 5.0, unit="percent",
+             severity="warning",
+             summary="only {value_words} of the jobs that ended recently on {cluster} have recorder samples"),
     ]
     retrain = cfg.get("model.retrain_interval_days")
     if retrain and retrain > 0:

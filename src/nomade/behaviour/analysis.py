@@ -14,7 +14,7 @@ from ..errors import ConfigError, NomadeError
 from . import network as net
 from . import profiles as prof
 from . import stats
-from .vectors import LABELS, BehaviourSet, readable
+from .vectors import LABELS, BehaviourSet, is_own, readable  # noqa: F401 (is_own: analysis.is_own for callers)
 
 
 @dataclass
@@ -142,17 +142,6 @@ def _hotspot(h: stats.Hotspot) -> Dict[str, Any]:
             "range": f"{readable(h.feature, h.low)} .. {readable(h.feature, h.high)}", "n": h.n, "failures": h.failures,
             "failure_rate": _r(h.failure_rate), "ci": [_r(h.ci_low), _r(h.ci_high)],
             "base_rate": _r(h.base_rate)}
-
-
-def is_own(b: BehaviourSet, rows: np.ndarray, viewer) -> np.ndarray:
-    """Which of ``rows`` belong to ``viewer`` (access rule: the uid, else the user name when the
-    record has no uid); all True for an admin (viewer None)."""
-    if viewer is None:
-        return np.ones(len(rows), dtype=bool)
-    uid = b.uid[rows]
-    name = viewer.name
-    by_name = np.array([u is not None and u == name for u in b.user[rows]], dtype=bool)
-    return np.where(np.isfinite(uid), uid == viewer.uid, by_name & (name is not None))
 
 
 def profiles_summary(a: Analysis, viewer=None) -> Dict[str, Any]:

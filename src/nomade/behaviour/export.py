@@ -24,31 +24,49 @@ def _num(v: float, nd: int = 4) -> Optional[float]:
     return None if v != v or v in (float("inf"), float("-inf")) else round(float(v), nd)
 
 
-def axes_01(X: np.ndarray, cols: List[int]) -> np.ndarray:
-    """The axis columns scaled to 0..1 between their 1st and 99th percentiles (clipped; NaN kept)."""
-    out = np.full((X.shape[0], len(cols)), np.nan)
-    for c, j in enumerate(cols):
-        x = X[:, j]
-        fin = x[np.isfinite(x)]
-        if fin.size == 0:
-            continue
-        lo, hi = np.percentile(fin, [1, 99])
-        span = hi - lo if hi > lo else 1.0
-        out[:, c] = np.clip((x - lo) / span, 0.0, 1.0)
+def axis_bounds(X: np.ndarray, cols: List[int]) -> List[Optional[List[float]]]:
+    """Per axis column, its 1st and 99th percentiles ([lo, hi]; None for a column with no value)."""
+    out: List[Optional[List[float]]] = []
+    for j in cols:
+        fin = X[:, j][np.isfinite(X[:, j])]
+        out.append([float(v) for v in np.percentile(fin, [1, 99])] if fin.size else None)
     return out
 
 
-def pca3(Z: np.ndarray, sample: int = 50000, seed: int = 0) -> np.ndarray:
-    """Projection of every row on the first three principal axes (fitted on a sample)."""
+def apply_axes(X: np.ndarray, cols: List[int], bounds: List[Optional[List[float]]]) -> np.ndarray:
+    """The axis columns scaled to 0..1 between their bounds (clipped; NaN kept)."""
+    out = np.full((X.shape[0], len(cols)), np.nan)
+    for c, (j, bound) in enumerate(zip(cols, bounds)):
+        if bound is not None:
+            lo, hi = bound
+            out[:, c] = np.clip((X[:, j] - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+    return out
+
+
+def axes_01(X: np.ndarray, cols: List[int]) -> np.ndarray:
+    """The axis columns scaled to 0..1 between their 1st and 99th percentiles (clipped; NaN kept)."""
+    return apply_axes(X, cols, axis_bounds(X, cols))
+
+
+def pca_fit(Z: np.ndarray, sample: int = 50000, seed: int = 0):
+    """(mean, first three principal axes) of the rows of ``Z`` (fitted on a sample)."""
     rng = np.random.default_rng(seed)
     S = Z[rng.choice(Z.shape[0], sample, replace=False)] if Z.shape[0] > sample else Z
     mu = S.mean(axis=0)
     _, _, vt = np.linalg.svd(S - mu, full_matrices=False)
-    comps = vt[:3]
+    return mu, vt[:3]
+
+
+def pca_apply(Z: np.ndarray, mu: np.ndarray, comps: np.ndarray) -> np.ndarray:
     P = (Z - mu) @ comps.T
     if P.shape[1] < 3:
         P = np.hstack([P, np.zeros((P.shape[0], 3 - P.shape[1]))])
     return P
+
+
+def pca3(Z: np.ndarray, sample: int = 50000, seed: int = 0) -> np.ndarray:
+    """Projection of every row on the first three principal axes (fitted on a sample)."""
+    return pca_apply(Z, *pca_fit(Z, sample, seed))
 
 
 def export_analysis(a: Analysis, *, viewer=None, limit: Optional[int] = None,

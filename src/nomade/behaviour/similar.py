@@ -11,10 +11,9 @@ import numpy as np
 
 from ..errors import NomadeError
 from ..whyservice.access import check_access
-from .analysis import is_own
 from .network import SimilarityIndex
 from .stats import wilson
-from .vectors import LABELS, BehaviourSet
+from .vectors import LABELS, BehaviourSet, is_own
 
 AGGREGATE = 50
 

@@ -8,7 +8,7 @@ cancellations, as in training) and a health score (``health_scores``)."""
 import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -107,27 +107,15 @@ class BehaviourSet:
                             self.X[rows], {k: v[rows] for k, v in self.extra.items()}, self.names)
 
 
-def _f(v: Any) -> float:
-    return float("nan") if v is None else float(v)
-
-
-def _log_mib(b: float) -> float:
-    return math.log1p(b / MIB) if b == b and b >= 0 else float("nan")
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if a == a and b == b and b > 0 else float("nan")
-
-
-def requested_mem_mb(req_mem: Any, per: Any, cpus: float, nodes: float) -> float:
-    """The whole job's requested memory (MiB) from ReqMem and its form (nomade.efficiency)."""
-    if req_mem is None or req_mem <= 0:
-        return float("nan")
-    if per == REQ_MEM_JOB:
-        return float(req_mem)
-    if per == REQ_MEM_CPU:
-        return float(req_mem) * cpus if cpus == cpus else float("nan")
-    return float(req_mem) * (nodes if nodes == nodes and nodes > 0 else 1.0)
+def is_own(b: BehaviourSet, rows: np.ndarray, viewer) -> np.ndarray:
+    """Which of ``rows`` belong to ``viewer`` (access rule: the uid, else the user name when the
+    record has no uid); all True for an admin (viewer None)."""
+    if viewer is None:
+        return np.ones(len(rows), dtype=bool)
+    uid = b.uid[rows]
+    name = viewer.name
+    by_name = np.array([u is not None and u == name for u in b.user[rows]], dtype=bool)
+    return np.where(np.isfinite(uid), uid == viewer.uid, by_name & (name is not None))
 
 
 def health_scores(outcome: Sequence[Optional[str]], cpu_eff: np.ndarray, mem_eff: np.ndarray) -> np.ndarray:
@@ -141,9 +129,11 @@ def health_scores(outcome: Sequence[Optional[str]], cpu_eff: np.ndarray, mem_eff
     with np.errstate(invalid="ignore", divide="ignore"):
         eff = (np.nan_to_num(c) + np.nan_to_num(m)) / known     # NaN where neither is known
     h = np.where(np.isnan(eff), UNKNOWN_EFFICIENCY_HEALTH, 0.5 + 0.5 * np.nan_to_num(eff))
-    for i, cls in enumerate(outcome):
+    out = np.empty(len(outcome), dtype=object)
+    out[:] = list(outcome)
+    for cls in set(out.tolist()):
         if cls != states.SUCCESS:
-            h[i] = CLASS_HEALTH.get(cls, 0.0) if cls is not None else float("nan")
+            h[out == cls] = CLASS_HEALTH.get(cls, 0.0) if cls is not None else float("nan")
     return h
 
 
@@ -157,77 +147,133 @@ def build(rows: Sequence[Sequence[Any]], columns: Sequence[str],
           node_points: Optional[Dict[Tuple[str, str], List[Tuple[float, float]]]] = None) -> BehaviourSet:
     """Behaviour vectors from ``store.behaviour.ended_jobs`` rows (``columns`` = ENDED_COLUMNS)
     and ``store.behaviour.node_stat_points`` (None: no node statistics -> NaN)."""
-    n = len(rows)
-    col = {c: i for i, c in enumerate(columns)}
+    return build_batches([rows], columns, node_points)
+
+
+TEXT_COLUMNS = ("cluster", "job_id", "user", "state", "node_list", "partition")
+SHARED_TEXT = ("cluster", "user", "state", "partition")      # few distinct values
+
+
+def build_batches(batches: Iterable[Sequence[Sequence[Any]]], columns: Sequence[str],
+                  node_points: Optional[Dict[Tuple[str, str], List[Tuple[float, float]]]] = None) -> BehaviourSet:
+    """``build`` over rows that come in batches (``store.behaviour.ended_job_batches``): each
+    batch is turned into column arrays at once (numpy over columns, no Python work per value),
+    so the rows of one batch at a time are held as Python objects."""
+    parts: Dict[str, List[np.ndarray]] = {c: [] for c in columns}
+    same: Dict[str, Dict[Any, Any]] = {c: {} for c in SHARED_TEXT}
+    for batch in batches:
+        if not len(batch):
+            continue
+        for c, values in zip(columns, zip(*batch)):
+            if c in TEXT_COLUMNS:
+                arr = np.empty(len(values), dtype=object)
+                seen = same.get(c)     # one string object per distinct value, not one per job
+                arr[:] = values if seen is None else [seen.setdefault(v, v) for v in values]
+            else:
+                arr = np.array(values, dtype=np.float64)     # None -> NaN
+            parts[c].append(arr)
+    cols: Dict[str, np.ndarray] = {}
+    for c in columns:
+        chunks = parts.pop(c)           # each column's chunks freed as it is joined
+        cols[c] = np.concatenate(chunks) if chunks else np.empty(0, dtype=object if c in TEXT_COLUMNS else np.float64)
+    return _from_columns(cols, node_points)
+
+
+def _from_columns(c: Dict[str, np.ndarray], node_points) -> BehaviourSet:
+    n = len(c["job_id"])
     X = np.full((n, len(NAMES)), np.nan)
     fi = {name: j for j, name in enumerate(NAMES)}
-    meta = {k: np.empty(n, dtype=object) for k in ("cluster", "job_id", "user", "outcome")}
-    uid = np.full(n, np.nan)
-    end = np.full(n, np.nan)
-    extra = {k: np.full(n, np.nan) for k in ("runtime_frac", "cpus", "timelimit_s", "req_gpus",
-                                             "mem_req_mb", "mem_peak_mb", "start_time", "elapsed_s")}
-    extra["partition"] = np.empty(n, dtype=object)
-    for i, r in enumerate(rows):
-        _one(r, col, X[i], fi, extra, i)
-        meta["cluster"][i], meta["job_id"][i], meta["user"][i] = r[col["cluster"]], r[col["job_id"]], r[col["user"]]
-        uid[i] = _f(r[col["uid"]])
-        cls = states.failure_class(r[col["state"]], r[col["cancelled_by"]], r[col["uid"]]) if r[col["state"]] else None
-        meta["outcome"][i] = cls
-        end[i] = _end_time(r, col)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        extra = _accounting_features(c, X, fi)
+        _recorder_features(c, X, fi, extra["elapsed_s"])
+    outcome = _outcomes(c["state"], c["cancelled_by"], c["uid"])
     if node_points:
-        _node_features(rows, col, X, fi, node_points)
-    y = np.array([label_of(c) for c in meta["outcome"]], dtype=np.int8)
-    health = health_scores(list(meta["outcome"]), X[:, fi["cpu_eff"]], X[:, fi["mem_eff"]])
-    return BehaviourSet(meta["cluster"], meta["job_id"], meta["user"], uid, meta["outcome"], y,
-                        health, end, X, extra)
+        _node_features(c, X, fi, node_points)
+    y = _labels(outcome)
+    health = health_scores(outcome, X[:, fi["cpu_eff"]], X[:, fi["mem_eff"]])
+    end = c["end_time"].copy()
+    base = np.where(np.isnan(c["start_time"]), c["submit_time"], c["start_time"])
+    end = np.where(np.isnan(end), base + c["elapsed_s"], end)
+    return BehaviourSet(c["cluster"], c["job_id"], c["user"], c["uid"].copy(), outcome, y, health, end, X, extra)
 
 
-def _end_time(r, col) -> float:
-    e = r[col["end_time"]]
-    if e is not None:
-        return float(e)
-    el = r[col["elapsed_s"]]
-    base = r[col["start_time"]] if r[col["start_time"]] is not None else r[col["submit_time"]]
-    return float(base) + float(el) if base is not None and el is not None else float("nan")
+def _known_or(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a`` where it is known and not 0, else ``b`` (Slurm's 0 = not allocated)."""
+    return np.where(np.isfinite(a) & (a != 0), a, b)
 
 
-def _one(r, col, x: np.ndarray, fi: Dict[str, int], extra: Dict[str, np.ndarray], i: int) -> None:
-    elapsed = _f(r[col["elapsed_s"]])
-    cpus = _f(r[col["alloc_cpus"]] if r[col["alloc_cpus"]] else r[col["req_cpus"]])
-    nodes = _f(r[col["alloc_nodes"]] if r[col["alloc_nodes"]] else r[col["req_nodes"]])
-    cpu_eff = _ratio(_f(r[col["total_cpu_s"]]), elapsed * cpus)
-    if cpu_eff != cpu_eff:
-        cpu_eff = _f(r[col["s_mean_cpu_eff"]])
-    x[fi["cpu_eff"]] = cpu_eff
-    peaks = [_f(r[col[c]]) for c in ("max_rss_mb", "s_peak_rss_mb", "s_peak_cg_mem_mb")]
-    peaks = [p for p in peaks if p == p and p > 0]
-    peak = max(peaks) if peaks else float("nan")
-    req = requested_mem_mb(r[col["req_mem_mb"]], r[col["req_mem_per_cpu"]], cpus, nodes)
-    x[fi["mem_eff"]] = _ratio(peak, req)
-    gpu = _f(r[col["s_mean_gpu_util"]])
-    x[fi["gpu_util"]] = gpu / 100.0 if gpu == gpu else gpu
-    x[fi["runtime_log"]] = math.log1p(elapsed) if elapsed == elapsed and elapsed >= 0 else float("nan")
-    x[fi["cores_log"]] = math.log1p(cpus) if cpus == cpus and cpus > 0 else float("nan")
-    wb = _f(r[col["s_write_bytes"]])
-    parts = [_f(r[col[c]]) for c in ("s_write_network_bytes", "s_write_local_bytes", "s_write_tmpfs_bytes")]
-    x[fi["write_log"]] = _log_mib(wb)
-    x[fi["nfs_write"]], x[fi["local_write"]], x[fi["tmpfs_write"]] = (_log_mib(p) for p in parts)
-    x[fi["nfs_share"]] = _ratio(parts[0], sum(parts)) if all(p == p for p in parts) else float("nan")
-    rate = _f(r[col["s_peak_write_rate"]])
-    x[fi["peak_write_rate"]] = math.log1p(rate / MIB) if rate == rate and rate >= 0 else float("nan")
-    mean_rate = _ratio(wb, elapsed)
-    x[fi["write_intensity"]] = math.log1p(mean_rate / MIB) if mean_rate == mean_rate else float("nan")
-    tl = _f(r[col["timelimit_s"]])
-    extra["runtime_frac"][i] = _ratio(elapsed, tl)
-    extra["cpus"][i], extra["timelimit_s"][i] = cpus, tl
-    extra["req_gpus"][i] = _f(r[col["req_gpus"]])
-    extra["mem_req_mb"][i], extra["mem_peak_mb"][i] = req, peak
-    extra["start_time"][i] = _f(r[col["start_time"]])
-    extra["elapsed_s"][i] = elapsed
-    extra["partition"][i] = r[col["partition"]] if "partition" in col else None
+def _ratio_v(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b where a is known and b > 0, else NaN."""
+    return np.where(~np.isnan(a) & (b > 0), a / np.where(b > 0, b, 1.0), np.nan)
 
 
-def _node_features(rows, col, X: np.ndarray, fi: Dict[str, int],
+def _log_mib_v(b: np.ndarray) -> np.ndarray:
+    return np.where(b >= 0, np.log1p(np.where(b >= 0, b, 0.0) / MIB), np.nan)
+
+
+def _accounting_features(c: Dict[str, np.ndarray], X: np.ndarray, fi: Dict[str, int]) -> Dict[str, np.ndarray]:
+    """CPU and memory efficiency, runtime, cores, and ``extra``. Cores: allocated, else
+    requested; the whole job's requested memory from ReqMem and its form (per CPU x cores, per
+    node x nodes, or the job's; unknown when not > 0); peak memory: the largest known of sacct's
+    MaxRSS and the recorder's peaks."""
+    elapsed = c["elapsed_s"]
+    cpus = _known_or(c["alloc_cpus"], c["req_cpus"])
+    nodes = _known_or(c["alloc_nodes"], c["req_nodes"])
+    cpu_eff = _ratio_v(c["total_cpu_s"], elapsed * cpus)
+    X[:, fi["cpu_eff"]] = np.where(np.isnan(cpu_eff), c["s_mean_cpu_eff"], cpu_eff)
+    peaks = np.vstack([c["max_rss_mb"], c["s_peak_rss_mb"], c["s_peak_cg_mem_mb"]])
+    peak = np.fmax.reduce(np.where(peaks > 0, peaks, np.nan), axis=0)
+    req_mem, per = c["req_mem_mb"], c["req_mem_per_cpu"]
+    req = np.where(per == REQ_MEM_JOB, req_mem,
+                   np.where(per == REQ_MEM_CPU, req_mem * cpus,
+                            req_mem * np.where(nodes > 0, nodes, 1.0)))
+    req = np.where(req_mem > 0, req, np.nan)
+    X[:, fi["mem_eff"]] = _ratio_v(peak, req)
+    X[:, fi["runtime_log"]] = np.where(elapsed >= 0, np.log1p(np.where(elapsed >= 0, elapsed, 0.0)), np.nan)
+    X[:, fi["cores_log"]] = np.where(cpus > 0, np.log1p(np.where(cpus > 0, cpus, 0.0)), np.nan)
+    tl = c["timelimit_s"]
+    return {"runtime_frac": _ratio_v(elapsed, tl), "cpus": cpus, "timelimit_s": tl.copy(),
+            "req_gpus": c["req_gpus"].copy(), "mem_req_mb": req, "mem_peak_mb": peak,
+            "start_time": c["start_time"].copy(), "elapsed_s": elapsed.copy(),
+            "partition": c["partition"] if "partition" in c else np.full(len(elapsed), None, dtype=object)}
+
+
+def _recorder_features(c: Dict[str, np.ndarray], X: np.ndarray, fi: Dict[str, int], elapsed: np.ndarray) -> None:
+    X[:, fi["gpu_util"]] = c["s_mean_gpu_util"] / 100.0
+    wb = c["s_write_bytes"]
+    parts = [c["s_write_network_bytes"], c["s_write_local_bytes"], c["s_write_tmpfs_bytes"]]
+    X[:, fi["write_log"]] = _log_mib_v(wb)
+    for name, p in zip(("nfs_write", "local_write", "tmpfs_write"), parts):
+        X[:, fi[name]] = _log_mib_v(p)
+    X[:, fi["nfs_share"]] = _ratio_v(parts[0], parts[0] + parts[1] + parts[2])
+    X[:, fi["peak_write_rate"]] = _log_mib_v(c["s_peak_write_rate"])
+    X[:, fi["write_intensity"]] = np.log1p(_ratio_v(wb, elapsed) / MIB)
+
+
+def _outcomes(state: np.ndarray, cancelled_by: np.ndarray, uid: np.ndarray) -> np.ndarray:
+    """The failure class per job (None without a state); ``failure_class`` once per distinct
+    state, and per job only for cancellations (who cancelled matters)."""
+    out = np.empty(len(state), dtype=object)
+    for st in set(state.tolist()):
+        rows = np.nonzero(state == st)[0]
+        if not st:
+            out[rows] = None
+        elif st == "CANCELLED":
+            out[rows] = [states.failure_class(st, None if cb != cb else int(cb), None if u != u else int(u))
+                         for cb, u in zip(cancelled_by[rows].tolist(), uid[rows].tolist())]
+        else:
+            out[rows] = states.failure_class(st, None, None)
+    return out
+
+
+def _labels(outcome: np.ndarray) -> np.ndarray:
+    y = np.empty(len(outcome), dtype=np.int8)
+    for cls in set(outcome.tolist()):
+        y[outcome == cls] = label_of(cls)
+    return y
+
+
+def _node_features(c: Dict[str, np.ndarray], X: np.ndarray, fi: Dict[str, int],
                    points: Dict[Tuple[str, str], List[Tuple[float, float]]]) -> None:
     """Mean of each node statistic over [start, end] on the job's nodes (the mean of its nodes'
     means; nodes without a point in the window do not count; no node with one -> NaN)."""
@@ -240,9 +286,10 @@ def _node_features(rows, col, X: np.ndarray, fi: Dict[str, int],
             cum.append(cum[-1] + p[1])
         prefix[key] = (ts, cum)
     cache: Dict[str, List[str]] = {}
-    for i, r in enumerate(rows):
-        start, end, text = r[col["start_time"]], r[col["end_time"]], r[col["node_list"]]
-        if start is None or end is None or not text:
+    starts, ends, lists = c["start_time"], c["end_time"], c["node_list"]
+    for i in np.nonzero(np.isfinite(starts) & np.isfinite(ends))[0]:
+        start, end, text = float(starts[i]), float(ends[i]), lists[i]
+        if not text:
             continue
         hosts = cache.get(text)
         if hosts is None:
@@ -269,10 +316,9 @@ def _window_mean(pc: Optional[Tuple[List[float], List[float]]], start: float, en
 def load(store, cluster: Optional[str] = None) -> BehaviourSet:
     """The behaviour vectors of every ended job in ``store`` (of ``cluster``, None = all)."""
     from ..store import behaviour as sb
-    rows = sb.ended_jobs(store, cluster)
     metrics = sorted({m for ms in NODE_METRICS.values() for m in ms})
     points = sb.node_stat_points(store, metrics, cluster)
-    return build(rows, sb.ENDED_COLUMNS, points)
+    return build_batches(sb.ended_job_batches(store, cluster), sb.ENDED_COLUMNS, points)
 
 
 def from_arrays(X: np.ndarray, y: np.ndarray, *, users: Optional[Sequence[str]] = None,

@@ -19,6 +19,7 @@ COMMANDS = {
     "db": "db_cmd:db",
     "ingest": "ingest_cmd:ingest",
     "import": "import_cmd:import_",
+    "export": "export_cmd:export",
     "jobs": "jobs_cmd:jobs",
     "demo": "demo_cmd:demo",
     "train": "train_cmd:train",

@@ -1,7 +1,5 @@
 """``nomade ml status``: the current model, its evaluation and how its warnings did in production."""
 
-import time
-
 import click
 
 from .context import AppContext, echo_json, pass_app
@@ -21,6 +19,7 @@ def status(app: AppContext, since: str, as_json: bool) -> None:
     """Models in the registry, the current bundle's evaluation, alert policy and publish gate,
     and the production performance of the warnings (`nomade models performance`)."""
     from ..jobs_query import parse_since
+    from ..ml_status import manifest_of, summary as current_summary
     from ..production import performance
     from ..scoring.registry import list_models
     from ..store.models import current_version
@@ -35,11 +34,11 @@ def status(app: AppContext, since: str, as_json: bool) -> None:
         models = list_models(store)
         cur = current_version(store)
         row = next((m for m in models if m["version"] == cur), None)
-        manifest = _manifest(store, cur)
+        manifest = manifest_of(store, cur)
         perf = performance(store, since=cutoff,
                            owner_cancel_is_failure=bool(cfg.get("model.owner_cancel_is_failure")),
                            alert_threshold=float(cfg.get("model.alert_threshold")))
-    summary = _summary(cur, row, manifest, cfg)
+    summary = current_summary(cur, row, manifest, cfg)
     if as_json:
         echo_json({"current": summary, "models": models, "performance": [p.as_dict() for p in perf]})
         return
@@ -57,35 +56,6 @@ def status(app: AppContext, since: str, as_json: bool) -> None:
     for p in overall:
         click.echo(f"production ({p.stage}, last {since}): {p.jobs} jobs, {_pct(p.warned_share)} warned, "
                    f"precision {_pct(p.precision)}, recall {_pct(p.recall)}")
-
-
-def _manifest(store, version):
-    from ..store.models import get_model
-    if version is None:
-        return {}
-    m = get_model(store, version)
-    return m.manifest if m is not None else {}
-
-
-def _summary(cur, row, manifest, cfg):
-    created = float(manifest.get("created_at") or 0.0)
-    age = (time.time() - created) / 86400.0 if created else float("nan")
-    interval = _setting(cfg, "model.retrain_interval_days")
-    policy = (manifest.get("alert_policy") or {}).get("lua") or {}
-    gate = manifest.get("publish_gate") or {}
-    return {"version": cur, "age_days": age, "stale": bool(interval and age == age and age > float(interval)),
-            "jobs": (manifest.get("data_counts") or {}).get("jobs"),
-            "pr_auc": (row or {}).get("pr_auc"), "threshold": policy.get("threshold"),
-            "policy": policy.get("rule") or policy.get("policy") or "-",
-            "gate": ("passed" if gate.get("passed") else "refused: " + "; ".join(gate.get("reasons") or []))
-            if gate else "not recorded"}
-
-
-def _setting(cfg, name):
-    try:
-        return cfg.get(name)
-    except KeyError:
-        return None
 
 
 def _f(v) -> str:

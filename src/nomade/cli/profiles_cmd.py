@@ -31,6 +31,8 @@ def profiles(app: AppContext, cluster: Optional[str], job_id: Optional[str], dri
 
     Users see profiles of at least behaviour.min_count jobs and their own jobs in them.
     """
+    from ..behaviour import one_blas_thread
+    one_blas_thread()
     from ..behaviour import analysis, vectors
     from ..errors import AccessDenied
     from ..whyservice.access import check_access, is_admin

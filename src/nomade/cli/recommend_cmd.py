@@ -26,6 +26,8 @@ def recommend(app: AppContext, user: Optional[str], cluster: Optional[str], as_j
     time limit, I/O, GPU) with their trend. Admins without --user get the site-wide comparisons
     and every user's scores, lowest first.
     """
+    from ..behaviour import one_blas_thread
+    one_blas_thread()
     import numpy as np
 
     from ..behaviour import recommend as rec

@@ -56,18 +56,15 @@ def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: 
     A user sees their own jobs' details and aggregates over at least behaviour.min_count jobs;
     root and members of privacy.admin_group see everything.
     """
+    from ..behaviour import one_blas_thread
+    one_blas_thread()
+    if find is not None:
+        _find_similar(app, find, cluster, k, as_json)
+        return
     from ..behaviour import analysis, vectors
     viewer, opts = viewer_and_options(app, threshold, similarity)
     with app.store(readonly=True) as store:
         b = vectors.load(store, cluster)
-    if find is not None:
-        from ..behaviour.network import SimilarityIndex
-        from ..behaviour.similar import find_similar
-        res = find_similar(b, SimilarityIndex(b.X), find, viewer=viewer,
-                           admin_group=app.config.get("privacy.admin_group"), cluster=cluster, k=k,
-                           min_count=opts.min_count)
-        echo_json(res) if as_json else click.echo(format_similar(res))
-        return
     if export_path is not None:
         import json
 
@@ -82,6 +79,26 @@ def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: 
         return
     res = analysis.network_summary(analysis.analyse(b, opts, with_profiles=False))
     echo_json(res) if as_json else click.echo(format_summary(res))
+
+
+def _find_similar(app: AppContext, job_id: str, cluster: Optional[str], k: int, as_json: bool) -> None:
+    """The look-up from the cache (behaviour.cache), importing only what it needs (not the
+    analysis and its profiles): the command's own time stays near numpy's import."""
+    from ..behaviour.cache import similarity_lookup
+    from ..behaviour.similar import find_similar
+    from ..errors import ConfigError
+    from ..whyservice.access import is_admin
+    group = app.config.get("privacy.admin_group")
+    caller = current_caller()
+    viewer = None if is_admin(caller, group) else caller
+    min_count = app.config.get("behaviour.min_count")
+    if min_count < 1:
+        raise ConfigError("behaviour.min_count must be at least 1")
+    with app.store(readonly=True) as store:
+        b, index, _ = similarity_lookup(store, app.config.data_dir / "cache", cluster)
+    res = find_similar(b, index, job_id, viewer=viewer, admin_group=group, cluster=cluster, k=k,
+                       min_count=min_count)
+    echo_json(res) if as_json else click.echo(format_similar(res))
 
 
 def _pct(v) -> str:

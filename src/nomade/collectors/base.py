@@ -49,8 +49,8 @@ class Metric:
 @dataclass
 class CollectContext:
     """What a cycle gives every collector: its settings, the subprocess door, the clock, the
-    roots of /proc and /sys (tests point them at captured trees), and per-collector state kept
-    between cycles (previous counter values for rates)."""
+    roots of /proc and /sys (tests point them at captured trees), per-collector state kept
+    between cycles (previous counter values for rates), and the store (read only)."""
 
     settings: Mapping[str, Any]                       # this collector's settings, keys without prefix
     run: Callable[..., Any]                           # nomade.command.run_command
@@ -60,6 +60,8 @@ class CollectContext:
     hostname: str = ""
     cluster: str = ""
     state: Dict[str, Any] = field(default_factory=dict)
+    store: Any = None                                 # the store, for collectors that summarise
+                                                      # what it holds (coverage); None in syscheck
 
 
 class Collector:
@@ -68,6 +70,7 @@ class Collector:
     name: str = ""
     help: str = ""
     interval_s: float = 60.0          # default; [collectors.<name>] interval_s overrides
+    phase_s: float = 0.0              # the daemon's first run waits this long ([..] phase_s overrides)
     needs: str = ""                   # one line for `nomade syscheck`: what it reads or runs
 
     def collect(self, ctx: CollectContext) -> List[Metric]:

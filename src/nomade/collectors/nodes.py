@@ -114,7 +114,7 @@ def _read(path: Path) -> str:
 class NodesCollector(Collector):
     name = "nodes"
     help = "Node states with drain/down reasons (who, when), CPU/memory allocation, load, temperatures."
-    interval_s = 60.0
+    interval_s = 120.0   # sinfo costs 2 RPCs; slurm_health's sdiag runs in the cycles between
     needs = "sinfo (one call per cycle); /sys/class/hwmon for temperatures"
 
     def collect(self, ctx: CollectContext) -> List[Metric]:

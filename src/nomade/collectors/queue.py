@@ -1,13 +1,18 @@
 """queue: pending/running jobs per partition, pending reasons, wait times, stuck jobs, fairshare.
 
-ONE ``squeue`` call per cycle (plus one ``sshare``). The format puts the only free-ish field, the
-pending reason, last and splits with maxsplit; job names and comments (user text) are never asked
-for. Job arrays are counted by task: a pending ``123_[1-20%4]`` line is 20 tasks."""
+ONE ``squeue`` call per cycle. ``squeue --json`` costs slurmctld one RPC (REQUEST_JOB_INFO); the
+text form costs two (squeue also asks for the partition table), so JSON is used where squeue has
+it and the text form where it does not (remembered for the daemon's life). JSON needs no
+delimiter, so job names and comments (user text) cannot shift a field; the text format asks for
+neither and puts the only free-ish field, the pending reason, last. Job arrays are counted by
+task: a pending ``123_[1-20%4]`` record is 20 tasks. Fairshare (``sshare``, one more RPC) is read
+by the slurm_health collector, in the cycles without ``sinfo`` (see docs/monitoring.md)."""
 
+import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import SlurmCommandError
 from .base import CollectContext, Collector, Metric, register
@@ -15,8 +20,11 @@ from .external import clean_label, run_tool, setting
 
 SQUEUE_FIELDS = ("%i", "%P", "%T", "%V", "%u", "%a", "%r")  # reason last: it may hold '|' or ','
 SQUEUE_ARGV = ("squeue", "-h", "-a", "-o", "|".join(SQUEUE_FIELDS))
+SQUEUE_JSON_ARGV = ("squeue", "-a", "--json")
 SSHARE_ARGV = ("sshare", "-n", "-a", "-P", "-o", "Account,User,FairShare")
 MAX_ARRAY_TASKS = 4000001   # Slurm's largest MaxArraySize: a bigger count is not a real array
+_NO_JSON = re.compile(r"unrecognized option|invalid option|unknown option|json|serializ|data_parser|plugin",
+                      re.IGNORECASE)
 _ARRAY = re.compile(r"^\d+_\[([^\]]*)\]$")
 
 
@@ -70,6 +78,66 @@ def parse_squeue(text: str) -> List[QueueJob]:
                              clean_label(reason.split(",", 1)[0]) or "None",
                              array_task_count(job_id)))
     return jobs
+
+
+def _plain(value: Any) -> Any:
+    """A data_parser value as a plain one: v0.0.39+ numbers come as {"set", "infinite",
+    "number"} (unset -> None), v0.0.40+ states as lists of flags (first is the base state)."""
+    if isinstance(value, dict):
+        return value.get("number") if value.get("set", True) and not value.get("infinite") else None
+    if isinstance(value, list):
+        return value[0] if value else ""
+    return value
+
+
+def _text(value: Any) -> str:
+    value = _plain(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def parse_squeue_json(text: str) -> List[QueueJob]:
+    """Jobs of ``squeue --json`` (data_parser v0.0.37 to v0.0.4x); records that do not parse are
+    skipped. Raises ValueError when the text is not squeue's JSON at all."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
+        raise ValueError("no 'jobs' list")
+    jobs = []
+    for rec in doc["jobs"]:
+        if not isinstance(rec, dict):
+            continue
+        job_id = _plain(rec.get("job_id"))
+        if isinstance(job_id, bool) or not isinstance(job_id, int):
+            continue
+        array = _text(rec.get("array_task_string"))
+        task = _plain(rec.get("array_task_id"))
+        if array:
+            shown = f"{job_id}_[{array}]"
+        elif isinstance(task, int) and not isinstance(task, bool) and _plain(rec.get("array_job_id")):
+            shown = f"{_plain(rec.get('array_job_id'))}_{task}"
+        else:
+            shown = str(job_id)
+        submit = _plain(rec.get("submit_time"))
+        submit_ts = float(submit) if isinstance(submit, (int, float)) and submit > 0 else None
+        jobs.append(QueueJob(shown, clean_label(_text(rec.get("partition"))), _text(rec.get("job_state")).upper(),
+                             submit_ts, clean_label(_text(rec.get("user_name"))),
+                             clean_label(_text(rec.get("account"))),
+                             clean_label(_text(rec.get("state_reason")).split(",", 1)[0]) or "None",
+                             array_task_count(shown)))
+    return jobs
+
+
+def read_queue(ctx: CollectContext, timeout: float) -> List[QueueJob]:
+    """The queue from ONE squeue call: JSON where this squeue has it, else the text form."""
+    if ctx.state.get("json", True):
+        try:
+            return parse_squeue_json(run_tool(ctx, SQUEUE_JSON_ARGV, timeout).stdout)
+        except SlurmCommandError as exc:
+            if exc.rc is None or not _NO_JSON.search(exc.stderr or ""):
+                raise               # timed out, slurmctld down, ...: not a missing --json
+        except ValueError:
+            pass
+        ctx.state["json"] = False   # no --json here (older squeue, no serializer plugin)
+    return parse_squeue(run_tool(ctx, SQUEUE_ARGV, timeout).stdout)
 
 
 def parse_sshare(text: str) -> List[Tuple[str, str, float]]:
@@ -126,27 +194,27 @@ def queue_metrics(jobs: Sequence[QueueJob], now: float, stuck_after_s: float) ->
 @register
 class QueueCollector(Collector):
     name = "queue"
-    help = "Pending/running jobs per partition, pending reasons, wait times, stuck jobs, fairshare."
+    help = "Pending/running jobs per partition, pending reasons, wait times, stuck jobs."
     interval_s = 60.0
-    needs = "squeue (one call per cycle), sshare for fairshare"
+    needs = "squeue (one call per cycle; --json where available)"
 
     def collect(self, ctx: CollectContext) -> List[Metric]:
         timeout = float(setting(ctx, self.name, "timeout_s"))
         stuck_h = float(setting(ctx, self.name, "stuck_after_h"))
-        result = run_tool(ctx, SQUEUE_ARGV, timeout)
-        metrics = queue_metrics(parse_squeue(result.stdout), ctx.now(), stuck_h * 3600.0)
-        # fairshare moves slowly: sshare (one more slurmctld RPC) every fairshare_interval_s only
-        every = float(setting(ctx, self.name, "fairshare_interval_s"))
-        now = ctx.now()
-        if every <= 0 or now < ctx.state.get("sshare_due", float("-inf")):
-            return metrics
-        ctx.state["sshare_due"] = now + every
-        try:
-            shares = parse_sshare(ctx.run(list(SSHARE_ARGV), timeout=timeout).stdout)
-        except SlurmCommandError as exc:   # fairshare is extra: the queue metrics still come
-            ctx.state["sshare_error"] = str(exc)
-            return metrics
-        ctx.state.pop("sshare_error", None)
-        metrics.extend(Metric.of("queue.fairshare", value, account=account, user=user)
-                       for account, user, value in shares)
-        return metrics
+        return queue_metrics(read_queue(ctx, timeout), ctx.now(), stuck_h * 3600.0)
+
+
+def fairshare_metrics(ctx: CollectContext, timeout: float, every: float) -> List[Metric]:
+    """queue.fairshare from ``sshare`` (one slurmctld RPC) when ``every`` seconds have passed
+    since the last reading; fairshare moves slowly. A failing sshare gives nothing (it is extra)."""
+    now = ctx.now()
+    if every <= 0 or now < ctx.state.get("sshare_due", float("-inf")):
+        return []
+    ctx.state["sshare_due"] = now + every
+    try:
+        shares = parse_sshare(ctx.run(list(SSHARE_ARGV), timeout=timeout).stdout)
+    except SlurmCommandError as exc:
+        ctx.state["sshare_error"] = str(exc)
+        return []
+    ctx.state.pop("sshare_error", None)
+    return [Metric.of("queue.fairshare", value, account=account, user=user) for account, user, value in shares]

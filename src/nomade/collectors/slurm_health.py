@@ -1,6 +1,10 @@
 """slurm_health: slurmctld's own load from ``sdiag`` (server threads, agent queue, RPC counts per
 message type and per user, so nomade measures what it and others cost) and whether slurmctld,
-slurmdbd and munge answer (``slurm.up``, label daemon; 1 up, 0 down), each with a short timeout.
+slurmdbd and munge answer (``slurm.up``, label daemon; 1 up, 0 down), each with a short timeout;
+and fairshare per account and user (``sshare``, every ``fairshare_interval_s``).
+
+It runs every 120 s, 60 s out of step with the nodes collector (``phase_s``), so that a cycle asks
+slurmctld at most three things: squeue (1 RPC) with sinfo (2), or squeue with sdiag and sshare.
 
 sdiag counters are cumulative since slurmctld started or since the last ``sdiag -r``; rates come
 from the analysis, which handles resets."""
@@ -12,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from ..errors import SlurmCommandError
 from .base import CollectContext, Collector, Metric, register
 from .external import clean_label, run_tool, setting
+from .queue import fairshare_metrics
 
 SDIAG_ARGV = ("sdiag",)
 PING_ARGV = ("scontrol", "ping")
@@ -114,9 +119,11 @@ def daemon_metrics(ctx: CollectContext, timeout: float, ctld_answered: bool = Fa
 @register
 class SlurmHealthCollector(Collector):
     name = "slurm_health"
-    help = "slurmctld load from sdiag (threads, agent queue, RPCs per type and user); daemon reachability."
-    interval_s = 60.0
-    needs = "sdiag; scontrol ping, sacctmgr, munge/unmunge for reachability"
+    help = ("slurmctld load from sdiag (threads, agent queue, RPCs per type and user); daemon "
+            "reachability; fairshare per account and user (sshare).")
+    interval_s = 120.0
+    phase_s = 60.0     # between the nodes collector's sinfo cycles: at most 3 slurmctld RPCs a cycle
+    needs = "sdiag; scontrol ping, sacctmgr, munge/unmunge for reachability; sshare for fairshare"
 
     def collect(self, ctx: CollectContext) -> List[Metric]:
         timeout = float(setting(ctx, self.name, "timeout_s"))
@@ -126,4 +133,5 @@ class SlurmHealthCollector(Collector):
         except SlurmCommandError as exc:   # slurmctld down: slurm.up says so below
             ctx.state["sdiag_error"] = str(exc)
             metrics = []
-        return metrics + daemon_metrics(ctx, ping_timeout, ctld_answered=bool(metrics))
+        shares = fairshare_metrics(ctx, timeout, float(setting(ctx, self.name, "fairshare_interval_s")))
+        return metrics + daemon_metrics(ctx, ping_timeout, ctld_answered=bool(metrics)) + shares

@@ -2,7 +2,7 @@
 builder. Runtime-safe (stdlib + numpy)."""
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -53,19 +53,58 @@ def table_from_rows(rows: Iterable[Dict[str, object]]) -> JobTable:
     return _sorted(cols)
 
 
-def load_jobs(store, cluster: Optional[str] = None, max_jobs: Optional[int] = None) -> JobTable:
-    """All jobs with a submit time (of one cluster, or all), sorted by submit time.
-    ``max_jobs`` keeps the most recent N by submit time."""
-    from ..store.job_queries import jobs_for_training  # scoring imports this module, not the store
+def load_jobs(store, cluster: Optional[str] = None, max_jobs: Optional[int] = None,
+              since: Optional[float] = None) -> JobTable:
+    """All jobs with a submit time (of one cluster, or all; submitted at or after ``since``
+    when given), sorted by submit time. ``max_jobs`` keeps the most recent N by submit time. Read in batches straight into the
+    columns (repeated text shared, not copied per row): memory is the table's arrays, not one
+    Python object per row and field."""
+    from ..store.job_queries import training_batches  # scoring imports this module, not the store
 
     # peak memory (max_rss_mb): sacct's MaxRSS, or the node recorder's peak when higher or when
     # accounting has none; both are outcome data, used only in the history of later jobs
-    rows = jobs_for_training(store, TEXT_COLUMNS + NUMERIC_COLUMNS, cluster)
-    if not rows:
+    builder = ColumnBuilder()
+    for batch in training_batches(store, TEXT_COLUMNS + NUMERIC_COLUMNS, cluster, since=since):
+        builder.add(batch)
+    if not builder.rows:
         where = f" for cluster {cluster!r}" if cluster else ""
         raise StoreError(f"no jobs in the store{where}",
                          hint="ingest jobs first (`nomade ingest sacct` or `nomade import swf FILE`)")
-    jt = table_from_rows(rows)
+    jt = _sorted(builder.columns())
     if max_jobs is not None and len(jt) > max_jobs:
         jt = jt.take(np.arange(len(jt) - max_jobs, len(jt)))
     return jt
+
+
+class ColumnBuilder:
+    """Rows (tuples of TEXT_COLUMNS + NUMERIC_COLUMNS, in that order) gathered batch by batch into
+    per-column arrays; equal strings are kept once (users, partitions, states repeat)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._parts: Dict[str, List[np.ndarray]] = {c: [] for c in TEXT_COLUMNS + NUMERIC_COLUMNS}
+        self._seen: Dict[str, Dict[object, object]] = {c: {} for c in TEXT_COLUMNS}
+
+    def add(self, batch: Sequence[Sequence[object]]) -> None:
+        if not batch:
+            return
+        fields = list(zip(*batch))
+        for i, c in enumerate(TEXT_COLUMNS):
+            seen = self._seen[c]
+            arr = np.empty(len(batch), dtype=object)
+            arr[:] = [seen.setdefault(v, v) for v in fields[i]]
+            self._parts[c].append(arr)
+        k = len(TEXT_COLUMNS)
+        for i, c in enumerate(NUMERIC_COLUMNS):
+            self._parts[c].append(np.array(fields[k + i], dtype=np.float64))  # None -> NaN
+        self.rows += len(batch)
+
+    def columns(self) -> Dict[str, np.ndarray]:
+        """The arrays (the batches are released as each column is joined)."""
+        out: Dict[str, np.ndarray] = {}
+        for c in TEXT_COLUMNS + NUMERIC_COLUMNS:
+            parts = self._parts.pop(c)
+            out[c] = (np.concatenate(parts) if parts else
+                      np.array([], dtype=object if c in TEXT_COLUMNS else np.float64))
+        self._seen = {}
+        return out

@@ -152,7 +152,7 @@ class Sampler:
             if not state.cpus_known:
                 self._learn_cpus(state, pid, jc)
             if d[1] > 0:
-                self._attribute_writes(state, pid, cur, d[1], mounts, kinds_seen)
+                self._attribute_writes(state, pid, cur, d[1], mounts, kinds_seen, storage=d[3])
         state.procs = live
         state.totals["proc_cpu_s"] = state.totals.get("proc_cpu_s", 0.0) + proc_cpu_delta
         if not state.cpus_known and jc is not None:
@@ -174,10 +174,12 @@ class Sampler:
             state.cpus, state.cpus_known = n, True
 
     def _attribute_writes(self, state: _Job, pid: int, proc: _Proc, dwchar: int, mounts: MountTable,
-                          kinds_seen: Dict[str, int]) -> None:
-        """Split the process's Δwchar equally between the fs kinds of its files open for
-        writing; with none open, charge the kind of its working directory (see docs/recorder.md).
-        Only processes that wrote since the last pass are looked at."""
+                          kinds_seen: Dict[str, int], storage: int = 0) -> None:
+        """Split the process's Δwchar between the fs kinds of its files open for writing; with
+        none open, charge the kind of its working directory (see docs/recorder.md). When tmpfs
+        and a disk kind are both open, the kernel's Δwrite_bytes (``storage``: page-cache bytes
+        bound for a device, never tmpfs) goes to the disk kinds and the rest to tmpfs; otherwise
+        the split is equal. Only processes that wrote since the last pass are looked at."""
         files = procfs.read_open_files(pid, self.paths.proc, proc.fds)
         kinds = set()
         for path, writable in files:
@@ -195,8 +197,13 @@ class Sampler:
         if not kinds:
             state.totals["write_unattributed"] = state.totals.get("write_unattributed", 0) + dwchar
             return
-        share = dwchar // len(kinds)
-        for k in kinds:
+        parts = {k: dwchar // len(kinds) for k in kinds}
+        disks = sorted(kinds - {"tmpfs"})
+        if "tmpfs" in kinds and disks:
+            on_disk = min(max(storage, 0), dwchar)
+            parts = {k: on_disk // len(disks) for k in disks}
+            parts["tmpfs"] = dwchar - on_disk
+        for k, share in parts.items():
             state.totals["write_" + k] = state.totals.get("write_" + k, 0) + share
         state.totals["write_by_" + how] = state.totals.get("write_by_" + how, 0) + dwchar
 

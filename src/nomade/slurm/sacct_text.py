@@ -10,7 +10,10 @@ the field count needs, and a complete row is extended by the next physical line 
 field is free text and that line is not the start of a new row. A line starts a new row if it
 begins with a JobID (``123``, ``123_4``, ``123_[5-9]``, ``123+0``, with an optional ``.step``)
 followed by the delimiter, or if it has a full row's worth of delimiters by itself, or if it holds
-control characters / undecodable bytes (garbage, which is then quarantined on its own).
+control characters / undecodable bytes (garbage, which is then quarantined on its own). With a
+long random delimiter (16 characters or more: live ingestion's), user text cannot hold it, so
+only a line holding the delimiter can start a row; a continuation line with control bytes in it
+(a user's ``--comment`` typed into the submit line) stays in its row.
 
 Extra delimiters. A row with more fields than the header is re-joined: fields before the first
 free-text field are taken from the left, fields after the last free-text field from the right,
@@ -43,6 +46,7 @@ FREE_TEXT_FIELDS = frozenset({
     "constraints", "reason", "wckey", "reservation", "container",
 })
 _MAX_LINES_PER_ROW = 1000
+SEALED_DELIMITER_LEN = 16   # a delimiter this long is taken as random (live_delimiter: 33)
 _GARBAGE = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1e\x7f\ufffd]")
 _MAX_SPLIT_TRIES = 200
 
@@ -103,6 +107,9 @@ class SacctText:
         self._workdir = keys.index("workdir") if "workdir" in keys else -1
         self._last_free = bool(self._free) and self._free[-1] == self.n - 1
         self._start = re.compile(JOB_ID_PATTERN + re.escape(delimiter))
+        # a long random delimiter (live ingestion's) cannot be in user text: a line without it
+        # continues the row, control bytes and all (a user's --comment may hold them)
+        self._sealed = len(delimiter) >= SEALED_DELIMITER_LEN
 
     def _read_header(self) -> None:
         for line in self._lines:
@@ -164,7 +171,9 @@ class SacctText:
                 first = no
                 continue
             c = line.count(d)
-            if count >= need:
+            if self._sealed:
+                is_new = (not last_free or c > 0) if count >= need else c >= need
+            elif count >= need:
                 is_new = (not last_free or c >= need or start.match(line) is not None
                           or _GARBAGE.search(line) is not None)
             else:

@@ -4,7 +4,8 @@ their accounting and the node recorder's summary, and the monitoring engine's no
 
 Read-only: the analysis writes nothing here (its drift metrics go through ``store.metrics``)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from itertools import islice
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ._query import all_rows, placeholders
 from .db import Store
@@ -38,6 +39,33 @@ def ended_jobs(store: Store, cluster: Optional[str] = None,
         sql += f" AND j.job_id IN ({placeholders(len(job_ids))})"
         args += list(job_ids)
     return store.conn.execute(sql + " ORDER BY j.cluster, j.job_id", args).fetchall()
+
+
+def ended_job_batches(store: Store, cluster: Optional[str] = None,
+                      size: int = 50000) -> Iterator[List[Tuple[Any, ...]]]:
+    """``ended_jobs`` in batches of at most ``size`` rows (one query, read as it goes): the
+    caller turns each batch into column arrays, so a million jobs are never all Python tuples
+    at once."""
+    sql, args = _ENDED, []
+    if cluster is not None:
+        sql, args = sql + " AND j.cluster = ?", [cluster]
+    rows = iter(store.conn.execute(sql + " ORDER BY j.cluster, j.job_id", args))
+    while True:
+        batch = list(islice(rows, size))
+        if not batch:
+            return
+        yield batch
+
+
+def content_mark(store: Store) -> Tuple[Any, ...]:
+    """A cheap mark of what the behaviour vectors are read from, for caches of them: the newest
+    rows of jobs and recorder summaries and the live ingestions' last moves (an index look-up
+    each). A job or summary updated in place outside a live ingestion does not change it, nor do
+    new node statistics: caches also expire by age."""
+    one = store.conn.execute
+    return (one("SELECT coalesce(max(rowid), 0) FROM jobs").fetchone()[0],
+            one("SELECT coalesce(max(rowid), 0) FROM job_summaries").fetchone()[0],
+            one("SELECT max(updated_at) FROM ingest_state").fetchone()[0])
 
 
 def node_stat_points(store: Store, metrics: Sequence[str],

@@ -92,3 +92,14 @@ def _array_ids_of(data: str) -> Optional[tuple]:
         if isinstance(ids, dict) and ids.get("array_job_id") is not None:
             return ids.get("array_job_id"), ids.get("array_task_id")
     return None
+
+
+def scratch_end_records(store: Store, cluster: str, since: float) -> List[Dict[str, Any]]:
+    """The Epilog records (kind 'end') of ``cluster`` written at or after ``since`` that carry a
+    scratch check (``"scratch": {...}``, docs/monitoring.md "scratch"), oldest first, as dicts
+    of job_id, node, written_at and data (JSON text). The text match only narrows the rows:
+    callers read the parsed record."""
+    return all_rows(store.conn,
+                    "SELECT job_id, node, written_at, data FROM hook_records WHERE kind = 'end' "
+                    "AND cluster = ? AND written_at >= ? AND data LIKE ? ORDER BY written_at",
+                    (cluster, float(since), '%"scratch": {%'))

@@ -2,9 +2,8 @@
 clusters a store holds (report, why), a user's similar past jobs (why), and the training job table
 (with the node recorder's peak memory from job_summaries)."""
 
-import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .. import states
 from ..jobrecord import JOB_COLUMNS
@@ -289,69 +288,116 @@ def owner_submits_between(store: Store, cluster: str, uid: int, start: float, en
     return int(row[0])
 
 
-def jobs_for_training(store: Store, columns: Sequence[str], cluster: Optional[str] = None) -> List[sqlite3.Row]:
+def jobs_for_training(store: Store, columns: Sequence[str], cluster: Optional[str] = None) -> List[Any]:
     """Every job with a submit time (of ``cluster``, or all), the ``columns`` named (jobs columns,
     nomade's constants), as rows readable by column name. ``max_rss_mb`` is the job's peak memory
     (whole job, ``nomade.efficiency``): its largest step (TRESUsageInTot mem=, else MaxRSS x
     NTasks), the job row's MaxRSS without step rows, or the node recorder's peak (job_summaries)
-    when higher or when accounting has none (sites without jobacct_gather)."""
+    when higher or when accounting has none (sites without jobacct_gather). All in memory: for a
+    table of any size, read ``training_batches``."""
+    from .pg import _row_class
+    row_cls = _row_class(tuple(columns))
+    return [row_cls(r) for batch in training_batches(store, columns, cluster) for r in batch]
+
+
+TRAINING_BATCH = 5000
+
+
+def training_batches(store: Store, columns: Sequence[str], cluster: Optional[str] = None,
+                     size: int = TRAINING_BATCH, since: Optional[float] = None) -> Iterator[List[tuple]]:
+    """``jobs_for_training``'s rows (submitted at or after ``since``, when given), ``size`` at a
+    time, as tuples of ``columns`` in that order (bounded memory: SQLite steps through its
+    cursor, PostgreSQL reads from a server-side one)."""
     unknown = set(columns) - set(JOB_COLUMNS)
     if unknown:
         raise ValueError(f"not jobs columns: {sorted(unknown)}")
     if store.dialect != "sqlite" and "max_rss_mb" in columns:
-        return _training_rows_stepwise(store, columns, cluster)
-    cols: List[str] = [f"j.{c}" for c in columns if c != "max_rss_mb"]
+        yield from _batched(_training_rows_stepwise(store, columns, cluster, size, since), size)
+        return
     if "max_rss_mb" in columns:
         store.conn.create_function("nomade_step_mem", 3, _step_mem, deterministic=True)
-        cols.append("CASE WHEN s.peak_mb IS NOT NULL AND (coalesce(t.used_mb, j.max_rss_mb) IS NULL "
-                    "OR s.peak_mb > coalesce(t.used_mb, j.max_rss_mb)) "
-                    "THEN s.peak_mb ELSE coalesce(t.used_mb, j.max_rss_mb) END AS max_rss_mb")
-    q = (f"SELECT {', '.join(cols)} FROM jobs j"  # noqa: S608 (column list is nomade's constants)
-         " LEFT JOIN (SELECT cluster, job_id, "
-         "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
-         "FROM job_summaries) s "
-         "ON s.cluster = j.cluster AND s.job_id = j.job_id")
+    q, args = _training_sql(columns, cluster, since)
+    yield from _row_batches(store, q, args, size)   # PostgreSQL: no max_rss_mb, no Python function
+
+
+def _batched(rows: Iterable[tuple], size: int) -> Iterator[List[tuple]]:
+    batch: List[tuple] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+_PEAK_MB = ("LEFT JOIN (SELECT cluster, job_id, "
+            "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
+            "FROM job_summaries) s ON s.cluster = j.cluster AND s.job_id = j.job_id")
+
+
+def _training_where(cluster: Optional[str], since: Optional[float]) -> Tuple[str, List[object]]:
+    where, args = " WHERE j.submit_time IS NOT NULL", []
+    if cluster:
+        where, args = where + " AND j.cluster = ?", args + [cluster]
+    if since is not None:
+        where, args = where + " AND j.submit_time >= ?", args + [since]
+    return where, args
+
+
+def newest_training_submit(store: Store, cluster: Optional[str] = None) -> Optional[float]:
+    """The newest submit time (of ``cluster``'s jobs, or all); None without jobs."""
+    if cluster:
+        row = one_row(store.conn, "SELECT max(submit_time) AS t FROM jobs WHERE cluster = ?", (cluster,))
+    else:
+        row = one_row(store.conn, "SELECT max(submit_time) AS t FROM jobs", ())
+    return row["t"] if row else None
+
+
+def _training_sql(columns: Sequence[str], cluster: Optional[str],
+                  since: Optional[float] = None) -> Tuple[str, List[object]]:
+    """The SQLite query of training_batches (its ``nomade_step_mem`` a Python function)."""
+    cols = [f"j.{c}" if c != "max_rss_mb" else
+            "CASE WHEN s.peak_mb IS NOT NULL AND (coalesce(t.used_mb, j.max_rss_mb) IS NULL "
+            "OR s.peak_mb > coalesce(t.used_mb, j.max_rss_mb)) "
+            "THEN s.peak_mb ELSE coalesce(t.used_mb, j.max_rss_mb) END AS max_rss_mb"
+            for c in columns]
+    q = f"SELECT {', '.join(cols)} FROM jobs j " + _PEAK_MB  # noqa: S608 (column list is nomade's constants)
     if "max_rss_mb" in columns:
         q += (" LEFT JOIN (SELECT cluster, job_id, "
               "max(nomade_step_mem(tres_usage_in_tot, max_rss_mb, ntasks)) AS used_mb "
               "FROM job_steps GROUP BY cluster, job_id) t "
               "ON t.cluster = j.cluster AND t.job_id = j.job_id")
-    q += " WHERE j.submit_time IS NOT NULL"
-    args: list = []
-    if cluster:
-        q += " AND j.cluster = ?"
-        args.append(cluster)
-    return store.conn.execute(q, args).fetchall()
+    where, args = _training_where(cluster, since)
+    return q + where, args
 
 
-def _training_rows_stepwise(store: Store, columns: Sequence[str], cluster: Optional[str]) -> list:
-    """jobs_for_training where SQL functions cannot be written in Python (PostgreSQL): the steps'
-    memory (``_step_mem``) computed here, the same CASE applied to each row."""
-    from .pg import _row_class
+def _training_rows_stepwise(store: Store, columns: Sequence[str], cluster: Optional[str],
+                            size: int, since: Optional[float] = None) -> Iterator[tuple]:
+    """training_batches where SQL functions cannot be written in Python (PostgreSQL): each job's
+    steps come with it as arrays (one streamed query), ``_step_mem`` is applied here and the same
+    CASE to each row."""
     cols = [c for c in columns if c != "max_rss_mb"]
-    where, args = " WHERE j.submit_time IS NOT NULL", []
-    if cluster:
-        where, args = where + " AND j.cluster = ?", [cluster]
-    used: Dict[Tuple[str, str], float] = {}
-    steps = ("SELECT s.cluster, s.job_id, s.tres_usage_in_tot, s.max_rss_mb, s.ntasks FROM job_steps s "  # noqa: S608 (constant clauses)
-             "JOIN jobs j ON j.cluster = s.cluster AND j.job_id = s.job_id" + where)
-    for c, j, tres, rss, ntasks in store.conn.execute(steps, args):
-        mem = _step_mem(tres, rss, ntasks)
-        if mem is not None and (used.get((c, j)) is None or mem > used[(c, j)]):
-            used[(c, j)] = mem
-    q = (f"SELECT {''.join(f'j.{c}, ' for c in cols)}j.cluster, j.job_id, j.max_rss_mb, s.peak_mb "  # noqa: S608 (constants)
-         "FROM jobs j LEFT JOIN (SELECT cluster, job_id, "
-         "nullif(max(coalesce(peak_cg_mem_mb, 0), coalesce(peak_rss_mb, 0)), 0) AS peak_mb "
-         "FROM job_summaries) s ON s.cluster = j.cluster AND s.job_id = j.job_id" + where)
-    row_cls = _row_class(tuple(cols) + ("max_rss_mb",))
-    out = []
+    where, args = _training_where(cluster, since)
+    q = (f"SELECT {''.join(f'j.{c}, ' for c in cols)}j.max_rss_mb, s.peak_mb, "  # noqa: S608 (constants)
+         "t.tres, t.rss, t.ntasks FROM jobs j " + _PEAK_MB +
+         " LEFT JOIN (SELECT cluster, job_id, array_agg(tres_usage_in_tot) AS tres, "
+         "array_agg(max_rss_mb) AS rss, array_agg(ntasks) AS ntasks FROM job_steps "
+         "GROUP BY cluster, job_id) t ON t.cluster = j.cluster AND t.job_id = j.job_id" + where)
     n = len(cols)
-    for r in store.conn.execute(q, args):
-        acct = used.get((r[n], r[n + 1]))
-        acct = r[n + 2] if acct is None else acct
-        peak = r[n + 3]
-        out.append(row_cls(tuple(r[:n]) + (peak if peak is not None and (acct is None or peak > acct) else acct,)))
-    return out
+    at = list(columns).index("max_rss_mb")
+    for r in store.conn.stream(q, size, args):
+        acct = None
+        if r[n + 2] is not None:
+            for tres, rss, ntasks in zip(r[n + 2], r[n + 3], r[n + 4]):
+                mem = _step_mem(tres, rss, ntasks)
+                if mem is not None and (acct is None or mem > acct):
+                    acct = mem
+        acct = r[n] if acct is None else acct
+        peak = r[n + 1]
+        mem = peak if peak is not None and (acct is None or peak > acct) else acct
+        vals = tuple(r[:n])
+        yield vals[:at] + (mem,) + vals[at:]
 
 
 def _step_mem(tres_usage_in_tot: Optional[str], max_rss_mb: Optional[float],
@@ -360,3 +406,36 @@ def _step_mem(tres_usage_in_tot: Optional[str], max_rss_mb: Optional[float],
     from ..efficiency import step_mem_used
     return step_mem_used({"tres_usage_in_tot": tres_usage_in_tot, "max_rss_mb": max_rss_mb,
                           "ntasks": ntasks})[0]
+
+
+def export_batches(store: Store, columns: Sequence[str], since: Optional[float] = None,
+                   cluster: Optional[str] = None, size: int = TRAINING_BATCH) -> Iterator[List[tuple]]:
+    """Jobs with a submit time (since ``since``, of ``cluster`` or all) in submit order, ``size``
+    at a time, as tuples of ``columns`` (jobs columns) in that order: bounded memory for a
+    table of any size (``nomade export``)."""
+    unknown = set(columns) - set(JOB_COLUMNS)
+    if unknown:
+        raise ValueError(f"not jobs columns: {sorted(unknown)}")
+    q = f"SELECT {', '.join(columns)} FROM jobs WHERE submit_time IS NOT NULL"  # noqa: S608 (constants)
+    args: List[object] = []
+    if since is not None:
+        q += " AND submit_time >= ?"
+        args.append(since)
+    if cluster:
+        q += " AND cluster = ?"
+        args.append(cluster)
+    q += " ORDER BY submit_time, cluster, job_id"
+    yield from _row_batches(store, q, args, size)
+
+
+def _row_batches(store: Store, q: str, args: Sequence[Any], size: int) -> Iterator[List[tuple]]:
+    """The rows of ``q`` in lists of at most ``size`` (PostgreSQL: a server-side cursor)."""
+    if store.dialect != "sqlite":
+        yield from _batched((tuple(r) for r in store.conn.stream(q, size, args)), size)
+        return
+    cur = store.conn.execute(q, args)
+    while True:
+        rows = cur.fetchmany(size)
+        if not rows:
+            return
+        yield [tuple(r) for r in rows]

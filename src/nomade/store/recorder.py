@@ -96,3 +96,29 @@ def ended_job_samples(store: Store, cluster: Optional[str] = None) -> Iterator[s
            "j.job_id = s.job_id WHERE j.is_final = 1" + (" AND s.cluster = ?" if cluster else "")
            + " ORDER BY s.cluster, s.job_id, s.node, s.ts")
     return iter(store.conn.execute(sql, (cluster,) if cluster else ()))
+
+
+# jobs ending in the window were submitted at most this long before it (bounds the scan with the
+# (cluster, submit_time) index; a job that ran longer than this is left out of the coverage)
+COVERAGE_SUBMIT_LOOKBACK_S = 90 * 86400.0
+
+
+def recorder_coverage(store: Store, cluster: str, since: float, until: float,
+                      min_runtime_s: float = 0.0) -> Tuple[int, int]:
+    """(ended, recorded): the jobs of ``cluster`` that ended in [since, until] after running at
+    least ``min_runtime_s``, and how many of them have recorder samples (a ``job_summaries`` row
+    under their JobID, or under their JobIDRaw: an array task's SLURM_JOB_ID, which the recorder
+    sees). (0, 0) when the tables are missing."""
+    row = one_row(
+        store.conn,
+        "SELECT COUNT(*) AS ended, SUM(CASE WHEN EXISTS (SELECT 1 FROM job_summaries s "
+        "WHERE s.cluster = j.cluster AND s.job_id = j.job_id) OR EXISTS (SELECT 1 FROM job_summaries s "
+        "WHERE s.cluster = j.cluster AND s.job_id = CAST(j.job_id_raw AS TEXT)) THEN 1 ELSE 0 END) AS recorded "
+        "FROM jobs j WHERE j.cluster = ? AND j.submit_time >= ? AND j.is_final = 1 "
+        "AND j.end_time >= ? AND j.end_time <= ? AND j.start_time IS NOT NULL "
+        "AND j.end_time - j.start_time >= ?",
+        (cluster, float(since) - COVERAGE_SUBMIT_LOOKBACK_S, float(since), float(until),
+         float(min_runtime_s)))
+    if row is None:
+        return 0, 0
+    return int(row["ended"] or 0), int(row["recorded"] or 0)

@@ -153,3 +153,44 @@ def more_jobs_than(store: Store, n: int) -> bool:
     """Whether the store holds more than ``n`` jobs (reads at most n + 1 keys, no full count)."""
     rows = all_rows(store.conn, "SELECT count(*) AS k FROM (SELECT 1 AS one FROM jobs LIMIT ?) AS some_jobs", [int(n) + 1])
     return bool(rows) and rows[0]["k"] > n
+
+
+def running_job_rows(store: Store, q: JobsPageQuery) -> Tuple[Tuple[str, ...], List[Tuple[Any, ...]]]:
+    """The running jobs matching ``q`` (cluster, owner) that have a recorder summary (rebuilt
+    from their samples as each spool is ingested), those sampled last first, at most
+    ``q.limit``: (columns, rows) with the columns of ``store.behaviour.ENDED_COLUMNS`` (the rows
+    the behaviour vectors are built from) and ``s_last_ts``, the newest sample's time."""
+    from .behaviour import ENDED_COLUMNS, JOB_COLUMNS, SUMMARY_COLUMNS
+    where, params = _where(q)
+    sql = ("SELECT " + ", ".join("j." + c for c in JOB_COLUMNS) + ", "  # noqa: S608 (constant columns, where: placeholders)
+           + ", ".join("s." + c for c in SUMMARY_COLUMNS) + ", s.last_ts FROM jobs j JOIN job_summaries s "
+           "ON s.cluster = j.cluster AND s.job_id = j.job_id" + (where + " AND" if where else " WHERE")
+           + " j.state = 'RUNNING' AND j.is_final = 0 ORDER BY s.last_ts DESC, j.job_id LIMIT ?")
+    rows = store.conn.execute(sql, params + [max(1, int(q.limit))]).fetchall()
+    return ENDED_COLUMNS + ("s_last_ts",), [tuple(r) for r in rows]
+
+
+def node_stat_means(store: Store, cluster: str, metrics: Sequence[str], hosts: Sequence[str],
+                    start: float, end: float) -> Dict[Tuple[str, str], float]:
+    """The mean nodestats value per (metric, host) of ``hosts`` over [start, end]: its raw
+    samples and hourly averages (at the middle of the hour) in the window, as
+    ``store.behaviour.node_stat_points`` gives them to the behaviour vectors, averaged here."""
+    sums: Dict[Tuple[str, str], List[float]] = {}
+    hosts = list(dict.fromkeys(h for h in hosts if h))
+    for i in range(0, len(hosts), 400):
+        part = hosts[i:i + 400]
+        where = (f"s.source = 'nodestats' AND s.cluster = ? AND s.metric IN ({','.join('?' * len(metrics))})"
+                 f" AND s.host IN ({','.join('?' * len(part))})"
+                 " AND (s.labels = '{}' OR s.labels = '{\"window\":\"avg10\"}')")
+        args: List[Any] = [cluster] + list(metrics) + part + [start, end]
+        for sql in ("SELECT s.metric AS metric, s.host AS host, sum(m.value) AS total, count(*) AS n "  # noqa: S608 (placeholders)
+                    "FROM metric_series s JOIN metric_samples m ON m.series_id = s.id "
+                    f"WHERE {where} AND m.ts >= ? AND m.ts <= ? GROUP BY s.metric, s.host",
+                    "SELECT s.metric AS metric, s.host AS host, sum(h.avg) AS total, count(*) AS n "  # noqa: S608 (placeholders)
+                    "FROM metric_series s JOIN metric_hourly h ON h.series_id = s.id "
+                    f"WHERE {where} AND h.hour + 1800 >= ? AND h.hour + 1800 <= ? GROUP BY s.metric, s.host"):
+            for r in all_rows(store.conn, sql, args):
+                acc = sums.setdefault((r["metric"], r["host"]), [0.0, 0.0])
+                acc[0] += float(r["total"])
+                acc[1] += float(r["n"])
+    return {k: t / n for k, (t, n) in sums.items() if n > 0}

@@ -3,8 +3,12 @@
 - ``user_history``: the user's smoothed past failure rate at scoring time (feature
   ``u_fail_rate``; new users get the global rate so far). No fitting.
 - ``gbdt_hpe``: XGBoost with ``scale_pos_weight = neg/pos`` on the submit-time fields of the HPE
-  study: user, group, requested CPUs, memory, nodes and the submit calendar. No runtime, CPU time
-  or anything else known only after the job.
+  study - user, group, requested CPUs, memory, nodes and the submit calendar - plus every other
+  request field known at submit that nomade's own models get, so the comparison is fair: the
+  time limit, the partition, the QOS (SWF: the queue), the account, the GPUs and the job name
+  (as the features encode it: its vocabulary code, length and digit count). No runtime, CPU time
+  or anything else known only after the job, and no history of past jobs (that is the
+  ``user_history`` baseline's and the ensemble's).
 """
 
 from typing import Dict
@@ -15,8 +19,13 @@ from ..errors import ModelError
 from ..features.matrix import FeatureMatrix
 from .base import TrainedModel
 
-HPE_FEATURES = ("user_code", "group_code", "req_cpus", "req_mem_node_log", "req_mem_cpu_log",
-                "req_nodes", "submit_hour", "submit_weekday")
+HPE_STUDY_FEATURES = ("user_code", "group_code", "req_cpus", "req_mem_node_log", "req_mem_cpu_log",
+                      "req_nodes", "submit_hour", "submit_weekday")
+# the other request fields of nomade.features.schema.REQUEST_NAMES (the study's data had no more)
+HPE_REQUEST_FEATURES = ("timelimit_log", "timelimit_unset", "partition_code", "qos_code",
+                        "account_code", "req_gpus", "cpus_per_node", "req_mem_unset",
+                        "name_code", "name_len", "name_digits", "name_is_shell")
+HPE_FEATURES = HPE_STUDY_FEATURES + HPE_REQUEST_FEATURES
 
 
 class UserHistoryBaseline(TrainedModel):

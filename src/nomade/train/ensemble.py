@@ -25,7 +25,7 @@ others, recalibrated on B) = mode "single-base": what the publish gate chooses w
 does not beat its best base on the most recent window (nomade.train.publish_gate.choose_primary).
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from ..errors import ModelError
 from ..features.matrix import FeatureMatrix
 from .base import TrainedModel
 from ..scoring.ensemble import Calibration, stack_input
-from .calibration import choose_calibrator, fit_iso, fit_platt, identity
+from .calibration import choose_calibrator, fit_iso, fit_logistic, fit_platt, identity
 
 FALLBACK_NEURAL = {"gnn": 0.4, "lstm": 0.35, "autoencoder": 0.25}
 MIN_STACK_POSITIVES = 200
@@ -43,6 +43,7 @@ RIDGE = 1e-4           # a small fixed ridge (per row) keeps the fit unique
 VAL_CHUNKS = 4         # time slices of the stack window for the validation
 DROP_TOL = 1e-4        # a base must lower the validated log-loss by more than this ...
 DROP_SE = 2.0          # ... and by more than this many standard errors of the per-row difference
+MIX = (0.0, 0.25, 0.5, 0.75, 1.0)   # fitted-weight shares tried against equal weights
 CALIBRATIONS = ("platt", "isotonic", "auto")
 
 
@@ -83,16 +84,21 @@ def validated_losses(Z: np.ndarray, y: np.ndarray, cols: List[int], l1: float,
                      chunks: int = VAL_CHUNKS) -> np.ndarray:
     """Per-row log-loss of the stack on ``cols`` fitted on the earlier time slices of (Z, y)
     (rows in time order) and scored on the next one, for every slice that can be judged."""
-    n = len(y)
-    edges = np.linspace(0, n, chunks + 1).astype(int)
     out = []
-    for k in range(1, chunks):
-        tr, va = slice(0, edges[k]), slice(edges[k], edges[k + 1])
-        if len(set(y[tr].tolist())) < 2 or edges[k + 1] <= edges[k]:
-            continue
+    for tr, va in _time_slices(y, chunks):
         w, b = fit_nonneg_logistic(Z[tr][:, cols], y[tr], l1)
         out.append(_row_losses(y[va], Z[va][:, cols] @ w + b))
     return np.concatenate(out) if out else np.full(1, np.inf)
+
+
+def _time_slices(y: np.ndarray, chunks: int) -> Iterator[Tuple[slice, slice]]:
+    """(earlier rows, next slice) for each of ``chunks`` time slices after the first that can be
+    judged (the earlier rows hold both classes, the slice is not empty)."""
+    edges = np.linspace(0, len(y), chunks + 1).astype(int)
+    for k in range(1, chunks):
+        tr, va = slice(0, edges[k]), slice(edges[k], edges[k + 1])
+        if len(set(y[tr].tolist())) >= 2 and edges[k + 1] > edges[k]:
+            yield tr, va
 
 
 def _helps(without: np.ndarray, with_: np.ndarray) -> bool:
@@ -126,6 +132,16 @@ def choose_stack(Z: np.ndarray, y: np.ndarray) -> Dict[str, object]:
         if _helps(without, cur):
             break
         kept, cur = rest, without
+    # how far to trust the fitted weights: directions between them (alpha 1) and equal weights
+    # over the skilled bases (alpha 0), each judged out of time with a rescale learned on the
+    # earlier slices; the one-standard-error rule: the most equal mix whose validated log-loss is
+    # within one standard error (of the per-row difference) of the best
+    prior = rescaled_losses(Z, y, lambda Zt, yt: np.zeros(d))
+    skilled = [j for j in everyone if j in kept or _helps(prior, validated_losses(Z, y, [j], 0.0))]
+    rows = {a: rescaled_losses(Z, y, _mixed_direction(kept, l1, a, skilled)) for a in MIX}
+    mixed = {a: float(np.mean(v)) for a, v in rows.items()}
+    best = min(MIX, key=lambda a: (mixed[a], a))
+    alpha = next(a for a in MIX if a == best or _within_one_se(rows[a], rows[best]))
     w, b = fit_nonneg_logistic(Z[:, kept], y, l1)
     coef = np.zeros(d)
     coef[kept] = w
@@ -134,9 +150,69 @@ def choose_stack(Z: np.ndarray, y: np.ndarray) -> Dict[str, object]:
         w, b = fit_nonneg_logistic(Z[:, [j]], y, 0.0)
         coef = np.zeros(d)
         coef[j] = max(float(w[0]), 1e-6)
-    return {"coef": coef, "intercept": b, "strength": l1,
-            "validated_log_loss": float(np.mean(cur)),
+        alpha = 1.0            # no base helped: nothing to mix
+    if alpha < 1.0:
+        u = _mix(coef, alpha, skilled)
+        scale, b_mix = fit_logistic((Z @ u)[:, None], y, l2=1e-9)
+        if float(scale[0]) > 0:
+            coef, b = u * float(scale[0]), b_mix
+        else:                  # the mixed direction ranks backwards here: keep the fitted weights
+            alpha = 1.0
+    return {"coef": coef, "intercept": b, "strength": l1, "alpha": alpha,
+            "validated_log_loss": float(mixed[alpha]),
+            "mix_validation": {f"{a:g}": round(v, 6) if np.isfinite(v) else None for a, v in mixed.items()},
             "validation": {f"{k:g}": (round(v, 6) if np.isfinite(v) else None) for k, v in losses.items()}}
+
+
+def _within_one_se(loss: np.ndarray, best: np.ndarray) -> bool:
+    d = loss - best
+    if len(d) < 2 or not np.all(np.isfinite(d)):
+        return False
+    return float(np.mean(d)) <= float(np.std(d) / np.sqrt(len(d)))
+
+
+def _mix(fitted: np.ndarray, alpha: float, skilled: List[int]) -> np.ndarray:
+    """alpha * the fitted weights (summing to 1) + (1 - alpha) * equal weights over the
+    ``skilled`` bases (those kept, and those that alone beat the base rate out of time: a base
+    that knows nothing never gets weight from the mix)."""
+    equal = np.zeros(len(fitted))
+    equal[skilled] = 1.0 / len(skilled)
+    total = float(np.sum(fitted))
+    unit = fitted / total if total > 0 else equal
+    return alpha * unit + (1.0 - alpha) * equal
+
+
+def _mixed_direction(cols: List[int], l1: float, alpha: float, skilled: List[int]):
+    def direction(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _mix(_nonneg_direction(Z, y, cols, l1), alpha, skilled)
+    return direction
+
+
+def _nonneg_direction(Z: np.ndarray, y: np.ndarray, cols: List[int], l1: float) -> np.ndarray:
+    w, _ = fit_nonneg_logistic(Z[:, cols], y, l1)
+    u = np.zeros(Z.shape[1])
+    u[cols] = w
+    return u
+
+
+def rescaled_losses(Z: np.ndarray, y: np.ndarray, direction, chunks: int = VAL_CHUNKS) -> np.ndarray:
+    """Per-row log-loss, slice by slice in time order, of the weights ``direction(Z, y)`` fitted
+    on the earlier slices, rescaled (scale and intercept of a one-column logistic regression on
+    the earlier slices, as the calibration later does) and scored on the next slice."""
+    out = []
+    for tr, va in _time_slices(y, chunks):
+        u = direction(Z[tr], y[tr])
+        if not np.any(u != 0):
+            out.append(_row_losses(y[va], np.full(len(y[va]), _logit(float(y[tr].mean())))))
+            continue
+        s, b = fit_logistic((Z[tr] @ u)[:, None], y[tr], l2=1e-9)
+        out.append(_row_losses(y[va], (Z[va] @ u) * s[0] + b))
+    return np.concatenate(out) if out else np.full(1, np.inf)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
 
 
 def subset(fm: FeatureMatrix, idx: np.ndarray) -> FeatureMatrix:
@@ -231,7 +307,9 @@ class StackedEnsemble(TrainedModel):
             pick = choose_stack(Z[order], y[order])
             self.coef, self.intercept = np.asarray(pick["coef"]), float(pick["intercept"])
             names = list(self.bases)
-            self.selection = {"strength": pick["strength"], "validation": pick["validation"],
+            self.selection = {"alpha": pick["alpha"], "mix_validation": pick["mix_validation"],
+                              "strength": pick["strength"],
+                              "validation": pick["validation"],
                               "validated_log_loss": round(float(pick["validated_log_loss"]), 6),
                               "zeroed": [n for n, w in zip(names, self.coef) if w <= 0]}
         else:

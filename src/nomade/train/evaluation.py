@@ -1,7 +1,9 @@
 """Temporal evaluation of the ensemble, each base model and the two baselines, in the same run
 and on the same folds. Thresholds are chosen on the training side (the ensemble's stack window:
-the alert policy of nomade.risk_scale - an alert budget and a minimum precision), never on the
-test window."""
+the alert policy of nomade.risk_scale - an alert budget with its margin and a minimum
+precision), never on the test window. A model with its own calibration window (the Lua model,
+``gbdt_lite``) gets its threshold there, from the fitted model that is tested - as
+nomade.train.pipeline chooses the threshold it ships."""
 
 import time
 from typing import Callable, Dict, List, Optional
@@ -11,6 +13,7 @@ import numpy as np
 from ..evaluate import metrics as M
 from ..evaluate.thresholds import choose_alert_threshold, sweep
 from ..features.matrix import FeatureMatrix
+from ..risk_scale import BUDGET_MARGIN
 from .base import TrainedModel
 from .baselines import GbdtHpeBaseline, UserHistoryBaseline
 from .ensemble import DEFAULT_BASES, StackedEnsemble, default_bases, subset, time_cut
@@ -21,17 +24,29 @@ from .publish_gate import choose_primary
 SWEEP = [0.1, 0.2, 0.3, 0.5, 0.7]
 
 
-def _policy(max_flagged: Optional[float], min_precision: float):
-    """y, p -> the alert threshold by the policy (budget ``max_flagged``; None or 0 = best F1)."""
-    return lambda y, p: choose_alert_threshold(y, p, max_flagged or 0.0, min_precision).threshold
+def _policy(max_flagged: Optional[float], min_precision: float, margin: float = BUDGET_MARGIN):
+    """y, p -> the alert threshold by the policy (budget ``max_flagged`` with ``margin``; None or
+    0 = best F1)."""
+    return lambda y, p: choose_alert_threshold(y, p, max_flagged or 0.0, min_precision, margin).threshold
+
+
+def _side_threshold(model: TrainedModel, full: FeatureMatrix, fallback, alert_at) -> float:
+    """The threshold of a side model fitted on ``full``: on its own calibration window when it
+    has one (``cal_rows``: the Lua model, as the bundle's is chosen), else ``fallback()`` (a
+    part-A fit scored on the stack window)."""
+    rows = getattr(model, "cal_rows", None)
+    if rows is not None and len(rows) and getattr(model, "calibrated", False):
+        return alert_at(full.y[rows], model.predict(subset(full, rows)))
+    return fallback()
 
 
 def _fold_predictions(fm: FeatureMatrix, train_idx, test_idx, base_names, seed: int,
                       max_flagged: Optional[float], threads: int = 1, refit_bases: bool = True,
                       extras: Optional[Dict[str, Callable[[], TrainedModel]]] = None,
-                      calibration: str = "platt", min_precision: float = 0.0):
+                      calibration: str = "platt", min_precision: float = 0.0,
+                      margin: float = BUDGET_MARGIN):
     tr, te = subset(fm, train_idx), subset(fm, test_idx)
-    alert_at = _policy(max_flagged, min_precision)
+    alert_at = _policy(max_flagged, min_precision, margin)
     ens = StackedEnsemble(default_bases(base_names, threads), refit_bases=refit_bases,
                           calibration=calibration)
     ens.fit(tr, seed)
@@ -51,9 +66,11 @@ def _fold_predictions(fm: FeatureMatrix, train_idx, test_idx, base_names, seed: 
     side: Dict[str, Callable[[], TrainedModel]] = {"gbdt_hpe": lambda: GbdtHpeBaseline(threads=threads)}
     side.update(extras or {})
     full = subset(tr, np.flatnonzero(tr.y >= 0))
-    for name, make in side.items():   # threshold from the part-A fit on B, test from the full fit
-        thr[name] = alert_at(fb.y, make().fit(subset(tr, a), seed).predict(fb))
-        preds[name] = make().fit(full, seed).predict(te)
+    for name, make in side.items():   # test from the full fit; threshold: _side_threshold
+        model = make().fit(full, seed)
+        preds[name] = model.predict(te)
+        thr[name] = _side_threshold(model, full, lambda make=make: alert_at(
+            fb.y, make().fit(subset(tr, a), seed).predict(fb)), alert_at)
     return preds, thr, ens
 
 
@@ -61,9 +78,11 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
                     seed: int = 7, max_flagged: Optional[float] = None,
                     threads: int = 1, refit_bases: bool = True,
                     extras: Optional[Dict[str, Callable[[], TrainedModel]]] = None,
-                    calibration: str = "platt", log=None, min_precision: float = 0.0) -> Dict[str, object]:
+                    calibration: str = "platt", log=None, min_precision: float = 0.0,
+                    margin: float = BUDGET_MARGIN) -> Dict[str, object]:
     """Run every fold; metrics per model pooled over the test windows (each model at its own
-    training-side threshold) plus per-fold figures."""
+    training-side threshold; ``max_flagged``, ``min_precision``, ``margin``: the alert policy)
+    plus per-fold figures."""
     t0 = time.time()
     folds = rolling_folds(fm, n_folds)
     pooled: Dict[str, List[np.ndarray]] = {}
@@ -74,7 +93,8 @@ def evaluate_matrix(fm: FeatureMatrix, n_folds: int = 4, base_names: Optional[Li
         if log:
             log(f"evaluation fold {f.k + 1}/{n_folds}: train on {len(f.train)} jobs, test on {len(f.test)}")
         preds, thr, ens = _fold_predictions(fm, f.train, f.test, base_names, seed, max_flagged,
-                                             threads, refit_bases, extras, calibration, min_precision)
+                                             threads, refit_bases, extras, calibration, min_precision,
+                                             margin)
         last_ens = ens
         y, cls = fm.y[f.test].astype(np.int64), fm.cls[f.test]
         ys.append(y)
@@ -138,9 +158,10 @@ def evaluate_and_report(fm: FeatureMatrix, cfg, base_names: Optional[List[str]],
     result = evaluate_matrix(fm, n_folds, base_names, seed=int(cfg.get("train.seed")),
                              max_flagged=policy.budget if alert_budget is None else alert_budget,
                              extras=extras, calibration=str(cfg.get("train.calibration")), log=log,
-                             min_precision=policy.min_precision)
+                             min_precision=policy.min_precision, margin=policy.margin)
     result["alert_policy"] = {"budget": policy.budget if alert_budget is None else alert_budget,
-                              "min_precision": policy.min_precision, "source": policy.source}
+                              "min_precision": policy.min_precision, "margin": policy.margin,
+                              "source": policy.source}
     names = list(base_names or DEFAULT_BASES)
     if len(names) > 1:   # what training would publish: the ensemble, or its best base alone
         result["published"] = choose_primary(result, names)

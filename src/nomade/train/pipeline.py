@@ -65,8 +65,13 @@ class TrainResult:
 
 # ---------------------------------------------------------------- data
 def load_training_table(store, cfg, cluster: Optional[str]) -> Tuple[JobTable, np.ndarray, np.ndarray]:
-    jt = load_jobs(store, cluster or None)
     days = int(cfg.get("train.window_days"))
+    since = None
+    if days > 0:   # only the window is read from the store
+        from ..store.job_queries import newest_training_submit
+        newest = newest_training_submit(store, cluster or None)
+        since = None if newest is None else float(newest) - days * 86400.0
+    jt = load_jobs(store, cluster or None, since=since)
     if days > 0:
         last = np.nanmax(jt["submit_time"])
         jt = jt.take(np.flatnonzero(jt["submit_time"] >= last - days * 86400.0))
@@ -101,7 +106,7 @@ def alert_choice(y: np.ndarray, p: np.ndarray, policy: Optional[AlertPolicy] = N
     from ..evaluate.thresholds import choose_alert_threshold
 
     policy = policy or AlertPolicy()
-    return choose_alert_threshold(y.astype(int), p, policy.budget, policy.min_precision)
+    return choose_alert_threshold(y.astype(int), p, policy.budget, policy.min_precision, policy.margin)
 
 
 def fit_calibrated(name: str, X: np.ndarray, y: np.ndarray, names: List[str], fit_idx, cal_idx,

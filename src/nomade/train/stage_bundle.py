@@ -33,7 +33,8 @@ def alert_thresholds(ens: StackedEnsemble, policy: Optional[AlertPolicy] = None)
     """The alert policy (nomade.risk_scale.AlertPolicy) on the stack window: {"alert": threshold,
     "high": halfway between it and 1 (kept for older readers)} and the choice (rule, table)."""
     policy = policy or AlertPolicy()
-    choice = choose_alert_threshold(ens.window_y, ens.window_pred, policy.budget, policy.min_precision)
+    choice = choose_alert_threshold(ens.window_y, ens.window_pred, policy.budget, policy.min_precision,
+                                    policy.margin)
     alert = choice.threshold
     return {"alert": alert, "high": alert + (1.0 - alert) / 2.0,
             "choice": dict(choice.as_dict(), policy=policy.source)}

@@ -302,6 +302,11 @@ def _job(st, request, viewer):
 
 
 def _network(st, request, viewer):
+    return _network_parts(st, request, viewer)[1]
+
+
+def _network_parts(st, request, viewer):
+    """(the behaviour analysis' export or None, the page's payload, limit) for this viewer."""
     try:
         limit = min(queries.NETWORK_MAX, max(1, int(request.query_params.get("limit") or queries.NETWORK_LIMIT)))
     except ValueError:
@@ -313,8 +318,18 @@ def _network(st, request, viewer):
             return queries.behaviour_network(st.cfg, store, viewer, limit)
     key = ("network", viewer.uid, viewer.admin, limit)
     behaviour, note = st.in_background(key, build)
-    return st.cached(key + (id(behaviour), note),
-                     lambda: queries.network(st.cfg, st.store(), viewer, limit, behaviour=behaviour, note=note))
+    data = st.cached(key + (id(behaviour), note),
+                       lambda: queries.network(st.cfg, st.store(), viewer, limit, behaviour=behaviour, note=note))
+    return behaviour, data, limit
+
+
+def _network_running(st, request, viewer):
+    """The running jobs' positions in the same layouts as the page's network (its analysis'
+    transform, else its fallback's scaling), recomputed when the store changes."""
+    behaviour, data, limit = _network_parts(st, request, viewer)
+    return st.cached(("running", viewer.uid, viewer.admin, limit, id(behaviour)),
+                     lambda: queries.running_network(st.cfg, st.store(), viewer, behaviour,
+                                                     data.get("request_spans")))
 
 
 def _profiles(st, request, viewer):
@@ -516,6 +531,7 @@ def create_app(cfg, *, store_path: Optional[Union[Path, str]] = None,
         Route("/api/jobs", api(_jobs)),
         Route("/api/job/{job_id}", api(_job)),
         Route("/api/network", api(_network)),
+        Route("/api/network/running", api(_network_running)),
         Route("/api/profiles", api(_profiles)),
         Route("/api/models", api(_models)),
         Route("/api/alerts", api(_alerts)),

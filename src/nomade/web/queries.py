@@ -177,9 +177,10 @@ def series(samples: Sequence[Mapping[str, Any]], job: Mapping[str, Any]) -> Dict
 
 # ------------------------------------------------------------------ network and profiles
 def behaviour_network(cfg, store, viewer: Viewer, limit: int = NETWORK_LIMIT) -> Optional[Dict[str, Any]]:
-    """The similarity network of ``nomade.behaviour.export.network_export`` (None when that
-    module is not installed). Slow on big stores: the app builds it in the background."""
-    export = optional_module("nomade.behaviour.export")
+    """The similarity network of ``nomade.behaviour.export.network_export`` with the safe and
+    danger zones' shapes (``nomade.behaviour.zones``); None when the behaviour analysis is not
+    installed. Slow on big stores: the app builds it in the background."""
+    export = optional_module("nomade.behaviour.zones")
     if export is None or not hasattr(export, "network_export"):
         return None
     most = int(cfg.get("web.network_max_jobs"))
@@ -200,6 +201,7 @@ def network(cfg, store, viewer: Viewer, limit: int = NETWORK_LIMIT,
     exporter); zones and profiles are the exporter's aggregates."""
     if behaviour is not None:
         data = dict(behaviour)
+        data.pop("layout_fit", None)        # the transform stays on the server (running_network)
     else:
         data = request_network(store, default_cluster(store, cfg), viewer, limit)
         if note:
@@ -230,19 +232,103 @@ def request_network(store, cluster: Optional[str], viewer: Viewer, limit: int) -
     if not viewer.admin:
         q.owner_uid, q.owner_name = viewer.uid, viewer.name
     rows = web_queries.network_jobs(store, q)
-    raw = [[math.log1p(r["req_cpus"] or 1), math.log1p((r["timelimit_s"] or 0) / 60.0),
-            math.log1p(r["req_mem_mb"] or 0)] for r in rows]
+    raw = [_asked(r) for r in rows]
     spans = [(min(c), max(c)) for c in zip(*raw)] if raw else []
     nodes = []
     for r, xyz in zip(rows, raw):
-        pos = [(2 * (v - lo) / (hi - lo) - 1) if hi > lo else 0.0 for v, (lo, hi) in zip(xyz, spans)]
+        pos = _scaled(xyz, spans)
         nodes.append({"job_id": r["job_id"], "user": r["user"], "own": not viewer.admin or r["user"] == viewer.name,
                       "outcome": r["outcome"],
                       "failed": r["outcome"] not in ("success", "cancelled_owner", "unknown"),
                       "xyz": pos, "pca": pos[:2] + [0.0]})
     return {"version": 1, "source": "requests", "cluster": cluster,
             "axes": ["cores (log)", "time limit (log)", "memory (log)"],
-            "nodes": nodes, "edges": [], "zones": [], "profiles": []}
+            "nodes": nodes, "edges": [], "zones": [], "profiles": [], "request_spans": spans}
+
+
+def _asked(r: Mapping[str, Any]) -> List[float]:
+    """What a job asked for, as the fallback layout places it (log cores, time limit, memory)."""
+    return [math.log1p(r["req_cpus"] or 1), math.log1p((r["timelimit_s"] or 0) / 60.0),
+            math.log1p(r["req_mem_mb"] or 0)]
+
+
+def _scaled(xyz: Sequence[float], spans: Sequence[Sequence[float]]) -> List[float]:
+    return [(2 * (v - lo) / (hi - lo) - 1) if hi > lo else 0.0 for v, (lo, hi) in zip(xyz, spans)]
+
+
+# running jobs placed per request of the Network page's live layer (each: one summary row read
+# with the others, its nodes' statistics over its run so far, one behaviour vector)
+RUNNING_MAX = 200
+
+
+def running_network(cfg, store, viewer: Viewer, behaviour: Optional[Dict[str, Any]] = None,
+                    request_spans: Optional[Sequence[Sequence[float]]] = None,
+                    limit: Optional[int] = None) -> Dict[str, Any]:
+    """Where the running jobs the viewer may see (their own; an admin all) stand now in the
+    network's layouts: those with recorder samples, the newest sampled first, at most ``limit``
+    (default RUNNING_MAX).
+    With the behaviour analysis (``behaviour`` holds its ``layout_fit``) each job's behaviour
+    vector is built from its summary so far (``behaviour.vectors.build``, as for ended jobs:
+    runtime up to its newest sample, its nodes' statistics over that run) and placed by the
+    analysis' own transform (``behaviour.zones.place``); without it, by what the job asked for
+    and ``request_spans``, as the fallback layout places every job."""
+    cl = default_cluster(store, cfg)
+    q = web_queries.JobsPageQuery(cluster=cl, limit=max(1, int(limit or RUNNING_MAX)))
+    if not viewer.admin:
+        q.owner_uid, q.owner_name = viewer.uid, viewer.name
+    columns, rows = web_queries.running_job_rows(store, q)
+    rows = [dict(zip(columns, r)) for r in rows]
+    fit = (behaviour or {}).get("layout_fit")
+    zones = optional_module("nomade.behaviour.zones") if fit else None
+    if zones is not None and hasattr(zones, "place"):
+        xyz, pca = _placed_by_behaviour(store, zones, fit, rows, columns)
+        source = "behaviour"
+    else:
+        pos = [_scaled(_asked(r), request_spans or []) or [0.0, 0.0, 0.0] for r in rows]
+        xyz, pca, source = pos, [p[:2] + [0.0] for p in pos], "requests"
+    jobs = []
+    for r, p, c in zip(rows, xyz, pca):
+        own = r["uid"] == viewer.uid if r["uid"] is not None else r["user"] == viewer.name
+        jobs.append({"cluster": r["cluster"], "job_id": str(r["job_id"]),
+                     "user": r["user"] if viewer.admin else None, "own": bool(own or not viewer.admin),
+                     "last_sample": r["s_last_ts"], "elapsed_s": _run_so_far(r),
+                     "xyz": [_round(v) for v in p], "pca": [_round(v) for v in c]})
+    return {"source": source, "cluster": cl, "count": len(jobs), "limit": q.limit, "jobs": jobs}
+
+
+def _run_so_far(r: Mapping[str, Any]) -> Optional[float]:
+    if r.get("start_time") is None or r.get("s_last_ts") is None:
+        return r.get("elapsed_s")
+    return max(0.0, float(r["s_last_ts"]) - float(r["start_time"]))
+
+
+def _round(v: Any) -> Optional[float]:
+    return round(float(v), 4) if v is not None and math.isfinite(float(v)) else None
+
+
+def _placed_by_behaviour(store, zones, fit, rows, columns):
+    """Behaviour vectors of the running ``rows`` (their run so far: elapsed up to the newest
+    sample, node statistics over [start, newest sample]) placed by ``fit``."""
+    import numpy as np
+
+    from ..behaviour.vectors import NODE_METRICS, build
+    from ..features.start import expand_nodes
+    metrics = sorted({m for ms in NODE_METRICS.values() for m in ms})
+    vecs = []
+    for r in rows:
+        r = dict(r, elapsed_s=_run_so_far(r), end_time=r["s_last_ts"])
+        points = {}
+        if r["start_time"] is not None and r["end_time"] is not None and r["node_list"]:
+            mid = (float(r["start_time"]) + float(r["end_time"])) / 2.0
+            means = web_queries.node_stat_means(store, r["cluster"], metrics, expand_nodes(r["node_list"]),
+                                                float(r["start_time"]), float(r["end_time"]))
+            points = {key: [(mid, v)] for key, v in means.items()}
+        b = build([tuple(r[c] for c in columns[:-1])], columns[:-1], points or None)
+        vecs.append(b.X[0])
+    if not vecs:
+        return [], []
+    where = zones.place(fit, np.vstack(vecs))
+    return where["xyz"].tolist(), where["pca"].tolist()
 
 
 # ------------------------------------------------------------------ models
@@ -257,7 +343,26 @@ def models(cfg, store, viewer: Viewer) -> Dict[str, Any]:
                      "metrics": _flat_numbers({k: man.get(k) for k in ("metrics", "evaluation", "readiness")
                                                if isinstance(man.get(k), dict)}),
                      "threshold": risk_scale.bundle_threshold(man)})
-    return {"models": rows}
+    return {"models": rows, **evaluation(cfg, store, viewer, rows)}
+
+
+def evaluation(cfg, store, viewer: Viewer, rows: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """The current bundle as ``nomade ml status`` summarises it (``ml_status.current``: the
+    readiness verdict) and the evaluation charts of the current bundle (else the newest):
+    aggregates over the evaluation's test windows, shown to every viewer; the report's
+    directory on the server only to admins."""
+    from .. import ml_status
+    from .model_charts import evaluation_charts, readiness_notes
+    current = ml_status.current(store, cfg)
+    shown = current["version"] or (rows[0]["version"] if rows else None)
+    manifest = ml_status.manifest_of(store, shown)
+    reports = {st: ev.get("report") for st, ev in (manifest.get("evaluation") or {}).items()
+               if isinstance(ev, Mapping) and ev.get("report")}
+    return {"current": current,
+            "evaluation": {"version": shown, "charts": evaluation_charts(manifest),
+                           "notes": readiness_notes(manifest),
+                           "protocol": ((manifest.get("evaluation") or {}).get("submit") or {}).get("protocol"),
+                           "reports": reports if viewer.admin else {}}}
 
 
 PRODUCTION_WINDOW_S = 7 * 86400.0

@@ -121,6 +121,7 @@
         if (data && old) old.textContent = data.textContent;
         drawCharts(); wireAlerts(); whilePending();
         document.body.setAttribute("data-refreshed", String(Date.now()));
+        document.dispatchEvent(new CustomEvent("nomade:refreshed"));   // page scripts redraw
       }).catch(function () {}).then(function () { refreshing = false; });
   }
   window.nomadeRefresh = refresh;

@@ -1,0 +1,165 @@
+"""The warm index of ``nomade similarity --find-similar``: the behaviour vectors of every ended
+job and the similarity index over them, kept between commands in private files of the data
+directory (``<data_dir>/cache``, directories 0700, files 0600), so a look-up reads a few
+memory-mapped arrays instead of every job from the store.
+
+The cache is keyed by ``store.behaviour.content_mark`` (newest job and recorder summary, the
+live ingestions' last moves), the cluster chosen and the feature list; it is rebuilt when the
+key differs or it is older than ``MAX_AGE_S`` (updates in place and new node statistics do not
+change the mark). Per cluster choice: ``similarity-<digest>.json`` names the key and the arrays
+files ``similarity-<digest>-<key>-<array>.npy``, written first; the JSON is replaced last, then
+older arrays files are removed. A caller who cannot read or write the directory (another
+user's data directory) gets the index built in memory, as before.
+
+Privacy is not the cache's business: the look-up (``similar.find_similar``) applies the same
+rule to cached arrays as to fresh ones."""
+
+import hashlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..private_files import make_private_dirs, write_atomic
+from .network import SimilarityIndex
+from .vectors import NAMES, BehaviourSet
+
+FORMAT = 1
+MAX_AGE_S = 3600.0
+ARRAYS = ("X", "Z", "bank", "mean", "std", "y", "health", "uid", "job_id", "cluster", "user", "outcome")
+CODED = ("cluster", "user", "outcome")
+_END = b"|"          # ends every stored job id (numpy's bytes arrays drop trailing NULs)
+
+
+class Column:
+    """A text column as integer codes into its distinct values: ``col[i]`` is a value,
+    ``col[rows]`` an object array, like the BehaviourSet's object arrays."""
+
+    def __init__(self, codes: np.ndarray, values: Sequence[Optional[str]]):
+        self.codes = codes
+        self.values = np.empty(len(values), dtype=object)
+        self.values[:] = list(values)
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    def __getitem__(self, rows):
+        return self.values[self.codes[rows]]
+
+
+class JobIds:
+    """Job ids stored as UTF-8 bytes (each ending in ``_END``)."""
+
+    def __init__(self, raw: np.ndarray):
+        self.raw = raw
+
+    def __len__(self) -> int:
+        return int(self.raw.shape[0])
+
+    def find(self, job_id: str) -> np.ndarray:
+        return np.nonzero(self.raw == _encode(job_id))[0]
+
+    def __getitem__(self, rows):
+        if np.ndim(rows) == 0:
+            return _decode(self.raw[rows])
+        out = np.empty(len(self.raw[rows]), dtype=object)
+        out[:] = [_decode(v) for v in self.raw[rows]]
+        return out
+
+
+def _encode(job_id: str) -> bytes:
+    return job_id.encode("utf-8", "surrogatepass") + _END
+
+
+def _decode(raw: bytes) -> str:
+    return bytes(raw)[:-1].decode("utf-8", "surrogatepass")
+
+
+class CachedSet(BehaviourSet):
+    """A BehaviourSet read from the cache: what the look-up needs (no ``extra``)."""
+
+    def index_of(self, job_id: str, cluster: Optional[str] = None) -> Optional[int]:
+        hits = self.job_id.find(job_id)
+        if cluster is not None:
+            hits = [i for i in hits if self.cluster[i] == cluster]
+        return int(hits[0]) if len(hits) else None
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def similarity_lookup(store, directory: Path, cluster: Optional[str] = None,
+                      now: Optional[float] = None) -> Tuple[BehaviourSet, SimilarityIndex, str]:
+    """(behaviour set, index, 'cache' or 'built') for ``cluster`` (None: all clusters): from the
+    cache in ``directory`` when it is current, else read from ``store`` and built (and the cache
+    written when the directory is ours to write)."""
+    from ..store.behaviour import content_mark
+    from .vectors import load
+    now = time.time() if now is None else now
+    key = _digest([FORMAT, NAMES, list(content_mark(store)), cluster])
+    base = directory / f"similarity-{_digest(cluster)}"
+    cached = _read(base, key, now)
+    if cached is not None:
+        return cached[0], cached[1], "cache"
+    b = load(store, cluster)
+    index = SimilarityIndex(b.X)
+    try:
+        _write(base, key, b, index, now)
+    except OSError:
+        pass            # not ours to write (another user's data directory): built in memory
+    return b, index, "built"
+
+
+def _read(base: Path, key: str, now: float) -> Optional[Tuple[CachedSet, SimilarityIndex]]:
+    try:
+        meta = json.loads(Path(str(base) + ".json").read_text())
+        if meta.get("key") != key or not (0 <= now - float(meta["built_at"]) <= MAX_AGE_S):
+            return None
+        a = {name: np.load(f"{base}-{key}-{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+        codes: Dict[str, List[Any]] = meta["values"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    n = int(a["X"].shape[0])
+    if any(len(a[name]) != n for name in ARRAYS if name not in ("bank", "mean", "std")):
+        return None
+    b = CachedSet(Column(a["cluster"], codes["cluster"]), JobIds(a["job_id"]), Column(a["user"], codes["user"]),
+                  a["uid"], Column(a["outcome"], codes["outcome"]), a["y"], a["health"],
+                  np.full(0, np.nan), a["X"], {}, tuple(meta["names"]))
+    return b, SimilarityIndex.from_arrays(a["mean"], a["std"], a["Z"], a["bank"], n)
+
+
+def _codes(values: np.ndarray) -> Tuple[np.ndarray, List[Optional[str]]]:
+    distinct: Dict[Any, int] = {}
+    codes = np.fromiter((distinct.setdefault(v, len(distinct)) for v in values.tolist()),
+                        dtype=np.int32, count=len(values))
+    return codes, list(distinct)
+
+
+def _write(base: Path, key: str, b: BehaviourSet, index: SimilarityIndex, now: float) -> None:
+    make_private_dirs(base.parent)
+    arrays: Dict[str, np.ndarray] = {
+        "X": b.X, "Z": index.scaled.Z, "bank": index.bank, "mean": index.scaled.mean, "std": index.scaled.std,
+        "y": b.y, "health": b.health, "uid": b.uid,
+        "job_id": np.array([_encode(str(j)) for j in b.job_id.tolist()], dtype=bytes)}
+    values: Dict[str, List[Optional[str]]] = {}
+    for name in CODED:
+        arrays[name], values[name] = _codes(getattr(b, name))
+    for name, arr in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+        write_atomic(Path(f"{base}-{key}-{name}.npy"), buf.getvalue(), sync_dir=False)
+    meta = {"format": FORMAT, "key": key, "built_at": now, "jobs": len(b), "names": list(b.names),
+            "values": values}
+    write_atomic(Path(str(base) + ".json"), json.dumps(meta).encode())
+    prefix = base.name + "-"
+    for old in base.parent.iterdir():
+        if old.name.startswith(prefix) and not old.name.startswith(f"{prefix}{key}-"):
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
