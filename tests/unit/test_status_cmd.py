@@ -148,6 +148,17 @@ def test_status_on_an_empty_store_says_what_is_missing(tmp_path):
         assert line in out
 
 
+def test_an_empty_queue_is_empty_not_missing(tmp_path):
+    """The queue collector ran and saw no job (it writes only queue.stuck then): the section says
+    the queue is empty, not that no collector wrote it."""
+    with open_store(tmp_path / "nomade.db") as store:
+        sm.write_cycle(store, "c1", "queue", [Metric.of("queue.stuck", 0)], NOW)
+    out = run(tmp_path / "nomade.db", "status")
+    assert "Queue\n  empty: no job pending or running" in out
+    rep = json.loads(run(tmp_path / "nomade.db", "status", "--json"))
+    assert rep["queue"] == [] and "queue" not in rep["omitted"]
+
+
 def test_disk_without_metrics_is_one_error_line(tmp_path):
     path = tmp_path / "nomade.db"
     with open_store(path) as store:

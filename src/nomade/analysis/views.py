@@ -197,13 +197,18 @@ class Analysis:
         return [r for r in rows if r.ts >= newest - CURRENT_S]
 
     def _queue(self) -> Optional[List[Dict[str, Any]]]:
+        """Pending and running per partition; [] when the queue collector ran and saw an empty
+        queue (it writes queue.stuck every run), None when it never wrote."""
         parts: Dict[str, Dict[str, Any]] = {}
-        for r in self._latest("queue."):
+        rows = self._latest("queue.")
+        for r in rows:
             if r.metric in ("queue.pending", "queue.running") and "partition" in r.labels:
                 row = parts.setdefault(r.labels["partition"], {"partition": r.labels["partition"],
                                                                "pending": 0, "running": 0})
                 row[r.metric.split(".", 1)[1]] += int(r.value)
-        return [parts[p] for p in sorted(parts)] or None
+        if not parts:
+            return [] if any(r.metric == "queue.stuck" for r in rows) else None
+        return [parts[p] for p in sorted(parts)]
 
     def _nodes(self) -> Optional[NodesSummary]:
         rows = [r for r in self._latest("nodes.state") if r.value]

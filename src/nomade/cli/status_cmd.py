@@ -68,6 +68,8 @@ def _filesystems(fss, rep, bar, human_duration) -> List[str]:
 
 
 def _queue(rows, rep, bar, human_duration) -> List[str]:
+    if not rows:
+        return ["empty: no job pending or running"]
     w = max(len(r["partition"]) for r in rows)
     return [f"{'partition':<{w}}  {'pending':>8}  {'running':>8}"] + [
         f"{r['partition']:<{w}}  {r['pending']:>8}  {r['running']:>8}" for r in rows]
