@@ -12,7 +12,6 @@ from typing import Iterator, List, Optional, Tuple
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
-PRIVATE_UMASK = 0o077
 
 
 def make_private_dirs(path: Path) -> None:
@@ -39,17 +38,6 @@ def open_private(path: Path, flags: int) -> int:
 def private_opener(path: str, flags: int) -> int:
     """For ``open(path, mode, opener=private_opener)``: a file it creates is 0600."""
     return os.open(path, flags, PRIVATE_FILE_MODE)
-
-
-@contextmanager
-def private_umask() -> Iterator[None]:
-    """umask 0o077 while the block runs, for files a library creates itself (SQLite's store and its
-    -wal/-shm files). The umask is per process: other threads create private files meanwhile."""
-    old = os.umask(PRIVATE_UMASK)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE,

@@ -40,6 +40,7 @@
 # resolve), account `research` holding root and the test users, Unix group `nomade-admins` = {carol}.
 # Logs: /var/log/slurm/{slurmctld,slurmd,slurmdbd}.log; pids in /run.
 set -euo pipefail
+umask 022   # slurm.conf and friends must be readable by every user, whatever umask we inherit
 T_START=$(date +%s.%N)
 ETC=/etc/slurm
 NODE=$(hostname -s)

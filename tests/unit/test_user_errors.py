@@ -97,8 +97,7 @@ def nobody_python():
                             "tomli; python_version < '3.11'"], capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             pytest.skip(f"cannot install click/numpy: {r.stderr.strip()[-200:]}")
-        # readable and runnable by nobody whatever the umask was meanwhile (the process umask is
-        # shared: a thread left over from an earlier test may be inside private_umask's 077)
+        # readable and runnable by nobody whatever the umask (a test may narrow the process's)
         subprocess.run(["chmod", "-R", "go+rX", str(top)], check=True, timeout=60)
         yield top
     finally:

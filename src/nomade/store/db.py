@@ -5,13 +5,14 @@ by a ``postgresql://`` URL (nomade.store.pg; ``store.url``). ``Store.dialect`` s
 ("sqlite", "postgres"); the table modules branch on it only where SQLite has a feature
 PostgreSQL lacks (the C writer, SQL functions written in Python, PRAGMAs)."""
 
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 from ..errors import StoreError
-from ..private_files import make_private_dirs, private_umask
+from ..private_files import make_private_dirs, open_private
 from . import deferred, migrations, pg
 
 SQLITE = "sqlite"
@@ -87,18 +88,26 @@ def connect(path: Path, busy_timeout_ms: int = 10000, readonly: bool = False) ->
     try:
         if not readonly:
             make_private_dirs(path.parent)
-        with private_umask():       # a reader may create -shm too
-            if readonly:
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                       timeout=busy_timeout_ms / 1000)
-            else:
-                conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_ms / 1000)
-            _configure(conn, busy_timeout_ms, readonly, path)
+            # created 0600 here, never by SQLite under the umask: SQLite gives -wal and -shm the
+            # database file's mode, so they are private too. (No umask change: the umask is per
+            # process, and other threads' subprocesses would inherit it.)
+            if not os.path.lexists(path):
+                try:
+                    os.close(open_private(path, os.O_RDWR | os.O_EXCL))
+                except FileExistsError:
+                    pass                    # created meanwhile by another process
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                   timeout=busy_timeout_ms / 1000)
+        else:
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_ms / 1000)
+        _configure(conn, busy_timeout_ms, readonly, path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}",
                          hint="check the path, its permissions and free disk space") from None
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create the store's directory: {exc.strerror}") from None
+        raise StoreError(f"{path}: cannot create the store: {exc.strerror}",
+                         hint="check the path, its permissions and free disk space") from None
     conn.row_factory = sqlite3.Row
     return conn
 
