@@ -175,3 +175,38 @@ def zone_jobs(n: int = 240, seed: int = 3):
                              req_mem_mb=2048.0 * (1 + i % 3), timelimit_s=7200,
                              exit_code=0 if state == "COMPLETED" else 1, exit_signal=0))
     return out
+
+
+def zone_site(data_dir: Path, monkeypatch, running: bool = False) -> Dict[str, object]:
+    """A store with ``zone_jobs`` (and running jobs with samples when ``running``), no NOMADE_*
+    environment, and the dashboard app over it: {"dir", "app"}."""
+    import os
+
+    from nomade.store.db import open_store
+    from nomade.store.jobs import upsert_jobs
+    for name in list(os.environ):
+        if name.startswith("NOMADE_"):
+            monkeypatch.delenv(name)
+    build_store(data_dir, with_alerts=False)
+    with open_store(data_dir / "nomade.db") as store:
+        upsert_jobs(store, zone_jobs(), "test")
+        if running:
+            add_running_samples(store, 0)
+    (data_dir / "none.toml").write_text("")
+    return {"dir": data_dir, "app": web_app(data_dir)}
+
+
+def web_app(data_dir: Path, **settings):
+    """The dashboard over ``data_dir`` with no admin group members (only root is an admin)."""
+    from nomade.config import load_config
+    from nomade.web.app import create_app
+    return create_app(load_config(str(data_dir / "none.toml"), {
+        "data_dir": str(data_dir), "privacy.admin_group": "nomade-test-no-such-group", **settings}))
+
+
+def logged_in(app, data_dir: Path, uid: int):
+    """A TestClient logged in as ``uid`` with its token."""
+    from starlette.testclient import TestClient
+    c = TestClient(app, client=("127.0.0.1", 50000), follow_redirects=False)
+    assert c.get("/login", params={"token": token_for(data_dir, uid)}).status_code == 303
+    return c

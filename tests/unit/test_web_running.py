@@ -45,32 +45,16 @@ def site(tmp_path, monkeypatch):
     if os.getuid() != 0 and os.environ.get("CI") != "true":
         pytest.skip("the tests make tokens for other uids (chown): run as root")
     import web_fixtures as wf
-
-    from nomade.store.db import open_store
-    from nomade.store.jobs import upsert_jobs
-    for name in list(os.environ):
-        if name.startswith("NOMADE_"):
-            monkeypatch.delenv(name)
-    wf.build_store(tmp_path, with_alerts=False)
-    with open_store(tmp_path / "nomade.db") as store:
-        upsert_jobs(store, wf.zone_jobs(), "test")
-        wf.add_running_samples(store, 0)
-    (tmp_path / "none.toml").write_text("")
-    return {"dir": tmp_path, "wf": wf, "app": _app(tmp_path)}
+    return dict(wf.zone_site(tmp_path, monkeypatch, running=True), wf=wf)
 
 
 def _app(data, **settings):
-    from nomade.config import load_config
-    from nomade.web.app import create_app
-    return create_app(load_config(str(data / "none.toml"), {
-        "data_dir": str(data), "privacy.admin_group": "nomade-test-no-such-group", **settings}))
+    import web_fixtures as wf
+    return wf.web_app(data, **settings)
 
 
 def _client(site, uid, app=None):
-    from starlette.testclient import TestClient
-    c = TestClient(app or site["app"], client=("127.0.0.1", 50000), follow_redirects=False)
-    assert c.get("/login", params={"token": site["wf"].token_for(site["dir"], uid)}).status_code == 303
-    return c
+    return site["wf"].logged_in(app or site["app"], site["dir"], uid)
 
 
 def _running(c, source="behaviour"):

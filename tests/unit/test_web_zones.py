@@ -82,27 +82,11 @@ def site(tmp_path, monkeypatch):
     if os.getuid() != 0 and os.environ.get("CI") != "true":
         pytest.skip("the tests make tokens for other uids (chown): run as root")
     import web_fixtures as wf
-
-    from nomade.config import load_config
-    from nomade.store.db import open_store
-    from nomade.store.jobs import upsert_jobs
-    from nomade.web.app import create_app
-    for name in list(os.environ):
-        if name.startswith("NOMADE_"):
-            monkeypatch.delenv(name)
-    wf.build_store(tmp_path, with_alerts=False)
-    with open_store(tmp_path / "nomade.db") as store:
-        upsert_jobs(store, wf.zone_jobs(), "test")
-    (tmp_path / "none.toml").write_text("")
-    cfg = load_config(str(tmp_path / "none.toml"), {"data_dir": str(tmp_path),
-                                                    "privacy.admin_group": "nomade-test-no-such-group"})
-    return {"app": create_app(cfg), "dir": tmp_path, "wf": wf}
+    return dict(wf.zone_site(tmp_path, monkeypatch), wf=wf)
 
 
 def _network(site, uid):
-    from starlette.testclient import TestClient
-    c = TestClient(site["app"], client=("127.0.0.1", 50000), follow_redirects=False)
-    assert c.get("/login", params={"token": site["wf"].token_for(site["dir"], uid)}).status_code == 303
+    c = site["wf"].logged_in(site["app"], site["dir"], uid)
     deadline = time.time() + 60
     while True:
         d = c.get("/api/network").json()
