@@ -50,3 +50,7 @@ class ModelError(NomadeError):
 
 class AccessDenied(NomadeError):
     """The caller may not see this job (privacy)."""
+
+
+class JobNotFound(NomadeError):
+    """The store has no record of this job."""

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import efficiency, risk_scale
 from .analysis.words import printable
-from .errors import NomadeError
+from .errors import JobNotFound, NomadeError
 from .jobid import array_task, parse_job_ref
 from .states import FINAL_STATES, failure_class
 from .store import hook_records
@@ -28,10 +28,6 @@ from .store.job_queries import job_clusters, job_row, job_steps, jobs_by_number
 from .store import recorder as recorder_table
 from .store import scores as score_table
 
-
-
-class JobNotFound(NomadeError):
-    """The store has no record of this job."""
 
 
 class AmbiguousJob(JobNotFound):

@@ -269,3 +269,124 @@ def test_vectors_survive_hostile_and_odd_rows():
     assert b.outcome[3] is None and b.y[3] == -1 and np.isnan(b.health[3])
     assert np.isnan(b.X[3, col["nfs_share"]]) and b.X[3, col["write_log"]] > 0
     assert b.X[0, col["io_wait"]] == 99.0 or np.isnan(b.X[0, col["io_wait"]])   # a literal host name only
+
+
+# ------------------------------------------------------------------ --find-similar through the service
+
+@pytest.fixture
+def similar_service(data_dir):
+    """A real nomade-why service answering op "similar" on data_dir's store; its socket path."""
+    import shutil
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from nomade.whyservice.server import SimilarLookups, WhyServer
+    sock_dir = Path(tempfile.mkdtemp(prefix="nomade-why-"))
+    os.chmod(sock_dir, 0o755)      # other uids reach the socket (it is 0666)
+    similar = SimilarLookups(data_dir / "nomade.db", data_dir / "cache", 2000, 10)
+    server = WhyServer(sock_dir / "why.sock", data_dir / "nomade.db", "no-such-group-xyz", similar=similar)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server.socket_path
+    server.shutdown()
+    server.server_close()
+    shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_find_similar_through_the_service_is_the_direct_answer(monkeypatch, data_dir, similar_service):
+    from nomade.whyservice.client import ask
+    direct = _run(monkeypatch, data_dir, ["similarity", "--find-similar", "101", "-k", "5", "--json"], 0)
+    assert direct.exit_code == 0, direct.output
+    assert ask(similar_service, "101", op="similar", extra={"k": 5}) == json.loads(direct.output)
+    monkeypatch.setenv("NOMADE_PRIVACY_SOCKET", str(similar_service))
+    via = _run(monkeypatch, data_dir, ["similarity", "--find-similar", "101", "-k", "5", "--service", "--json"], 0)
+    assert via.exit_code == 0 and json.loads(via.output) == json.loads(direct.output), via.output
+    text = _run(monkeypatch, data_dir, ["similarity", "--find-similar", "101", "--service"], 0)
+    assert text.exit_code == 0 and text.output.startswith("job 101 (failed"), text.output
+
+
+@pytest.mark.parametrize("k", [0, 1001, "5", True, None, [5]])
+def test_find_similar_service_refuses_a_bad_k(similar_service, k):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(str(similar_service))
+    s.sendall(json.dumps({"op": "similar", "job_id": "103", "k": k}).encode() + b"\n")
+    resp = json.loads(s.makefile("rb").readline())
+    s.close()
+    assert resp["ok"] is False and resp["kind"] == "bad_request" and "k must be" in resp["error"], resp
+
+
+def test_find_similar_service_unknown_job_is_one_clear_error(similar_service):
+    from nomade.errors import NomadeError
+    from nomade.whyservice.client import ask
+    with pytest.raises(NomadeError, match="not an ended job"):
+        ask(similar_service, "nope\n42", op="similar")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
+                    reason="needs root (to act as another uid) and /usr/bin/python3")
+def test_find_similar_service_privacy_for_a_real_peer(data_dir, similar_service):
+    """A real process as alice's uid (SO_PEERCRED, not a claim in the request): bob's job is
+    refused; her own lists only her jobs, without user names; a claimed uid in the request is
+    ignored."""
+    import subprocess
+    code = ("import socket, sys\n"
+            "s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])\n"
+            "s.sendall(sys.argv[2].encode() + b'\\n')\n"
+            "print(s.makefile('rb').readline().decode())\n")
+
+    def as_alice(request):
+        def drop():
+            os.setgroups([])
+            os.setgid(1000)
+            os.setuid(1000)
+        out = subprocess.run(["/usr/bin/python3", "-c", code, str(similar_service), json.dumps(request)],
+                             capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin"}, preexec_fn=drop)
+        return json.loads(out.stdout)
+
+    bob = as_alice({"op": "similar", "job_id": "101", "uid": 1001, "user": "bob"})
+    assert bob["ok"] is False and bob["kind"] == "denied", bob
+    own = as_alice({"op": "similar", "job_id": "103", "k": 100})
+    assert own["ok"] is True, own
+    res = own["answer"]
+    with open_store(data_dir / "nomade.db") as store:
+        owners = {row[1]: row[3] for row in store_behaviour.ended_jobs(store, "c1")}
+    assert res["similar"] and all(owners[s["job_id"]] == 1000 and s["user"] is None for s in res["similar"])
+    assert res["hidden"] > 0            # bob's and eve's similar jobs are counted, not listed
+
+
+def test_warm_index_answers_from_memory_and_rebuilds_in_the_background(data_dir, monkeypatch):
+    """A new job changes the store's mark: a job the held index knows is answered from it at once
+    (a rebuild starts in the background); the new job waits for a build that holds it."""
+    import threading
+
+    from nomade.behaviour import cache
+    builds = []
+    real = cache.similarity_lookup
+    gate = threading.Event()
+
+    def counting(store, directory, cluster=None, now=None):
+        builds.append(threading.current_thread().name)
+        if threading.current_thread().name == "nomade-similar-index":
+            gate.wait(10)
+        return real(store, directory, cluster, now)
+    monkeypatch.setattr(cache, "similarity_lookup", counting)
+    warm = cache.Warm(data_dir / "cache", lambda: open_store(data_dir / "nomade.db", readonly=True, migrate=False))
+    b, _ = warm.get("103")
+    assert builds == ["MainThread"] and b.index_of("103") is not None
+    assert warm.get("103")[0] is b and builds == ["MainThread"]       # current: no build
+    new = _jobs()[5]
+    new.job_id, new.job_id_raw = "5000", 5000
+    with open_store(data_dir / "nomade.db") as store:
+        upsert_jobs(store, [new], "test")
+    assert warm.get("103")[0] is b                                       # held index answers
+    for _ in range(100):
+        if "nomade-similar-index" in builds:
+            break
+        threading.Event().wait(0.02)
+    assert builds == ["MainThread", "nomade-similar-index"]
+    gate.set()
+    b2, _ = warm.get("5000")                  # waits for the background build, then holds the new job
+    assert b2.index_of("5000") is not None
+    assert builds.count("MainThread") <= 2

@@ -13,6 +13,13 @@ from nomade.errors import SlurmCommandError
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "monitoring"
 
 
+@pytest.fixture(autouse=True)
+def slurm_tools_installed(monkeypatch):
+    """The replayed commands' tools count as installed (daemon_metrics asks shutil.which first),
+    also on a machine without Slurm."""
+    monkeypatch.setattr(sh.shutil, "which", lambda name: f"/usr/bin/{name}")
+
+
 def values(metrics, name, key):
     return {m.label(key): m.value for m in metrics if m.metric == name}
 
@@ -88,6 +95,7 @@ def test_ping_and_unmunge_text():
 
 
 def test_skipped_when_sdiag_absent(monkeypatch):
+    monkeypatch.undo()     # the real shutil.which, on an empty PATH
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(CollectorSkipped, match="sdiag not found"):
         sh.SlurmHealthCollector().collect(CollectContext(settings={}, run=run_command))

@@ -90,3 +90,24 @@ def test_since_and_the_training_window_are_read_in_the_database(store):
         conn.execute("UPDATE jobs SET submit_time = submit_time - 3 * 86400 WHERE job_id IN ('1000', '1001')")
     jt = load_training_table(store, cfg, None)[0]
     assert len(jt) == 21 and "1000" not in set(jt["job_id"])
+
+
+def test_max_jobs_reads_only_the_newest(store, monkeypatch):
+    """--max-jobs N: the store is asked for the jobs from the N-th newest submit time on, not for
+    every job (which would then be cut in memory)."""
+    read = []
+    real = job_queries.training_batches
+
+    def counting(*a, **kw):
+        for batch in real(*a, **kw):
+            read.append(len(batch))
+            yield batch
+    monkeypatch.setattr(job_queries, "training_batches", counting)
+    jt = jobtable.load_jobs(store, max_jobs=5)
+    assert list(jt["job_id"]) == [str(1000 + i) for i in range(4, -1, -1)]   # the 5 newest, in submit order
+    assert sum(read) == 5
+    assert job_queries.submit_time_cut(store, 5) == T0 + 60 * 19
+    assert job_queries.submit_time_cut(store, 5, cluster="c1") == T0 + 60 * 19
+    assert job_queries.submit_time_cut(store, 24) is None          # fewer jobs than asked: all of them
+    assert job_queries.submit_time_cut(store, 5, cluster="other") is None
+    assert len(jobtable.load_jobs(store, max_jobs=100)) == 23

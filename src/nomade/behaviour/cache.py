@@ -11,16 +11,23 @@ files ``similarity-<digest>-<key>-<array>.npy``, written first; the JSON is repl
 older arrays files are removed. A caller who cannot read or write the directory (another
 user's data directory) gets the index built in memory, as before.
 
+``Warm`` keeps the arrays in memory in a long-running process (the nomade-why service, which
+answers users' ``--find-similar``): a look-up whose job is in the index held is answered from it
+while a newer index is built in the background; only a job it does not hold waits for a build.
+
 Privacy is not the cache's business: the look-up (``similar.find_similar``) applies the same
 rule to cached arrays as to fresh ones."""
 
 import hashlib
 import io
 import json
+import logging
 import os
+import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,6 +40,8 @@ MAX_AGE_S = 3600.0
 ARRAYS = ("X", "Z", "bank", "mean", "std", "y", "health", "uid", "job_id", "cluster", "user", "outcome")
 CODED = ("cluster", "user", "outcome")
 _END = b"|"          # ends every stored job id (numpy's bytes arrays drop trailing NULs)
+
+log = logging.getLogger(__name__)
 
 
 class Column:
@@ -56,12 +65,26 @@ class JobIds:
 
     def __init__(self, raw: np.ndarray):
         self.raw = raw
+        self._order: Optional[np.ndarray] = None
+        self._sorted: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])
 
+    def sort(self) -> None:
+        """Keep the ids sorted, so ``find`` is a binary search instead of a pass over them (for a
+        long-running holder: the sort costs more than one pass)."""
+        self._order = np.argsort(self.raw, kind="stable")
+        self._sorted = self.raw[self._order]
+
     def find(self, job_id: str) -> np.ndarray:
-        return np.nonzero(self.raw == _encode(job_id))[0]
+        key = _encode(job_id)
+        if self._order is None:
+            return np.nonzero(self.raw == key)[0]
+        if len(key) > self.raw.dtype.itemsize:      # longer than every stored id: none matches
+            return np.empty(0, dtype=np.intp)
+        lo, hi = np.searchsorted(self._sorted, key, "left"), np.searchsorted(self._sorted, key, "right")
+        return np.sort(self._order[lo:hi])
 
     def __getitem__(self, rows):
         if np.ndim(rows) == 0:
@@ -98,10 +121,9 @@ def similarity_lookup(store, directory: Path, cluster: Optional[str] = None,
     """(behaviour set, index, 'cache' or 'built') for ``cluster`` (None: all clusters): from the
     cache in ``directory`` when it is current, else read from ``store`` and built (and the cache
     written when the directory is ours to write)."""
-    from ..store.behaviour import content_mark
     from .vectors import load
     now = time.time() if now is None else now
-    key = _digest([FORMAT, NAMES, list(content_mark(store)), cluster])
+    key = cache_key(store, cluster)
     base = directory / f"similarity-{_digest(cluster)}"
     cached = _read(base, key, now)
     if cached is not None:
@@ -111,8 +133,75 @@ def similarity_lookup(store, directory: Path, cluster: Optional[str] = None,
     try:
         _write(base, key, b, index, now)
     except OSError:
-        pass            # not ours to write (another user's data directory): built in memory
-    return b, index, "built"
+        return b, index, "built"       # not ours to write (another user's data directory): in memory
+    written = _read(base, key, now)    # what the cache holds: its id look-up is a pass over bytes
+    return (written[0], written[1], "built") if written is not None else (b, index, "built")
+
+
+def cache_key(store, cluster: Optional[str]) -> str:
+    """What a cached index must match: the store's content mark, the cluster, the features."""
+    from ..store.behaviour import content_mark
+    return _digest([FORMAT, NAMES, list(content_mark(store)), cluster])
+
+
+class Warm:
+    """Indexes held in memory per cluster choice, for a long-running process. ``get`` answers
+    from the index held when it is current, or when it holds the job and is younger than
+    ``MAX_AGE_S`` (a newer one is then built in the background, one build at a time); otherwise
+    it builds (or reads from the cache directory) and waits."""
+
+    def __init__(self, directory: Path, opener: Callable[[], AbstractContextManager]):
+        self.directory = directory
+        self._open = opener            # a read-only store, as a context manager
+        self._held: Dict[Optional[str], Tuple[str, float, BehaviourSet, SimilarityIndex]] = {}
+        self._build_lock = threading.Lock()
+        self._refreshing: set = set()
+        self._state_lock = threading.Lock()
+
+    def get(self, job_id: str, cluster: Optional[str] = None) -> Tuple[BehaviourSet, SimilarityIndex]:
+        with self._open() as store:
+            key = cache_key(store, cluster)
+        held = self._held.get(cluster)
+        if held is not None and 0 <= time.time() - held[1] <= MAX_AGE_S:
+            if held[0] == key:
+                return held[2], held[3]
+            if held[2].index_of(job_id, cluster) is not None:
+                self._refresh_later(cluster)
+                return held[2], held[3]
+        return self._build(cluster)
+
+    def warm_up(self, cluster: Optional[str] = None) -> None:
+        """Build the index for ``cluster`` in the background (at the service's start)."""
+        self._refresh_later(cluster)
+
+    def _build(self, cluster: Optional[str]) -> Tuple[BehaviourSet, SimilarityIndex]:
+        with self._build_lock:
+            with self._open() as store:
+                key = cache_key(store, cluster)
+                held = self._held.get(cluster)
+                if held is not None and held[0] == key and 0 <= time.time() - held[1] <= MAX_AGE_S:
+                    return held[2], held[3]            # built by another caller while we waited
+                b, index, _ = similarity_lookup(store, self.directory, cluster)
+            if isinstance(b.job_id, JobIds):
+                b.job_id.sort()
+            self._held[cluster] = (key, time.time(), b, index)
+            return b, index
+
+    def _refresh_later(self, cluster: Optional[str]) -> None:
+        with self._state_lock:
+            if cluster in self._refreshing:
+                return
+            self._refreshing.add(cluster)
+        threading.Thread(target=self._refresh, args=(cluster,), name="nomade-similar-index", daemon=True).start()
+
+    def _refresh(self, cluster: Optional[str]) -> None:
+        try:
+            self._build(cluster)
+        except Exception as exc:  # noqa: BLE001 - a failed background build is logged; requests still build
+            log.warning("similarity index for %s not rebuilt: %s", cluster or "all clusters", exc)
+        finally:
+            with self._state_lock:
+                self._refreshing.discard(cluster)
 
 
 def _read(base: Path, key: str, now: float) -> Optional[Tuple[CachedSet, SimilarityIndex]]:

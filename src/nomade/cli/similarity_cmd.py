@@ -45,10 +45,14 @@ def viewer_and_options(app: AppContext, threshold: Optional[float] = None, simil
 @click.option("--similarity", default=None, type=click.Choice(["cosine", "simpson"]),
               help="cosine of z-scores, or Simpson's index on presence/absence (default: behaviour.similarity).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--direct/--service", default=None,
+              help="--find-similar: read the store directly, or ask the nomade-why service (warm index). "
+                   "Default: direct for root and for a caller who can read the store, the service for "
+                   "everyone else.")
 @pass_app
 def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: int,
                export_path: Optional[Path], limit: Optional[int], threshold: Optional[float],
-               similarity: Optional[str], as_json: bool) -> None:
+               similarity: Optional[str], as_json: bool, direct: Optional[bool]) -> None:
     """Network summary of ended jobs: failure assortativity with its permutation test,
     neighbourhood purity, regions and failure hotspots (feature ranges with a failure rate
     significantly above the base rate).
@@ -56,6 +60,9 @@ def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: 
     A user sees their own jobs' details and aggregates over at least behaviour.min_count jobs;
     root and members of privacy.admin_group see everything.
     """
+    if find is not None and not _direct(app, direct):
+        _find_similar_service(app, find, cluster, k, as_json)
+        return
     from ..behaviour import one_blas_thread
     one_blas_thread()
     if find is not None:
@@ -79,6 +86,21 @@ def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: 
         return
     res = analysis.network_summary(analysis.analyse(b, opts, with_profiles=False))
     echo_json(res) if as_json else click.echo(format_summary(res))
+
+
+def _direct(app: AppContext, direct: Optional[bool]) -> bool:
+    import os
+    if direct is not None:
+        return direct
+    return os.geteuid() == 0 or os.access(app.config.store_path, os.R_OK)
+
+
+def _find_similar_service(app: AppContext, job_id: str, cluster: Optional[str], k: int, as_json: bool) -> None:
+    """A user's look-up: the nomade-why service reads the private store, applies the same rule
+    and keeps the index warm in memory."""
+    from ..whyservice.client import ask
+    res = ask(Path(app.config.get("privacy.socket")), job_id, cluster or "", op="similar", extra={"k": k})
+    echo_json(res) if as_json else click.echo(format_similar(res))
 
 
 def _find_similar(app: AppContext, job_id: str, cluster: Optional[str], k: int, as_json: bool) -> None:

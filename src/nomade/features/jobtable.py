@@ -56,10 +56,16 @@ def table_from_rows(rows: Iterable[Dict[str, object]]) -> JobTable:
 def load_jobs(store, cluster: Optional[str] = None, max_jobs: Optional[int] = None,
               since: Optional[float] = None) -> JobTable:
     """All jobs with a submit time (of one cluster, or all; submitted at or after ``since``
-    when given), sorted by submit time. ``max_jobs`` keeps the most recent N by submit time. Read in batches straight into the
+    when given), sorted by submit time. ``max_jobs`` keeps the most recent N by submit time: only
+    the jobs from the N-th newest submit time on are read. Read in batches straight into the
     columns (repeated text shared, not copied per row): memory is the table's arrays, not one
     Python object per row and field."""
-    from ..store.job_queries import training_batches  # scoring imports this module, not the store
+    from ..store.job_queries import submit_time_cut, training_batches  # scoring imports this module, not the store
+
+    if max_jobs is not None:
+        cut = submit_time_cut(store, max_jobs, cluster)
+        if cut is not None and (since is None or cut > since):
+            since = cut
 
     # peak memory (max_rss_mb): sacct's MaxRSS, or the node recorder's peak when higher or when
     # accounting has none; both are outcome data, used only in the history of later jobs

@@ -354,6 +354,18 @@ def newest_training_submit(store: Store, cluster: Optional[str] = None) -> Optio
     return row["t"] if row else None
 
 
+def submit_time_cut(store: Store, n: int, cluster: Optional[str] = None) -> Optional[float]:
+    """The submit time of the ``n``-th newest job (of ``cluster``, or all): the jobs submitted at or
+    after it include the newest ``n`` (ties at the cut may add a few); None when there are fewer
+    than ``n`` jobs. One index walk, no job read."""
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    where, args = _training_where(cluster, None)
+    row = one_row(store.conn, "SELECT j.submit_time AS t FROM jobs j" + where  # noqa: S608 (fixed clauses)
+                  + " ORDER BY j.submit_time DESC LIMIT 1 OFFSET ?", tuple(args) + (n - 1,))
+    return row["t"] if row else None
+
+
 def _training_sql(columns: Sequence[str], cluster: Optional[str],
                   since: Optional[float] = None) -> Tuple[str, List[object]]:
     """The SQLite query of training_batches (its ``nomade_step_mem`` a Python function)."""

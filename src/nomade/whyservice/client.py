@@ -7,9 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from .. import risk_scale
-from ..errors import AccessDenied, NomadeError
-from ..report import JobNotFound
+from ..errors import AccessDenied, JobNotFound, NomadeError
 from .protocol import MAX_RESPONSE, decode, encode
 
 TIMEOUT_S = 15.0
@@ -25,14 +23,15 @@ class _TryAgain(Exception):
 
 
 def ask(socket_path: Path, job_id: str, cluster: str = "", timeout: float = TIMEOUT_S,
-        retry_delays: Sequence[float] = RETRY_DELAYS_S, op: str = "why") -> Dict[str, Any]:
-    """The service's answer for ``job_id`` (``op`` "why", or "report" for the job report);
-    AccessDenied / JobNotFound / NomadeError otherwise."""
+        retry_delays: Sequence[float] = RETRY_DELAYS_S, op: str = "why",
+        extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The service's answer for ``job_id`` (``op`` "why", "report" for the job report, "similar"
+    for its similar jobs, ``extra`` {"k": N}); AccessDenied / JobNotFound / NomadeError otherwise."""
     deadline = time.monotonic() + timeout
     delays = list(retry_delays)
     while True:
         try:
-            return _answer_of(_ask_once(Path(socket_path), job_id, cluster, deadline, timeout, op))
+            return _answer_of(_ask_once(Path(socket_path), job_id, cluster, deadline, timeout, op, extra))
         except _TryAgain as exc:
             if not delays or time.monotonic() + delays[0] >= deadline:
                 raise NomadeError(str(exc), hint=exc.hint) from None
@@ -40,12 +39,12 @@ def ask(socket_path: Path, job_id: str, cluster: str = "", timeout: float = TIME
 
 
 def _ask_once(socket_path: Path, job_id: str, cluster: str, deadline: float,
-              timeout: float, op: str = "why") -> Dict[str, Any]:
+              timeout: float, op: str = "why", extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(max(deadline - time.monotonic(), 0.01))
     try:
         _connect(s, socket_path)
-        s.sendall(encode({"op": op, "job_id": str(job_id), "cluster": cluster}))
+        s.sendall(encode({**(extra or {}), "op": op, "job_id": str(job_id), "cluster": cluster}))
         buf = _read_response(s)
     except socket.timeout:
         raise NomadeError(f"the nomade-why service at {socket_path} did not answer within {timeout:g} s",
@@ -112,6 +111,7 @@ def lookup(cfg, job_id: str, cluster: str = "", direct: Optional[bool] = None) -
     same ownership check), otherwise through the service, which checks the caller itself."""
     import os
 
+    from .. import risk_scale
     from ..store.db import open_store, store_location
     from ..why import explain, job_owner
     from ..why_ondemand import OnDemand

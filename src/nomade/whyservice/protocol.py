@@ -1,6 +1,6 @@
 """The wire format: one JSON object per line each way.
 
-request  {"op": "why" | "report", "job_id": "123", "cluster": ""}
+request  {"op": "why" | "report" | "similar", "job_id": "123", "cluster": "", "k": 10 (similar only)}
 response {"ok": true, "answer": {...}}  or  {"ok": false, "kind": KIND, "error": "...", "hint": "..."}
 
 KIND is "denied", "not_found", "bad_request" (too large, too deeply nested, not UTF-8, not JSON,

@@ -25,20 +25,27 @@ from .protocol import MAX_REQUEST, BadRequest, decode_request, encode, error_res
 
 log = logging.getLogger(__name__)
 
+OPS = ("why", "report", "similar")
+MAX_K = 1000
 SEND_GRACE_S = 1.0  # time to write an answer when the deadline has already passed
 MAX_JOB_ID = 64
 
 
 def answer(store_path: Path, caller: Caller, request: Dict[str, Any], admin_group: str,
            busy_timeout_ms: int = 2000, threshold: float = 0.5,
-           ondemand: Optional[OnDemand] = None) -> Dict[str, Any]:
+           ondemand: Optional[OnDemand] = None, similar: Optional["SimilarLookups"] = None) -> Dict[str, Any]:
     """One request -> one response object (never raises for request-level problems). With
     ``ondemand``, a job the store does not hold is asked of Slurm (its owner first, checked
-    against the caller before anything else is read) and unscored stages are scored now."""
+    against the caller before anything else is read) and unscored stages are scored now.
+    ``similar`` answers op "similar" (``nomade similarity --find-similar``)."""
     job_id, cluster = _job_and_cluster(request)
     if job_id is None:
-        return error_response("bad_request", "bad request: expected op 'why' or 'report' and a job id")
+        return error_response("bad_request", "bad request: expected op 'why', 'report' or 'similar' and a job id")
     try:
+        if request.get("op") == "similar":
+            if similar is None:
+                return error_response("error", "this nomade-why service does not answer --find-similar")
+            return {"ok": True, "answer": similar.answer(caller, job_id, cluster, request.get("k", 10), admin_group)}
         with open_store(store_path, busy_timeout_ms, migrate=False, readonly=True) as store:
             if request.get("op") == "report":   # the job report (nomade report as a user)
                 return {"ok": True, "answer": report_answer(store, job_id, cluster, threshold, caller, admin_group)}
@@ -48,6 +55,8 @@ def answer(store_path: Path, caller: Caller, request: Dict[str, Any], admin_grou
         return {"ok": True, "answer": result.as_dict()}
     except AccessDenied as exc:
         return error_response("denied", str(exc), exc.hint)
+    except BadRequest as exc:
+        return exc.response()
     except JobNotFound as exc:
         return error_response("not_found", str(exc), exc.hint)
     except NomadeError as exc:
@@ -64,10 +73,33 @@ def report_answer(store, job_id: str, cluster: str, threshold: float, caller: Ca
             "text": format_reports(reports, job_id)}
 
 
+class SimilarLookups:
+    """op "similar": a job's most similar ended jobs (``behaviour.similar.find_similar``) from
+    indexes kept warm in memory (``behaviour.cache.Warm``); a user sees their own similar jobs
+    and aggregates over at least ``min_count`` jobs, admins everything."""
+
+    def __init__(self, store_path, cache_dir: Path, busy_timeout_ms: int, min_count: int):
+        from ..behaviour.cache import Warm
+        if min_count < 1:
+            raise NomadeError("behaviour.min_count must be at least 1")
+        self.min_count = min_count
+        self.warm = Warm(cache_dir, lambda: open_store(store_path, busy_timeout_ms, migrate=False, readonly=True))
+
+    def answer(self, caller: Caller, job_id: str, cluster: str, k: Any, admin_group: str) -> Dict[str, Any]:
+        from ..behaviour.similar import find_similar
+        from .access import is_admin
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise BadRequest("bad_request", f"k must be a whole number from 1 to {MAX_K}")
+        viewer = None if is_admin(caller, admin_group) else caller
+        b, index = self.warm.get(job_id, cluster or None)
+        return find_similar(b, index, job_id, viewer=viewer, admin_group=admin_group,
+                            cluster=cluster or None, k=k, min_count=self.min_count)
+
+
 def _job_and_cluster(request: Dict[str, Any]) -> Tuple[Optional[str], str]:
     """(job id, cluster) of a well-formed why or report request; (None, "") otherwise."""
     job_id, cluster = request.get("job_id"), request.get("cluster") or ""
-    if request.get("op", "why") not in ("why", "report") or not isinstance(cluster, str) or len(cluster) > MAX_JOB_ID:
+    if request.get("op", "why") not in OPS or not isinstance(cluster, str) or len(cluster) > MAX_JOB_ID:
         return None, ""
     if isinstance(job_id, int) and not isinstance(job_id, bool):
         job_id = str(job_id)
@@ -119,13 +151,15 @@ class WhyServer(socketserver.UnixStreamServer):
 
     def __init__(self, socket_path: Path, store_path: Path, admin_group: str,
                  busy_timeout_ms: int = 2000, threshold: float = 0.5,
-                 limits: Optional[PoolLimits] = None, ondemand: Optional[OnDemand] = None):
+                 limits: Optional[PoolLimits] = None, ondemand: Optional[OnDemand] = None,
+                 similar: Optional[SimilarLookups] = None):
         self.socket_path = Path(socket_path)
         self.store_path = store_path if isinstance(store_path, str) else Path(store_path)  # str: a PostgreSQL URL
         self.admin_group = admin_group
         self.busy_timeout_ms = busy_timeout_ms
         self.threshold = threshold
         self.ondemand = ondemand
+        self.similar = similar
         self.limits = limits or PoolLimits()
         self.pool = WorkerPool(self.serve_connection, self.limits)
         _prepare_socket_path(self.socket_path)
@@ -152,7 +186,7 @@ class WhyServer(socketserver.UnixStreamServer):
         try:
             request = decode_request(read_line(conn, deadline))
             response = answer(self.store_path, caller, request, self.admin_group,
-                              self.busy_timeout_ms, self.threshold, self.ondemand)
+                              self.busy_timeout_ms, self.threshold, self.ondemand, self.similar)
         except BadRequest as exc:
             response = exc.response()
         except OSError as exc:  # the client reset the connection while we read
