@@ -541,6 +541,20 @@ def test_nomade_why_refuses_another_users_job(jobs):
     assert as_alice(["cat", str(DATA / "nomade.db")]).returncode != 0
 
 
+def test_find_similar_as_a_user_goes_through_the_service(jobs):
+    """alice cannot read the store: `nomade similarity --find-similar` asks the installed
+    why-service (op similar), which answers for her ended job without other users' names or
+    jobs, and refuses bob's job."""
+    ids = jobs["ids"]
+    own = as_alice([NOMADE, "similarity", "--find-similar", ids["failing"], "--json"])
+    assert own.returncode == 0, (own.stdout, own.stderr)
+    ans = json.loads(own.stdout)
+    assert ans["job_id"] == ids["failing"] and ans["outcome"] == "failed", ans
+    assert all(s["user"] is None and s["job_id"] != ids["bobs"] for s in ans["similar"]), ans
+    bobs = as_alice([NOMADE, "similarity", "--find-similar", ids["bobs"]])
+    assert bobs.returncode == 1 and "belongs to another user" in bobs.stderr, (bobs.stdout, bobs.stderr)
+
+
 # ---------------------------------------------------------------- 6. a broken config
 def test_config_typo_leaves_jobs_and_mail_alone(jobs, deployed, smtp):
     good = CONF.read_text()
