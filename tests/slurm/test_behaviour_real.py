@@ -11,8 +11,10 @@ the jobs the node recorder runs as a daemon (1 s interval) and ``nomade collect 
 (live, from the test's start) fill the store, and the analysis runs as root (an admin) with
 ``behaviour.min_count`` = 3 so that groups of a few jobs are reported.
 
-Why 10 per kind and varied run times: the mixture tries at most one profile per 10 fitted jobs
-(25 jobs: 2 profiles), and five equal-length jobs per kind ran in lock-step waves whose jobs share
+Why 12 per kind and varied run times: the mixture tries at most one profile per 10 fitted jobs
+(25 jobs: 2 profiles; 50 jobs: exactly 5, and a run where two jobs shared a moment of blocked
+processes on the node spent the fifth on those two and merged the CPU-bound and idle jobs; 60
+jobs leave room for such a component), and five equal-length jobs per kind ran in lock-step waves whose jobs share
 one node-statistics window and one runtime; those ties (properties of the node at that time, not
 of the job) then outweighed the kinds and the profiles followed the waves (docs/behaviour.md,
 "Tested on the real cluster"); the jobs are also submitted 0.4 s apart. Job output goes to
@@ -20,9 +22,10 @@ of the job) then outweighed the kinds and the profiles followed the waves (docs/
 files it has open for writing, so with stdout in a local file a tmpfs writer showed half its bytes
 as local writes and stood less apart from the disk writers.
 
-Asserted: every kind has >= 80 % of its jobs in one profile, that profile holds mostly that kind,
-and the five kinds' profiles are five different ones (``nomade profiles --json`` for the profiles,
-the admin's ``nomade similarity --export`` for which job is in which); the OOM jobs are the only
+Asserted: every profile holding at least half a kind's worth of jobs is >= 80 % one kind (no
+profile mixes kinds; a kind may be split), >= 80 % of every kind's jobs are in profiles it owns
+(``nomade profiles --json`` for the profiles, the admin's ``nomade similarity --export`` for
+which job is in which), the largest of them named after the kind's measured trait; the OOM jobs are the only
 failures, ``nomade profiles`` counts them in their profile's ``oom`` class, the failure
 assortativity of the similarity network is positive with a permutation p-value <= 0.05, and a
 danger hotspot of ``nomade similarity --json`` covers the OOM jobs with a failure rate well above
@@ -47,7 +50,7 @@ import harness
 pytestmark = pytest.mark.slurm
 
 NOMADE = [sys.executable, "-c", "from nomade.cli.main import main; main()"]
-PER_KIND = 10
+PER_KIND = 12
 MEM = "256M"
 SUBMIT_GAP_S = 0.4
 
@@ -191,27 +194,38 @@ def test_behaviour_kinds_form_profiles_and_oom_is_a_hotspot(slurm_cluster, tmp_p
 
 
 def check_profiles(kinds: Dict[str, str], profile_of: Dict[str, int], profiles, oom, context: str) -> None:
-    """Each kind: >= 80 % of its jobs in one profile that holds mostly that kind; five profiles."""
+    """Profiles separate the kinds: every profile holding at least half a kind's worth of jobs is
+    >= 80 % one kind (its owner), and >= 80 % of each kind's jobs are in profiles it owns. A kind
+    may be split (the mixture may spend a spare profile on part of one kind, e.g. the shorter
+    disk writers) and a few jobs may sit in a small mixed profile (jobs that shared a moment of
+    the node's statistics), but no profile mixes kinds. The largest profile a kind owns is named
+    after what the recorder and sacct measured; the OOM kind's profiles count the OOM class and
+    fail, the others do not."""
     members: Dict[int, Counter] = {}
     for job, kind in kinds.items():
         members.setdefault(profile_of[job], Counter())[kind] += 1
-    home: Dict[str, int] = {}
-    for kind in sorted(set(kinds.values())):
-        counts = Counter(profile_of[j] for j, k in kinds.items() if k == kind)
-        p, n = counts.most_common(1)[0]
-        assert n >= 0.8 * PER_KIND, f"{kind}: spread over profiles {dict(counts)}\n{context}"
-        assert members[p][kind] > sum(members[p].values()) / 2, f"{kind}: profile {p} {dict(members[p])}\n{context}"
-        home[kind] = p
-    assert len(set(home.values())) == len(home), f"kinds share a profile: {home}\n{context}"
+    owner: Dict[int, str] = {}
+    for p, m in members.items():
+        kind, n = m.most_common(1)[0]
+        size = sum(m.values())
+        if size >= PER_KIND / 2:
+            assert n >= 0.8 * size, f"profile {p} mixes kinds: {dict(m)}\n{context}"
+        if n > size / 2:
+            owner[p] = kind
     shown = {p["id"]: p for p in profiles["profiles"]}
-    for kind, features in TRAITS.items():     # named after what the recorder and sacct measured
-        traits = {t["feature"] for t in shown[home[kind]]["traits"]}
-        assert traits & features, f"{kind}: profile {shown[home[kind]]}\n{context}"
-    assert shown[home["oom"]]["by_class"].get("oom", 0) >= 0.8 * len(oom), context
-    assert shown[home["oom"]]["failure_rate"] >= 0.8, context
-    for kind, p in home.items():
-        if kind != "oom":
-            assert (shown[p]["failure_rate"] or 0.0) <= 0.2, f"{kind}: {shown[p]}\n{context}"
+    for kind in sorted(set(kinds.values())):
+        own = {p: m[kind] for p, m in members.items() if owner.get(p) == kind}
+        assert sum(own.values()) >= 0.8 * PER_KIND, f"{kind}: in its own profiles {own} of {dict(members)}\n{context}"
+        home = max(own, key=lambda p: own[p])
+        traits = {t["feature"] for t in shown[home]["traits"]}
+        assert kind not in TRAITS or traits & TRAITS[kind], f"{kind}: profile {shown[home]}\n{context}"
+        for p in own:
+            if kind == "oom":
+                assert shown[p]["failure_rate"] >= 0.8, f"{kind}: {shown[p]}\n{context}"
+            else:
+                assert (shown[p]["failure_rate"] or 0.0) <= 0.2, f"{kind}: {shown[p]}\n{context}"
+        if kind == "oom":
+            assert sum(shown[p]["by_class"].get("oom", 0) for p in own) >= 0.8 * len(oom), context
 
 
 def check_oom_hotspot(summary, export, oom, context: str) -> None:
