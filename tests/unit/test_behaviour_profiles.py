@@ -14,7 +14,7 @@ def _planted(n=3000, seed=0, missing=0.0):
     centres[0, names.index("local_write")] = 4.0
     centres[0, names.index("cpu_eff")] = -3.0
     centres[1, names.index("cpu_eff")] = 3.0
-    centres[2, names.index("mem_pressure")] = 4.0
+    centres[2, names.index("tmpfs_write")] = 4.0
     group = rng.integers(0, 3, n)
     X = centres[group] + rng.normal(0, 0.5, (n, d))
     if missing:
@@ -34,7 +34,7 @@ def test_planted_profiles_are_recovered_and_named(missing):
         # with 20 % of values missing, a job may lack the one feature that tells its group apart
         assert counts.max() / counts.sum() >= (0.98 if not missing else 0.9)
     assert any("high local write" in name and "low CPU" in name for name in m.labels)
-    assert any(name == "high memory pressure" for name in m.labels)
+    assert any(name == "high tmpfs write" for name in m.labels)
     assert np.isfinite(ll).all()
 
 
@@ -65,9 +65,9 @@ def test_fit_is_seeded_and_assigns_a_new_job():
     b = profiles.fit_profiles(X, names, max_k=5, seed=7)
     assert np.array_equal(a.mixture.means, b.mixture.means)
     new = np.full((1, len(names)), np.nan)
-    new[0, names.index("mem_pressure")] = 4.2          # only one feature known
+    new[0, names.index("tmpfs_write")] = 4.2           # only one feature known
     c, _ = a.assign(new)
-    assert a.labels[int(c[0])].startswith("high memory pressure")
+    assert a.labels[int(c[0])].startswith("high tmpfs write")
 
 
 def test_anomalies_are_the_jobs_far_from_every_profile():
@@ -87,7 +87,7 @@ def test_summary_counts_classes_and_failure_rate():
     outcome = np.where(y == 1, "oom", "success")
     rows = profiles.summarize(m, assigned, y, list(outcome))
     assert sum(p.size for p in rows) == 600
-    bad = [p for p in rows if p.name == "high memory pressure"][0]
+    bad = [p for p in rows if p.name == "high tmpfs write"][0]
     assert bad.failure_rate == 1.0 and set(bad.by_class) == {"oom"}
 
 
@@ -122,3 +122,15 @@ def test_simpson_index_on_presence_absence():
     assert s[3, 0] == 0.0
     with pytest.raises(ValueError):
         network.knn(P, 1, metric="jaccard")
+
+
+def test_node_statistics_do_not_make_profiles():
+    """Jobs that only shared a moment of the node's statistics (high I/O wait, blocked processes)
+    are not a profile: the node statistics are left out of the mixture (profiles.CONTEXT)."""
+    X, group, names = _planted(seed=2)
+    X = X.copy()
+    X[group == 0, names.index("io_wait")] = 9.0
+    X[group == 0, names.index("blocked")] = 9.0
+    m = profiles.fit_profiles(X, names, max_k=6, seed=0)
+    assert not set(m.names) & profiles.CONTEXT
+    assert not any("I/O wait" in label or "blocked" in label for label in m.labels)

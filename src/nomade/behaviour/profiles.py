@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..scoring.neighbours import Z_CLIP, fit_scaler
+from .vectors import NODE_METRICS
 
 LOG2PI = math.log(2 * math.pi)
 VAR_FLOOR = 1e-3
@@ -21,6 +22,7 @@ NAME_Z = 0.5
 VERY_Z = 1.5
 TRAIT_SHARE = 0.75
 MIN_PER_PROFILE = 10     # no more profiles than fitted jobs / this
+CONTEXT = frozenset(NODE_METRICS)   # the node's statistics while the job ran: not fitted
 FIT_SAMPLE = 20000
 INIT_SAMPLE = 4000
 
@@ -177,8 +179,13 @@ def fit_profiles(X: np.ndarray, names: Sequence[str], *, max_k: int = 8, seed: i
     lowest BIC. Per k: ``n_init`` seeded starts and the ``split_starts`` of the k-1 fit, each a
     short EM run on a small subsample, the best refined on the sample; the search stops once BIC
     has risen twice in a row. Features without
-    two distinct known values are left out. Components are ordered by weight, largest first."""
-    cols = [j for j in range(X.shape[1]) if np.unique(X[np.isfinite(X[:, j]), j][:100000]).size > 1]
+    two distinct known values are left out, and so are the node statistics (``CONTEXT``): every
+    job on a node at a moment shares them, so they group jobs by when they ran, not by what they
+    did (on the test cluster a moment of I/O wait took a profile of its own and merged the
+    CPU-bound jobs with the idle ones); the network and the hotspots keep them. Components are
+    ordered by weight, largest first."""
+    cols = [j for j in range(X.shape[1]) if names[j] not in CONTEXT
+            and np.unique(X[np.isfinite(X[:, j]), j][:100000]).size > 1]
     if not cols:
         cols = [0]
     Xc = X[:, cols]
