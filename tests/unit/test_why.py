@@ -194,3 +194,22 @@ def test_why_text_has_words_not_placeholders():
     text = format_why(a)
     assert "?" not in text and "None" not in text and "nan" not in text
     assert "of an unknown user: state unknown" in text and "run time unknown, no time limit known" in text
+
+
+def test_one_rule_picks_the_store_or_the_service(tmp_path, monkeypatch):
+    """nomade-why, report and similarity --find-similar read the store themselves for root and for
+    a caller who can read it; everyone else asks the service; --direct/--service decide when given."""
+    import types
+
+    from nomade.whyservice.client import reads_store
+    cfg = types.SimpleNamespace(store_path=tmp_path / "nomade.db")
+    readable = set()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) in readable)
+    assert not reads_store(cfg)
+    assert reads_store(cfg, direct=True)
+    readable.add(cfg.store_path)
+    assert reads_store(cfg) and not reads_store(cfg, direct=False)
+    readable.clear()
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert reads_store(cfg)

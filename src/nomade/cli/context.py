@@ -49,6 +49,12 @@ class AppContext:
         return store_from_config(cfg, migrate=migrate, readonly=readonly)
 
 
+# the --direct/--service option of nomade-why, report and similarity --find-similar
+# (whyservice.client.reads_store)
+DIRECT_HELP = ("Read the store directly, or ask the nomade-why service. Default: direct for root "
+               "and for a caller who can read the store, the service for everyone else.")
+
+
 def ask_hint(admin_group: str) -> str:
     """What a user without access to the store can do instead."""
     who = f"your cluster's administrators (group {admin_group})" if admin_group else "your cluster's administrators"

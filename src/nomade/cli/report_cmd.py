@@ -2,7 +2,7 @@
 
 import click
 
-from .context import AppContext, echo_json, pass_app
+from .context import DIRECT_HELP, AppContext, echo_json, pass_app
 
 
 def current_caller():
@@ -16,8 +16,7 @@ def current_caller():
 @click.option("--cluster", default="", help="Cluster of the job when the store holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--direct/--service", default=None,
-              help="Read the store directly, or ask the nomade-why service. Default: direct for "
-                   "root and for a caller who can read the store, the service for everyone else.")
+              help=DIRECT_HELP)
 @pass_app
 def report(app: AppContext, job_id: str, cluster: str, as_json: bool, direct) -> None:
     """Efficiency, time used vs limit, outcome, predicted risk vs outcome, and what to change.
@@ -28,17 +27,13 @@ def report(app: AppContext, job_id: str, cluster: str, as_json: bool, direct) ->
     The same rule as nomade-why: a caller may report only their own jobs; root and members of
     privacy.admin_group may report any.
     """
-    import os
-
     from .. import risk_scale
     from ..report import format_reports, load_reports, reports_summary
+    from ..whyservice.client import ask, reads_store
     cfg = app.config
-    if direct is None:
-        direct = os.geteuid() == 0 or os.access(cfg.store_path, os.R_OK)
-    if not direct:   # users' stores are private: the service applies the same rule
+    if not reads_store(cfg, direct):   # users' stores are private: the service applies the same rule
         from pathlib import Path
 
-        from ..whyservice.client import ask
         ans = ask(Path(cfg.get("privacy.socket")), job_id, cluster or cfg.get("cluster") or "", op="report")
         if as_json:
             rs = ans.get("reports") or []

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from .context import AppContext, echo_json, pass_app
+from .context import DIRECT_HELP, AppContext, echo_json, pass_app
 
 
 def current_caller():
@@ -46,9 +46,7 @@ def viewer_and_options(app: AppContext, threshold: Optional[float] = None, simil
               help="cosine of z-scores, or Simpson's index on presence/absence (default: behaviour.similarity).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--direct/--service", default=None,
-              help="--find-similar: read the store directly, or ask the nomade-why service (warm index). "
-                   "Default: direct for root and for a caller who can read the store, the service for "
-                   "everyone else.")
+              help="--find-similar: " + DIRECT_HELP[0].lower() + DIRECT_HELP[1:])
 @pass_app
 def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: int,
                export_path: Optional[Path], limit: Optional[int], threshold: Optional[float],
@@ -60,7 +58,8 @@ def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: 
     A user sees their own jobs' details and aggregates over at least behaviour.min_count jobs;
     root and members of privacy.admin_group see everything.
     """
-    if find is not None and not _direct(app, direct):
+    from ..whyservice.client import reads_store
+    if find is not None and not reads_store(app.config, direct):
         _find_similar_service(app, find, cluster, k, as_json)
         return
     from ..behaviour import one_blas_thread
@@ -86,13 +85,6 @@ def similarity(app: AppContext, cluster: Optional[str], find: Optional[str], k: 
         return
     res = analysis.network_summary(analysis.analyse(b, opts, with_profiles=False))
     echo_json(res) if as_json else click.echo(format_summary(res))
-
-
-def _direct(app: AppContext, direct: Optional[bool]) -> bool:
-    import os
-    if direct is not None:
-        return direct
-    return os.geteuid() == 0 or os.access(app.config.store_path, os.R_OK)
 
 
 def _find_similar_service(app: AppContext, job_id: str, cluster: Optional[str], k: int, as_json: bool) -> None:

@@ -5,16 +5,14 @@ from typing import Optional
 
 import click
 
-from .context import AppContext, echo_json
+from .context import DIRECT_HELP, AppContext, echo_json
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})   # also as nomade-why
 @click.argument("job_id")
 @click.option("--cluster", default="", help="Cluster of the job when the store holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-@click.option("--direct/--service", default=None,
-              help="Read the store directly, or ask the nomade-why service. Default: direct for "
-                   "root, the service for everyone else (privacy is enforced there).")
+@click.option("--direct/--service", default=None, help=DIRECT_HELP)
 @click.pass_context
 def why(ctx: click.Context, job_id: str, cluster: str, as_json: bool, direct: Optional[bool]) -> None:
     """Risk at submit and start, main factors, similar past jobs and what to change."""

@@ -106,8 +106,20 @@ def _answer_of(resp: Dict[str, Any]) -> Dict[str, Any]:
     raise NomadeError(msg, hint=hint)
 
 
+def reads_store(cfg, direct: Optional[bool] = None) -> bool:
+    """Whether a user-facing command (nomade-why, report, similarity --find-similar) answers from
+    the store itself rather than through the service: ``direct`` when given; otherwise for root
+    and for a caller who can read the store's file. Users cannot (the store is private), so they
+    ask the service, which applies the same rule to the caller's peer credentials; a direct
+    answer applies it to the caller's own uid."""
+    import os
+    if direct is not None:
+        return direct
+    return os.geteuid() == 0 or os.access(cfg.store_path, os.R_OK)
+
+
 def lookup(cfg, job_id: str, cluster: str = "", direct: Optional[bool] = None) -> Dict[str, Any]:
-    """The answer for the calling user: straight from the store for root (or ``direct``, with the
+    """The answer for the calling user: straight from the store where ``reads_store`` (with the
     same ownership check), otherwise through the service, which checks the caller itself."""
     import os
 
@@ -116,9 +128,7 @@ def lookup(cfg, job_id: str, cluster: str = "", direct: Optional[bool] = None) -
     from ..why import explain, job_owner
     from ..why_ondemand import OnDemand
     from .access import Caller, check_access
-    if direct is None:
-        direct = os.geteuid() == 0
-    if not direct:
+    if not reads_store(cfg, direct):
         return ask(Path(cfg.get("privacy.socket")), job_id, cluster)
     threshold = risk_scale.current_threshold(cfg)
     ondemand = OnDemand.from_config(cfg)
