@@ -155,8 +155,12 @@ def test_find_similar_of_another_users_job_is_refused(monkeypatch, data_dir):
 
 
 def test_unknown_job_and_bad_settings_are_one_clear_error(monkeypatch, data_dir):
-    r = _run(monkeypatch, data_dir, ["similarity", "--find-similar", "nope\n42"], 0)
+    r = _run(monkeypatch, data_dir, ["similarity", "--find-similar", "99999"], 0)
     assert r.exit_code != 0 and "not an ended job" in str(r.exception)
+    r = _run(monkeypatch, data_dir, ["similarity", "--find-similar", "nope\n42"], 0)
+    assert r.exit_code != 0 and str(r.exception) == "'nope\\n42' is not a job id"   # as nomade-why says it
+    r = _run(monkeypatch, data_dir, ["profiles", "--job", "1;rm"], 0)
+    assert r.exit_code != 0 and "is not a job id" in str(r.exception)
     monkeypatch.setenv("NOMADE_BEHAVIOUR_SIMILARITY", "jaccard")
     r = _run(monkeypatch, data_dir, ["similarity"], 0)
     assert r.exit_code != 0 and "behaviour.similarity" in str(r.exception)
@@ -317,11 +321,18 @@ def test_find_similar_service_refuses_a_bad_k(similar_service, k):
     assert resp["ok"] is False and resp["kind"] == "bad_request" and "k must be" in resp["error"], resp
 
 
-def test_find_similar_service_unknown_job_is_one_clear_error(similar_service):
+def test_find_similar_service_unknown_job_is_one_clear_error(similar_service, monkeypatch):
+    from nomade.behaviour import cache
     from nomade.errors import NomadeError
     from nomade.whyservice.client import ask
     with pytest.raises(NomadeError, match="not an ended job"):
-        ask(similar_service, "nope\n42", op="similar")
+        ask(similar_service, "99999", op="similar")
+    # text that is no job id is refused as nomade-why refuses it, before the index is asked
+    # (a changed store would make the index wait for a build)
+    monkeypatch.setattr(cache.Warm, "get", lambda *a, **k: pytest.fail("index asked for a bad id"))
+    for bad in ("nope\n42", "1;rm", "-5", "9" * 30):
+        with pytest.raises(NomadeError, match="is not a job id"):
+            ask(similar_service, bad, op="similar")
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),

@@ -19,6 +19,9 @@ AGGREGATE = 50
 
 
 def locate(b: BehaviourSet, job_id: str, cluster: Optional[str] = None) -> int:
+    """The row of ``job_id`` (as people type it: nomade.jobid; BadJobId for other text)."""
+    from ..jobid import parse_job_ref
+    job_id = parse_job_ref(job_id).job_id
     i = b.index_of(job_id, cluster)
     if i is None:
         raise NomadeError(f"job {job_id!r} is not an ended job in the store"

@@ -87,9 +87,12 @@ class SimilarLookups:
 
     def answer(self, caller: Caller, job_id: str, cluster: str, k: Any, admin_group: str) -> Dict[str, Any]:
         from ..behaviour.similar import find_similar
+        from ..jobid import parse_job_ref
         from .access import is_admin
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise BadRequest("bad_request", f"k must be a whole number from 1 to {MAX_K}")
+        # text that is no job id is refused before the index is asked (which could wait for a build)
+        job_id = parse_job_ref(job_id).job_id
         viewer = None if is_admin(caller, admin_group) else caller
         b, index = self.warm.get(job_id, cluster or None)
         return find_similar(b, index, job_id, viewer=viewer, admin_group=admin_group,
