@@ -113,6 +113,10 @@ def test_mountstats_unreadable_or_malformed(tmp_path):
     assert mounts.read_nfs_counters(tmp_path) is None
     assert mounts.parse_mountstats((FIX / "proc" / "mountstats_malformed_bytes").read_text()) == {}
     assert mounts.read_mount_table(tmp_path).find("/x") is None
+    # device lines cut after "fstype" or "on" (found by mutating the captured files): no mount,
+    # no IndexError; the whole line after them still counts
+    cut = mounts.parse_mountstats((FIX / "proc" / "mountstats_cut_device_lines").read_text())
+    assert cut == {"/c": {"read_bytes": 4, "write_bytes": 6, "server_read_bytes": 5, "server_write_bytes": 6}}
 
 
 @pytest.mark.parametrize("fstype,kind", [("nfs", "network"), ("nfs4", "network"), ("lustre", "network"),

@@ -130,6 +130,12 @@ def read_process_mount_table(pid: int, root: Path, cache: Dict[str, MountTable],
     return table
 
 
+def _word_after(parts: List[str], word: str) -> str:
+    """The word after the first ``word`` in ``parts`` ("" if none: a cut line)."""
+    i = parts.index(word) + 1 if word in parts else len(parts)
+    return parts[i] if i < len(parts) else ""
+
+
 def parse_mountstats(text: str) -> Dict[str, Dict[str, int]]:
     """NFS client byte counters per NFS mount point from /proc/self/mountstats:
     {mount_point: {read_bytes, write_bytes, server_read_bytes, server_write_bytes}}.
@@ -140,10 +146,10 @@ def parse_mountstats(text: str) -> Dict[str, Dict[str, int]]:
         if line.startswith("device "):
             parts = line.split()
             current = None
-            if "with" in parts and "on" in parts:
-                fstype = parts[parts.index("fstype") + 1] if "fstype" in parts else ""
-                if fstype.startswith("nfs"):
-                    current = _unescape(parts[parts.index("on") + 1])
+            if "with" in parts:
+                point = _word_after(parts, "on")
+                if _word_after(parts, "fstype").startswith("nfs") and point:
+                    current = _unescape(point)
             continue
         if current is None:
             continue
