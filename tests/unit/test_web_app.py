@@ -177,6 +177,9 @@ def test_hostile_job_name_is_escaped(site):
     assert alice.get("/api/jobs", params={"level": "<b>"}).status_code == 400
     assert alice.get("/api/jobs", params={"state": "NOPE\n"}).status_code == 400
     assert alice.get("/api/jobs", params={"page": "x"}).status_code == 400
+    # a page past the database's integers (found by random requests): a 400, not a 500
+    for path in ("/api/jobs", "/jobs"):
+        assert alice.get(path, params={"page": "9" * 30}).status_code == 400, path
 
 
 def test_job_page_has_factors_series_and_projection(site):

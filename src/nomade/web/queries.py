@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 NETWORK_LIMIT = 20000     # points the Network page asks for
 NETWORK_MAX = 100000      # the most /api/network?limit= gives
+PAGE_MAX = 1_000_000_000  # the last page of /jobs and /api/jobs that may be asked for
 
 
 class NotFound(NomadeError):
@@ -81,7 +82,9 @@ def jobs_list(cfg, store, viewer: Viewer, params: Mapping[str, str]) -> Dict[str
     try:
         page = max(1, int(params.get("page") or 1))
     except ValueError:
-        raise BadRequest("page: a whole number, 1 or more") from None
+        page = 0
+    if not 1 <= page <= PAGE_MAX:   # past it, the offset would not fit the database's integers
+        raise BadRequest(f"page: a whole number, 1 to {PAGE_MAX}")
     size = max(1, int(cfg.get("web.page_size")))
     q = web_queries.JobsPageQuery(
         cluster=default_cluster(store, cfg), users=users, states=_split(params.get("state", "")),
