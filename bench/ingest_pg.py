@@ -11,7 +11,8 @@ clusters, then N overlapping windows of one cluster (each part = a quarter of th
 next part's first half); each final store is compared (row counts, and every jobs row's
 record hash) with a serial ingestion of the same parts.
 
-Each engine runs in its own child process (peak RSS per engine). Prints one JSON line.
+Each engine runs in its own child process (peak RSS per engine; its CPU seconds, and on
+PostgreSQL those of its server backend, read from /proc). Prints one JSON line.
 """
 
 import argparse
@@ -25,13 +26,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 _CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from nomade.store.db import open_store
 from nomade.ingest.sacct import ingest_file
+def cpu_of(pid):   # user + system seconds of a local process (the store's PostgreSQL backend)
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 t = time.perf_counter()
+c = time.process_time()
 with open_store(sys.argv[1]) as s:
+    backend = s.conn.execute("SELECT pg_backend_pid()").fetchone()[0] if s.dialect != "sqlite" else None
+    server0 = cpu_of(backend) if backend else 0.0
     r = ingest_file(s, sys.argv[2], cluster=(sys.argv[3] if len(sys.argv) > 3 else None))
+    server = round(cpu_of(backend) - server0, 2) if backend else None
 print(json.dumps({"seconds": round(time.perf_counter() - t, 2), "counts": r.counts.as_dict(),
+                  "client_cpu_s": round(time.process_time() - c, 2), "server_cpu_s": server,
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 """
 
